@@ -1,0 +1,118 @@
+"""Write a benchmark report: JSON (everything), Markdown (the table), PNG (mAP per session)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+COLUMNS = [
+    ("avg_mAP", "avg mAP", 100.0), ("last_mAP", "last mAP", 100.0), ("last_CF1", "last CF1", 100.0),
+    ("last_OF1", "last OF1", 100.0), ("forgetting", "forgetting", 100.0), ("learn_s", "learn s", 1.0),
+]
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024.0
+    return f"{n:.1f} GB"
+
+
+def _cell(stat: dict, scale: float, n_seeds: int) -> str:
+    mean, std = stat["mean"] * scale, stat["std"] * scale
+    if math.isnan(mean):
+        return "–"
+    digits = 1 if scale == 100.0 else 2
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if n_seeds > 1 else f"{mean:.{digits}f}"
+
+
+def markdown_table(report: dict) -> str:
+    """The summary table: one row per learner, mean ± std over seeds (metrics in %)."""
+    n_seeds = len(report["config"]["seeds"])
+    head = ["learner"] + [label for _, label, _ in COLUMNS] + ["state"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for spec, stats in report["summary"].items():
+        cells = [f"`{spec}`"] + [_cell(stats[key], scale, n_seeds) for key, _, scale in COLUMNS]
+        cells.append(human_bytes(stats["state_bytes"]["mean"]))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def markdown(report: dict) -> str:
+    ds, pr = report["dataset"], report["protocol"]
+    seeds = report["config"]["seeds"]
+    split = "official split" if pr["official_split"] else f"stratified split (test {report['config']['test_size']:.0%})"
+    lines = [
+        f"# {ds['name']} — {pr['spec']}",
+        "",
+        f"{ds['n']} examples, d={ds['d']}, L={ds['L']} (cardinality {ds['cardinality']:.2f}); "
+        f"{pr['n_sessions']} sessions over {pr['n_classes']} classes, {pr['order']} order; {split}: "
+        f"{pr['n_train']} train / {pr['n_test']} test; seeds {', '.join(map(str, seeds))}; "
+        f"CF1/OF1 at threshold {report['config']['threshold']}.",
+        "",
+        markdown_table(report),
+        "",
+        "mAP, CF1, OF1 and forgetting in %; forgetting on the full test set (DESIGN.md §4); learn s = total "
+        "learning time over all sessions; state = learner state after the last session.",
+        "",
+        "## mAP after each session (mean over seeds, %)",
+        "",
+    ]
+    n = pr["n_sessions"]
+    lines.append("| learner | " + " | ".join(f"t={t + 1}" for t in range(n)) + " |")
+    lines.append("|" + "---|" * (n + 1))
+    for spec, stats in report["summary"].items():
+        vals = " | ".join(f"{100 * v:.1f}" for v in stats["mAP_per_session"]["mean"])
+        lines.append(f"| `{spec}` | {vals} |")
+    lines += ["", f"mlcil {report['versions']['mlcil']}, torch {report['versions']['torch']}, "
+              f"{report['versions']['machine']}; wall time {report['wall_s']:.1f} s."]
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict, path: Path) -> Path:
+    """mAP after each session, one line per learner (mean over seeds, band = ±1 std)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    for spec, stats in report["summary"].items():
+        mean = 100 * np.array(stats["mAP_per_session"]["mean"])
+        std = 100 * np.array(stats["mAP_per_session"]["std"])
+        x = np.arange(1, len(mean) + 1)
+        ax.plot(x, mean, marker="o", label=spec)
+        ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+    ax.set_xlabel("session")
+    ax.set_ylabel("mAP (%) on seen classes")
+    ax.set_title(f"{report['dataset']['name']} {report['protocol']['spec']}")
+    ax.set_xticks(np.arange(1, report["protocol"]["n_sessions"] + 1))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_report(report: dict, out_dir: str | Path) -> dict[str, Path]:
+    """Write report.json, report.md and map_per_session.png into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "report.json", "md": out / "report.md", "png": out / "map_per_session.png"}
+    paths["json"].write_text(json.dumps(report, indent=1, default=_json_default) + "\n")
+    paths["md"].write_text(markdown(report))
+    plot(report, paths["png"])
+    return paths
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)

@@ -1,0 +1,153 @@
+"""Run learners over a protocol and seeds, measuring the field's metrics after every session."""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from mlcil.data.dataset import Dataset
+from mlcil.errors import MlcilError
+from mlcil.learners.base import Learner
+from mlcil.learners.factory import make_learner
+from mlcil.metrics import average_precision, decide_threshold, forgetting, mean_average_precision, threshold_metrics
+from mlcil.protocols import Protocol, Stream
+
+
+@dataclass
+class BenchConfig:
+    """What to run: the protocol's parameters, the learners, the seeds and the threshold."""
+
+    protocol: str = "B0-C10"
+    learners: tuple[str, ...] = ("joint", "finetune")
+    seeds: tuple[int, ...] = (0, 1, 2)
+    order: str = "alphabetical"
+    n_classes: int | None = None
+    few_shot: int | None = None
+    test_size: float = 0.3
+    threshold: float = 0.8
+    device: str = "cpu"
+
+
+def evaluate_session(learner: Learner, stream: Stream, t: int, threshold: float) -> tuple[dict, np.ndarray]:
+    """Metrics after session t, and per-class AP on the full fixed test set (for forgetting).
+
+    mAP and the F1 family use the protocol's test set after t (test examples with a seen
+    class, scored on the seen classes); the returned AP vector covers every test example.
+    """
+    seen = stream.seen_classes(t)
+    classes = learner.classes_
+    if set(classes.tolist()) != set(seen.tolist()):
+        raise MlcilError(f"{learner.name}: after session {t} knows classes {classes.tolist()}, expected {seen.tolist()}")
+    start = time.perf_counter()
+    S = learner.scores(stream.X_test)
+    predict_s = time.perf_counter() - start
+    P = learner.proba(stream.X_test)
+    Y = stream.Y_test[:, classes]
+    rows = stream.test_rows(t)
+    mAP, excluded = mean_average_precision(Y[rows], S[rows])
+    f1 = threshold_metrics(Y[rows], decide_threshold(P[rows], threshold))
+    metrics = {
+        "t": t, "n_test": int(len(rows)), "mAP": float(mAP), **{k: float(v) for k, v in f1.items()},
+        "excluded_classes": classes[excluded].tolist(),
+        "predict_ms_per_1k": 1000.0 * predict_s / max(len(stream.Y_test), 1) * 1000.0,
+        "state_bytes": int(learner.state_bytes),
+    }
+    return metrics, average_precision(Y, S)
+
+
+def run_learner(spec: str, stream: Stream, seed: int, config: BenchConfig, progress=None) -> dict:
+    """One learner through every session of one stream; returns its run record."""
+    learner = make_learner(spec, seed=seed, device=config.device)
+    position = {c: i for i, c in enumerate(stream.class_order.tolist())}
+    history = np.full((len(stream), len(stream.class_order)), np.nan)
+    sessions = []
+    for t, session in enumerate(stream):
+        data = stream.joint_session(t) if learner.needs_full_labels else session
+        start = time.perf_counter()
+        learner.learn(data)
+        learn_s = time.perf_counter() - start
+        metrics, ap_full = evaluate_session(learner, stream, t, config.threshold)
+        metrics.update(classes=session.classes.tolist(), n_train=int(data.n), learn_s=learn_s)
+        sessions.append(metrics)
+        history[t, [position[c] for c in learner.classes_.tolist()]] = ap_full
+        if progress is not None:
+            progress.set_postfix_str(f"{spec} seed={seed} t={t} mAP={100 * metrics['mAP']:.1f}")
+            progress.update(1)
+    last = stream.sessions[-1].classes
+    summary = {
+        "avg_mAP": float(np.mean([s["mAP"] for s in sessions])),
+        "last_mAP": sessions[-1]["mAP"],
+        "last_CF1": sessions[-1]["CF1"],
+        "last_OF1": sessions[-1]["OF1"],
+        "forgetting": float(forgetting(history, np.array([position[c] for c in last.tolist()]))),
+        "learn_s": float(sum(s["learn_s"] for s in sessions)),
+        "state_bytes": sessions[-1]["state_bytes"],
+    }
+    return {"learner": spec, "name": learner.name, "params": learner.get_params(), "seed": seed,
+            "sessions": sessions, "ap_history": history.tolist(), "summary": summary}
+
+
+def summarize(runs: list[dict]) -> dict:
+    """Mean and std over seeds of every summary metric, per learner spec (in run order)."""
+    out: dict[str, dict] = {}
+    for spec in dict.fromkeys(r["learner"] for r in runs):
+        rows = [r["summary"] for r in runs if r["learner"] == spec]
+        out[spec] = {
+            key: {"mean": float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan"),
+                  "std": float(np.nanstd(vals)) if np.isfinite(vals).any() else float("nan")}
+            for key in rows[0]
+            for vals in [np.array([row[key] for row in rows], dtype=float)]
+        }
+        out[spec]["mAP_per_session"] = {
+            "mean": np.mean([[s["mAP"] for s in r["sessions"]] for r in runs if r["learner"] == spec], axis=0).tolist(),
+            "std": np.std([[s["mAP"] for s in r["sessions"]] for r in runs if r["learner"] == spec], axis=0).tolist(),
+        }
+    return out
+
+
+def versions() -> dict:
+    import scipy
+    import sklearn
+    import torch
+
+    import mlcil
+
+    return {"mlcil": mlcil.__version__, "python": platform.python_version(), "numpy": np.__version__,
+            "scipy": scipy.__version__, "torch": torch.__version__, "scikit-learn": sklearn.__version__,
+            "machine": f"{platform.system()} {platform.machine()}"}
+
+
+def run_benchmark(dataset: Dataset, config: BenchConfig, progress: bool = True) -> dict:
+    """Every learner × seed on ``dataset`` under ``config.protocol``; returns the report dict."""
+    started = time.time()
+    streams = {}
+    for seed in config.seeds:
+        protocol = Protocol(config.protocol, order=config.order, seed=seed, n_classes=config.n_classes,
+                            test_size=config.test_size, few_shot=config.few_shot)
+        streams[seed] = protocol.build(dataset)
+    total = sum(len(s) for s in streams.values()) * len(config.learners)
+    runs = []
+    with tqdm(total=total, desc=f"{dataset.name} {config.protocol}", unit="session", disable=not progress,
+              leave=False) as bar:
+        for seed, stream in streams.items():
+            for spec in config.learners:
+                runs.append(run_learner(spec, stream, seed, config, bar))
+    first = streams[config.seeds[0]]
+    return {
+        "dataset": {"name": dataset.name, "n": dataset.n, "d": dataset.d, "L": dataset.L,
+                    "cardinality": dataset.cardinality, "path": str(dataset.meta.get("path", ""))},
+        "protocol": {"spec": config.protocol, "order": config.order, "n_sessions": len(first),
+                     "n_classes": len(first.class_order), "n_train": int(len(first.train_index)),
+                     "n_test": int(len(first.test_index)), "official_split": first.info["official_split"],
+                     "few_shot": config.few_shot, "class_order": [first.label_names[c] for c in first.class_order]},
+        "config": {"learners": list(config.learners), "seeds": list(config.seeds), "threshold": config.threshold,
+                   "device": config.device, "test_size": config.test_size},
+        "versions": versions(),
+        "wall_s": time.time() - started,
+        "runs": runs,
+        "summary": summarize(runs),
+    }

@@ -1,0 +1,42 @@
+"""``Joint``: the ridge/random-feature upper bound (all data, all labels, trained once)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlcil.learners.analytic import Analytic
+from mlcil.learners.base import register
+
+
+@register("joint")
+class Joint(Analytic):
+    """Upper bound: ridge regression on random features over all training data with all labels.
+
+    ``learn(session)`` refits from scratch on the session it is given; the harness passes
+    :meth:`Stream.joint_session` (every example seen so far, every seen label known). It is
+    the :class:`Analytic` learner fed one session with full labels, so it gets the same
+    feature map, the same λ search on held-out rows (one eigendecomposition for the whole
+    grid), the same imbalance weighting option and Platt calibration: a tuned upper bound.
+
+    >>> import numpy as np
+    >>> from mlcil.protocols import Session
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 5)).astype(np.float32)
+    >>> Y = (X[:, :3] > 0.5).astype(np.uint8)
+    >>> model = Joint(M=64).learn(Session(X, Y, np.array([4, 7, 9]), np.arange(200)))
+    >>> model.classes_.tolist(), model.scores(X).shape
+    ([4, 7, 9], (200, 3))
+    """
+
+    needs_full_labels = True
+
+    def __init__(self, M: int = 2048, include_x: bool = True, balance: bool = False, n_lambdas: int = 13,
+                 val_fraction: float = 0.2, precision: str = "float64", seed: int = 0, device: str = "cpu") -> None:
+        super().__init__(M=M, include_x=include_x, strategy="negative", balance=balance, n_lambdas=n_lambdas,
+                         val_fraction=val_fraction, precision=precision, seed=seed, device=device)
+
+    def _learn(self, X, Y: np.ndarray, classes: np.ndarray) -> None:
+        for key in [k for k in vars(self) if k.endswith("_")]:
+            delattr(self, key)
+        self._classes = np.zeros(0, dtype=np.int64)
+        super()._learn(X, Y, classes)

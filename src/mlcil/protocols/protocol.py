@@ -1,0 +1,184 @@
+"""``Protocol``: turns a Dataset into a class-incremental ``Stream`` (DESIGN.md §1)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from mlcil.data.dataset import Dataset, take_rows
+from mlcil.errors import MlcilError
+from mlcil.protocols.session import Session, Stream
+
+_SPEC = re.compile(r"^B(\d+)-C(\d+)$", re.IGNORECASE)
+
+ORDERS = ("alphabetical", "dataset", "random")
+
+
+def parse_spec(spec: str) -> tuple[int, int]:
+    """Parse ``'B{base}-C{inc}'`` into (base, inc); B0 means the first session has ``inc`` classes."""
+    m = _SPEC.match(str(spec).strip())
+    if not m:
+        raise MlcilError(f"protocol: cannot parse {spec!r}; expected 'B<base>-C<increment>', e.g. 'B0-C10' or 'B40-C10'")
+    base, inc = int(m.group(1)), int(m.group(2))
+    if inc < 1:
+        raise MlcilError(f"protocol: increment must be at least 1 class, got {spec!r}")
+    return base, inc
+
+
+def session_sizes(base: int, inc: int, n_classes: int) -> list[int]:
+    """Number of classes per session; the last session takes the remainder."""
+    first = base if base > 0 else inc
+    if first > n_classes:
+        raise MlcilError(f"protocol: first session needs {first} classes but only {n_classes} are available")
+    sizes = [first]
+    left = n_classes - first
+    while left > 0:
+        sizes.append(min(inc, left))
+        left -= sizes[-1]
+    return sizes
+
+
+def stratified_split(Y: np.ndarray, test_size: float, seed: int) -> np.ndarray:
+    """Seeded multi-label stratified train/test split (iterative stratification).
+
+    Returns a boolean mask of test rows. Uses the maintained ``iterative-stratification``
+    package (Sechidis et al. 2011; Szymański & Kajdanowicz 2017).
+    """
+    from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
+
+    if not 0.0 < test_size < 1.0:
+        raise MlcilError(f"test_size: expected a fraction in (0, 1), got {test_size}")
+    splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
+    _, test = next(splitter.split(np.zeros((len(Y), 1)), Y))
+    mask = np.zeros(len(Y), dtype=bool)
+    mask[test] = True
+    return mask
+
+
+class Protocol:
+    """Multi-label class-incremental protocol ``B{base}-C{inc}`` with label absence.
+
+    Args:
+        spec: ``'B0-C10'`` (10 classes per session) or ``'B40-C10'`` (40 first, then 10).
+        order: class order: ``'alphabetical'`` by label name (the COCO/VOC convention),
+            ``'dataset'`` (column order), ``'random'`` (seeded permutation), or an explicit
+            sequence of label names or column ids.
+        seed: seeds the random order, the stratified split and the few-shot sample.
+        n_classes: use only the first ``n_classes`` classes of the order (default: all).
+        test_size: test fraction of the stratified split, used only when the dataset
+            has no official train/test split.
+        few_shot: keep at most this many training examples per new class (seeded).
+
+    Each training example appears in every session whose classes it carries, labelled
+    only with that session's classes; the test set after session t is every test example
+    with at least one seen class. See :class:`~mlcil.protocols.session.Stream`.
+
+    >>> import numpy as np
+    >>> from mlcil.data import Dataset
+    >>> Y = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 1]])
+    >>> ds = Dataset(np.eye(4, 2), Y, ["c", "a", "b"], split=["train"] * 3 + ["test"])
+    >>> stream = Protocol("B0-C2").build(ds)
+    >>> [s.classes.tolist() for s in stream]      # alphabetical: a=1, b=2, then c=0
+    [[1, 2], [0]]
+    >>> stream.sessions[0].index.tolist(), stream.sessions[1].index.tolist()
+    ([0, 1, 2], [0, 2])
+    """
+
+    def __init__(
+        self,
+        spec: str = "B0-C10",
+        order: str | Sequence = "alphabetical",
+        seed: int = 0,
+        n_classes: int | None = None,
+        test_size: float = 0.3,
+        few_shot: int | None = None,
+    ) -> None:
+        self.spec = spec
+        self.order = order
+        self.seed = seed
+        self.n_classes = n_classes
+        self.test_size = test_size
+        self.few_shot = few_shot
+        parse_spec(spec)  # fail early on a bad string
+
+    def __repr__(self) -> str:
+        return f"Protocol({self.spec!r}, order={self.order!r}, seed={self.seed})"
+
+    def class_order(self, dataset: Dataset) -> np.ndarray:
+        """Global class ids in learning order."""
+        names, L = dataset.label_names, dataset.L
+        if isinstance(self.order, str) and self.order in ORDERS:
+            if self.order == "alphabetical":
+                return np.array(sorted(range(L), key=lambda c: (names[c].lower(), names[c])), dtype=np.int64)
+            if self.order == "dataset":
+                return np.arange(L, dtype=np.int64)
+            return np.random.default_rng(self.seed).permutation(L).astype(np.int64)
+        if isinstance(self.order, str):
+            raise MlcilError(f"order: expected one of {', '.join(ORDERS)} or a list of classes, got {self.order!r}")
+        index = {name: i for i, name in enumerate(names)}
+        ids = []
+        for item in self.order:
+            if isinstance(item, (int, np.integer)) and 0 <= int(item) < L:
+                ids.append(int(item))
+            elif str(item) in index:
+                ids.append(index[str(item)])
+            else:
+                raise MlcilError(f"order: unknown class {item!r} (dataset has {L} classes)")
+        if len(set(ids)) != len(ids):
+            raise MlcilError("order: a class is listed twice")
+        return np.array(ids, dtype=np.int64)
+
+    def split(self, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+        """(train rows, test rows): the official split if the dataset has one, else a stratified one."""
+        if dataset.split is not None and {"train", "test"} <= set(np.unique(dataset.split)):
+            return np.flatnonzero(dataset.split == "train"), np.flatnonzero(dataset.split == "test")
+        test = stratified_split(dataset.Y, self.test_size, self.seed)
+        return np.flatnonzero(~test), np.flatnonzero(test)
+
+    def build(self, dataset: Dataset) -> Stream:
+        """Build the stream of sessions and the test set from ``dataset``."""
+        if dataset.is_raw:
+            raise MlcilError(
+                f"{dataset.name}: X holds raw inputs (e.g. texts); embed them first (mlcil embed) and pass the embedded dataset"
+            )
+        base, inc = parse_spec(self.spec)
+        order = self.class_order(dataset)
+        if self.n_classes is not None:
+            if not 1 <= self.n_classes <= len(order):
+                raise MlcilError(f"n_classes: expected 1..{len(order)}, got {self.n_classes}")
+            order = order[: self.n_classes]
+        sizes = session_sizes(base, inc, len(order))
+        if self.few_shot is not None and self.few_shot < 1:
+            raise MlcilError(f"few_shot: expected a positive number of examples per class, got {self.few_shot}")
+
+        train, test = self.split(dataset)
+        X_train, Y_train = take_rows(dataset.X, train), dataset.Y[train]
+        rng = np.random.default_rng(self.seed)
+        sessions = []
+        start = 0
+        for t, size in enumerate(sizes):
+            classes = order[start : start + size]
+            start += size
+            Yc = Y_train[:, classes]
+            rows = np.flatnonzero(Yc.any(axis=1))
+            if self.few_shot is not None:
+                keep = set()
+                for j in range(len(classes)):
+                    candidates = rows[Yc[rows, j] == 1]
+                    keep.update(rng.permutation(candidates)[: self.few_shot].tolist())
+                rows = np.array(sorted(keep), dtype=np.int64)
+            if len(rows) == 0:
+                names = [dataset.label_names[c] for c in classes]
+                raise MlcilError(f"protocol {self.spec}: session {t} (classes {names}) has no training example")
+            sessions.append(Session(X_train[rows], Yc[rows], classes.copy(), train[rows], t))
+        return Stream(
+            sessions=sessions, X_train=X_train, Y_train=Y_train,
+            X_test=take_rows(dataset.X, test), Y_test=dataset.Y[test],
+            class_order=order, label_names=list(dataset.label_names),
+            train_index=train, test_index=test, spec=self.spec,
+            info={"order": self.order if isinstance(self.order, str) else "explicit", "seed": self.seed,
+                  "official_split": bool(dataset.split is not None and {"train", "test"} <= set(np.unique(dataset.split))),
+                  "few_shot": self.few_shot, "n_classes": len(order)},
+        )

@@ -1,0 +1,35 @@
+"""Shared fixtures for learner tests: a small separable multi-label stream."""
+
+import numpy as np
+import pytest
+
+from mlcil.data.dataset import Dataset
+from mlcil.protocols import Protocol
+
+#: Small, fast settings per registered learner for the contract tests.
+FAST_PARAMS = {
+    "joint": {"M": 64},
+    "finetune": {"epochs": 3},
+}
+
+
+def make_dataset(n=600, d=12, L=6, seed=0, noise=0.3):
+    """Labels from a noisy linear model of Gaussian features: learnable, multi-label."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    A = rng.normal(size=(d, L))
+    logits = X @ A / np.sqrt(d) * 3 + rng.normal(scale=noise, size=(n, L))
+    Y = (logits > 1.0).astype(np.uint8)
+    Y[Y.sum(1) == 0, np.argmax(logits[Y.sum(1) == 0], axis=1)] = 1
+    split = np.where(np.arange(n) < int(0.7 * n), "train", "test")
+    return Dataset(X, Y, [f"c{i}" for i in range(L)], split=split, name="synthetic")
+
+
+@pytest.fixture(scope="session")
+def synthetic():
+    return make_dataset()
+
+
+@pytest.fixture(scope="session")
+def stream(synthetic):
+    return Protocol("B0-C2", order="dataset").build(synthetic)

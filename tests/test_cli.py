@@ -1,0 +1,120 @@
+"""The CLI: a real bench run on a small file, and every error path (one line, exit code 2)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mlcil.cli import main
+
+
+def write_npz(path, X, Y, names=None, split=None):
+    arrays = {"X": X, "Y": Y, "label_names": np.array(names or [f"l{i}" for i in range(Y.shape[1])])}
+    if split is not None:
+        arrays["split"] = np.array(split)
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.fixture
+def small_npz(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(160, 6)).astype(np.float32)
+    Y = (X[:, :4] > 0.3).astype(np.uint8)
+    Y[Y.sum(1) == 0, 0] = 1
+    return write_npz(tmp_path / "small.npz", X, Y, split=["train"] * 110 + ["test"] * 50)
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.exit_code == 2, result.output
+    lines = [l for l in result.output.strip().splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_bench_writes_reports(small_npz, tmp_path):
+    out = tmp_path / "out"
+    result = run("bench", str(small_npz), "-p", "B0-C2", "-l", "joint:M=32,finetune:epochs=2", "-s", "2",
+                 "-o", str(out), "-q")
+    assert result.exit_code == 0, result.output
+    assert "| `joint:M=32` |" in result.output
+    report = json.loads((out / "report.json").read_text())
+    assert [r["learner"] for r in report["runs"]] == ["joint:M=32", "finetune:epochs=2"] * 2
+    assert report["protocol"]["n_sessions"] == 2
+    assert len(report["runs"][0]["sessions"]) == 2
+    assert 0 <= report["summary"]["joint:M=32"]["last_mAP"]["mean"] <= 1
+    md = (out / "report.md").read_text()
+    assert "avg mAP" in md and "forgetting" in md
+    assert (out / "map_per_session.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_missing_file():
+    assert_one_line_error(run("bench", "no/such/file.npz", "-q"), "no/such/file.npz")
+
+
+def test_unknown_dataset_name():
+    assert_one_line_error(run("bench", "scen-e-x", "-q"), "scen-e-x")
+
+
+def test_bad_protocol(small_npz):
+    assert_one_line_error(run("bench", str(small_npz), "-p", "B0C2", "-q"), "protocol", "B0C2")
+
+
+def test_more_classes_than_exist(small_npz):
+    assert_one_line_error(run("bench", str(small_npz), "-p", "B0-C9", "-q"), "9 classes", "only 4")
+
+
+def test_unknown_learner(small_npz):
+    assert_one_line_error(run("bench", str(small_npz), "-l", "jiont", "-q"), "jiont", "joint")
+
+
+def test_bad_learner_option(small_npz):
+    assert_one_line_error(run("bench", str(small_npz), "-l", "joint:M=abc", "-q"), "M=")
+
+
+def test_labels_not_binary(tmp_path):
+    path = write_npz(tmp_path / "bad.npz", np.zeros((4, 2), np.float32), np.array([[0, 2], [1, 0], [1, 1], [0, 1]]))
+    assert_one_line_error(run("bench", str(path), "-q"), "binary")
+
+
+def test_nan_features(tmp_path):
+    X = np.zeros((4, 2), np.float32)
+    X[2, 1] = np.nan
+    path = write_npz(tmp_path / "nan.npz", X, np.eye(4, 2, dtype=np.uint8))
+    assert_one_line_error(run("bench", str(path), "-q"), "NaN")
+
+
+def test_malformed_arff_line(tmp_path):
+    path = tmp_path / "bad.arff"
+    path.write_text(
+        "@relation 'bad: -C 1'\n@attribute y {0,1}\n@attribute f1 numeric\n@attribute f2 numeric\n@data\n"
+        "1,0.5,0.2\n0,0.1\n"
+    )
+    assert_one_line_error(run("bench", str(path), "-q"), "bad.arff", ":7")
+
+
+def test_help_explains_options():
+    result = run("bench", "--help")
+    assert result.exit_code == 0
+    for option in ("--protocol", "--learners", "--seeds", "--order", "--few-shot", "--threshold", "--out"):
+        assert option in result.output
+
+
+def test_console_script_exit_code(tmp_path):
+    """The installed entry point, as a user runs it: exit 2, no traceback."""
+    env = dict(os.environ, MLCIL_DATA=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "mlcil.cli", "bench", str(tmp_path / "x.npz"), "-q"],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error:") and "Traceback" not in proc.stderr
