@@ -1,0 +1,196 @@
+"""Analytic: every exact operation against a from-scratch numpy fit on the same data."""
+
+import numpy as np
+import pytest
+
+from mlcil.errors import MlcilError
+from mlcil.learners import Analytic, Joint, Learner
+from mlcil.learners.analytic import ALPHA_GRID, best_f1_thresholds
+from mlcil.protocols import Protocol, Session
+
+from .conftest import make_dataset
+
+
+@pytest.fixture(scope="module")
+def stream3():
+    return Protocol("B0-C2", order="dataset").build(make_dataset(n=500, d=10, L=6, seed=3))
+
+
+def phi(learner, X):
+    """The learner's float32 feature map, in float64: the algebra below is what is under test."""
+    return learner._features(X).double().cpu().numpy()
+
+
+def test_feature_map_is_relu_of_standardised_projection(stream3):
+    learner = Analytic(M=40).learn(stream3.sessions[0])
+    X = stream3.X_test
+    Z = (np.asarray(X, np.float64) - learner.mean_) / learner.scale_
+    F = np.maximum(Z @ learner.R_.numpy().astype(np.float64), 0)
+    np.testing.assert_allclose(phi(learner, X), np.hstack([F, Z]), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(learner.mean_, stream3.sessions[0].X.mean(0), rtol=1e-5, atol=1e-6)
+
+
+def reference_weights(learner, sessions):
+    """Per-class weighted ridge on the union of the sessions' rows, built from scratch:
+    a row of session u weighs 1 for the classes of u (its known labels) and α for every
+    other class (absent = negative with weight α); rows in several sessions appear several times."""
+    Phi = np.vstack([phi(learner, s.X) for s in sessions])
+    owner = np.concatenate([np.full(s.n, u) for u, s in enumerate(sessions)])
+    cols = []
+    for u, s in enumerate(sessions):
+        d = np.where(owner == u, 1.0, learner.alpha_)
+        A = Phi.T @ (Phi * d[:, None]) + learner.lambda_ * np.eye(Phi.shape[1])
+        Y = np.zeros((len(Phi), s.Y.shape[1]))
+        Y[owner == u] = s.Y
+        cols.append(np.linalg.solve(A, Phi.T @ (Y * d[:, None])))
+    return np.hstack(cols)
+
+
+@pytest.mark.parametrize("strategy", ["negative", "known", "weighted"])
+def test_sessions_equal_one_fit_on_union(strategy, stream3):
+    learner = Analytic(M=40, strategy=strategy, seed=1)
+    for s in stream3:
+        learner.learn(s)
+    W = learner.W_.cpu().numpy()
+    np.testing.assert_allclose(W, reference_weights(learner, stream3.sessions), rtol=1e-7, atol=1e-9)
+
+
+def test_known_never_changes_old_weights(stream3):
+    learner = Analytic(M=40, strategy="known").learn(stream3.sessions[0])
+    before = learner.W_.clone()
+    learner.learn(stream3.sessions[1]).learn(stream3.sessions[2])
+    assert np.array_equal(learner.W_[:, :2].numpy(), before.numpy())
+
+
+def test_weighted_alpha_chosen_on_first_session(stream3):
+    learner = Analytic(M=40, strategy="weighted").learn(stream3.sessions[0])
+    assert len(learner.alpha_scores_) == len(ALPHA_GRID)
+    assert learner.alpha_ == ALPHA_GRID[int(np.argmax(learner.alpha_scores_))]
+    fixed = Analytic(M=40, strategy="weighted", alpha=0.25).learn(stream3.sessions[0])
+    assert fixed.alpha_ == 0.25
+
+
+def test_single_full_session_equals_joint(stream3):
+    full = stream3.joint_session(len(stream3) - 1)
+    joint = Joint(M=40, seed=2).learn(full)
+    analytic = Analytic(M=40, strategy="weighted", seed=2).learn(full)
+    assert joint.lambda_ == analytic.lambda_
+    np.testing.assert_allclose(analytic.W_.numpy(), joint.W_.numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(analytic.scores(stream3.X_test), joint.scores(stream3.X_test), rtol=1e-5, atol=1e-6)
+
+
+def split_session(s, rows):
+    return Session(s.X[rows], s.Y[rows], s.classes, s.index[rows], s.t)
+
+
+@pytest.mark.parametrize("strategy", ["negative", "weighted"])
+def test_merge_of_disjoint_shards_equals_one_learner(strategy, stream3):
+    rng = np.random.default_rng(0)
+    shard = [rng.random(s.n) < 0.5 for s in stream3]
+    a = Analytic(M=40, strategy=strategy).learn(split_session(stream3.sessions[0], shard[0]))
+    b = a.spawn()
+    reference = a.spawn()
+    b.learn(split_session(stream3.sessions[0], ~shard[0]))
+    reference.learn(stream3.sessions[0])
+    for s, mask in zip(stream3.sessions[1:], shard[1:]):
+        a.learn(split_session(s, mask))
+        b.learn(split_session(s, ~mask))
+        reference.learn(s)
+    a.merge(b)
+    np.testing.assert_allclose(a.W_.numpy(), reference.W_.numpy(), rtol=1e-8, atol=1e-10)
+    assert a.session_rows_ == reference.session_rows_
+
+
+def test_merge_refuses_another_frame(stream3):
+    a = Analytic(M=40).learn(stream3.sessions[0])
+    b = Analytic(M=40, seed=9).learn(stream3.sessions[0])
+    with pytest.raises(MlcilError, match="same frame"):
+        a.merge(b)
+
+
+@pytest.mark.parametrize("strategy", ["negative", "known", "weighted", "pseudo"])
+def test_forget_classes_equals_never_having_their_labels(strategy, stream3):
+    learner = Analytic(M=40, strategy=strategy)
+    for s in stream3:
+        learner.learn(s)
+    reference = learner.spawn()
+    drop = int(stream3.sessions[1].classes[0])
+    for s in stream3:
+        keep = s.classes != drop
+        reference.learn(Session(s.X, s.Y[:, keep], s.classes[keep], s.index, s.t))
+    learner.forget([drop])
+    assert learner.classes_.tolist() == reference.classes_.tolist()
+    if strategy == "pseudo":  # pseudo-labels came from a model that still knew the class
+        return
+    np.testing.assert_allclose(learner.W_.numpy(), reference.W_.numpy(), rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("strategy", ["negative", "weighted"])
+def test_forget_examples_equals_never_seeing_them(strategy, stream3):
+    learner = Analytic(M=40, strategy=strategy)
+    for s in stream3:
+        learner.learn(s)
+    s1 = stream3.sessions[1]
+    gone = np.zeros(s1.n, dtype=bool)
+    gone[::3] = True
+    reference = learner.spawn()
+    for s in stream3:
+        reference.learn(split_session(s, ~gone) if s is s1 else s)
+    learner.forget_examples(s1.X[gone], s1.Y[gone], s1.classes)
+    np.testing.assert_allclose(learner.W_.numpy(), reference.W_.numpy(), rtol=1e-7, atol=1e-9)
+    with pytest.raises(MlcilError, match="no session"):
+        learner.forget_examples(s1.X[:2], s1.Y[:2], [0, 5])
+
+
+def test_pseudo_labels_reach_old_classes(stream3):
+    learner = Analytic(M=40, strategy="pseudo", alpha=0.1).learn(stream3.sessions[0])
+    s1 = stream3.sessions[1]
+    expected = (learner.proba(s1.X) > 0.7).astype(float)
+    B_before = learner.B_[0].numpy().copy()
+    learner.learn(s1)
+    np.testing.assert_allclose(learner.B_[0].numpy(), B_before + phi(learner, s1.X).T @ expected, rtol=1e-9, atol=1e-9)
+    # old classes now solve over both sessions' rows as known
+    G = learner.G_[0].numpy() + learner.G_[1].numpy()
+    W0 = np.linalg.solve(G + learner.lambda_ * np.eye(len(G)), learner.B_[0].numpy())
+    np.testing.assert_allclose(learner.W_[:, :2].numpy(), W0, rtol=1e-8, atol=1e-10)
+
+
+def test_calibrated_pseudo_threshold_is_per_class(stream3):
+    learner = Analytic(M=40, strategy="pseudo", pseudo_threshold="calibrated").learn(stream3.sessions[0])
+    assert learner.thresholds_.shape == (2,) and ((learner.thresholds_ > 0) & (learner.thresholds_ < 1)).all()
+
+
+def test_best_f1_thresholds_against_brute_force():
+    rng = np.random.default_rng(0)
+    P = rng.random((60, 3))
+    Y = (rng.random((60, 3)) < 0.3).astype(np.uint8)
+    got = best_f1_thresholds(P, Y)
+    for c in range(3):
+        f1 = [2 * (Y[P[:, c] >= t, c].sum()) / ((P[:, c] >= t).sum() + Y[:, c].sum()) for t in P[:, c]]
+        assert np.isclose(max(f1), 2 * Y[P[:, c] >= got[c], c].sum() / ((P[:, c] >= got[c]).sum() + Y[:, c].sum()))
+
+
+def test_float32_accumulation_close_to_float64(stream3):
+    a = Analytic(M=40, precision="float64").learn(stream3.sessions[0])
+    b = Analytic(M=40, precision="float32").learn(stream3.sessions[0])
+    np.testing.assert_allclose(b.G_[0].numpy(), a.G_[0].numpy(), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"strategy": "bogus"}, "strategy"), ({"alpha": 2.0}, "alpha"), ({"strategy": "known", "alpha": 0.5}, "alpha"),
+    ({"precision": "float16"}, "precision"), ({"pseudo_threshold": 1.5}, "pseudo_threshold"),
+])
+def test_bad_parameters(params, match, stream3):
+    with pytest.raises(MlcilError, match=match):
+        Analytic(M=8, **params).learn(stream3.sessions[0])
+
+
+def test_save_load_keeps_exact_state(stream3, tmp_path):
+    learner = Analytic(M=40, strategy="weighted")
+    for s in stream3:
+        learner.learn(s)
+    again = Learner.load(learner.save(tmp_path / "a.npz"))
+    for g, h in zip(learner.G_, again.G_):
+        assert np.array_equal(g.numpy(), h.numpy())
+    assert again.alpha_ == learner.alpha_ and again.lambda_ == learner.lambda_
+    assert again.state_bytes == learner.state_bytes
