@@ -55,7 +55,7 @@ def check_labels(Y: Any, name: str = "Y", n: int | None = None, L: int | None = 
     if Y.size and not np.isin(Y, (0, 1)).all():
         bad = np.argwhere(~np.isin(Y, (0, 1)))[0]
         raise MlcilError(
-            f"{name}: expected binary 0/1 labels, got {Y[bad[0], bad[1]]!r} at row {bad[0]}, column {bad[1]}"
+            f"{name}: expected binary 0/1 labels, got {Y[bad[0], bad[1]].item()!r} at row {bad[0]}, column {bad[1]}"
         )
     if n is not None and Y.shape[0] != n:
         raise MlcilError(f"{name}: expected {n} rows, got {Y.shape[0]}")
