@@ -79,7 +79,8 @@ def lambda_grid(G: torch.Tensor, n: int = 13, low: float = -4.0, high: float = 2
 
 def ridge_solve(G: torch.Tensor, B: torch.Tensor, lam: float) -> torch.Tensor:
     """W = (G + λI)⁻¹ B by Cholesky (float64)."""
-    A = G + lam * torch.eye(G.shape[0], dtype=G.dtype, device=G.device)
+    A = G.clone()
+    A.diagonal().add_(lam)
     L, info = torch.linalg.cholesky_ex(A)
     if int(info) != 0:  # not positive definite at this λ (λ tiny, G singular): fall back to lstsq
         return torch.linalg.lstsq(A, B).solution
