@@ -194,3 +194,38 @@ def test_save_load_keeps_exact_state(stream3, tmp_path):
         assert np.array_equal(g.numpy(), h.numpy())
     assert again.alpha_ == learner.alpha_ and again.lambda_ == learner.lambda_
     assert again.state_bytes == learner.state_bytes
+
+
+def test_simulated_absence_loo_equals_refitting_without_the_row():
+    """The α search's closed-form leave-one-out equals removing the row from every group and refitting."""
+    import torch
+
+    rng = np.random.default_rng(4)
+    n, M = 25, 5
+    phi = rng.normal(size=(n, M))
+    Y = (rng.random((n, 3)) < 0.5).astype(float)
+    Y[Y.sum(1) == 0, 0] = 1
+    w = rng.random(n) + 0.5
+    groups = [np.array([0]), np.array([1, 2])]
+    alpha, lam = 0.3, 0.7
+
+    def group_stats(keep):
+        parts = []
+        for cols in groups:
+            rows = np.flatnonzero(Y[:, cols].any(axis=1) & keep)
+            G = (phi[rows] * w[rows, None]).T @ phi[rows]
+            B = (phi[rows] * w[rows, None]).T @ Y[np.ix_(rows, cols)]
+            parts.append((torch.as_tensor(G), torch.as_tensor(B), cols, Y[:, cols].any(axis=1)))
+        return parts
+
+    parts = group_stats(np.ones(n, dtype=bool))
+    G_all = parts[0][0] + parts[1][0]
+    n_parts = sum(p[3].astype(float) for p in parts)
+    S = Analytic._simulated_loo(parts, G_all, n_parts, alpha, lam, torch.as_tensor(phi), Y, w)
+    for i in range(n):
+        keep = np.arange(n) != i
+        sub = group_stats(keep)
+        G_all_i = sub[0][0] + sub[1][0]
+        for G, B, cols, _ in sub:
+            A = alpha * G_all_i + (1 - alpha) * G + lam * torch.eye(M, dtype=torch.float64)
+            np.testing.assert_allclose(S[i, cols], phi[i] @ torch.linalg.solve(A, B).numpy(), rtol=1e-9, atol=1e-12)

@@ -18,7 +18,7 @@ def numpy_features(X, learner):
 
 def test_weights_equal_direct_solve(synthetic):
     X, Y = synthetic.X, synthetic.Y
-    learner = Joint(M=48, val_fraction=0.0).learn(Session(X, Y, np.arange(Y.shape[1]), np.arange(len(X))))
+    learner = Joint(M=48).learn(Session(X, Y, np.arange(Y.shape[1]), np.arange(len(X))))
     phi = numpy_features(X, learner)
     W = np.linalg.solve(phi.T @ phi + learner.lambda_ * np.eye(phi.shape[1]), phi.T @ Y)
     np.testing.assert_allclose(learner.W_.cpu().numpy(), W, rtol=1e-6, atol=1e-8)
@@ -42,7 +42,8 @@ def test_lambda_path_matches_individual_solves():
 def test_validation_picks_a_useful_lambda_and_calibrates(synthetic):
     X, Y = synthetic.X, synthetic.Y
     learner = Joint(M=256).learn(Session(X, Y, np.arange(Y.shape[1]), np.arange(len(X))))
-    assert np.nanmax(learner.val_map_) == learner.val_map_[np.nanargmax(learner.val_map_)]
+    best = int(np.nanargmax(learner.lambda_map_))
+    assert learner.lambda_ == learner.lambda_grid_[best]
     mAP, _ = mean_average_precision(Y, learner.scores(X))
     assert mAP > 0.9
     P = learner.proba(X)
@@ -68,3 +69,28 @@ def test_platt_recovers_sigmoid_parameters():
     np.testing.assert_allclose(b, b_true, atol=0.08)
     P = apply_platt(s, a, b)
     assert ((P > 0) & (P < 1)).all()
+
+
+def test_leave_one_out_equals_refitting_without_the_row():
+    rng = np.random.default_rng(2)
+    import torch
+
+    phi = rng.normal(size=(30, 6))
+    Y = (rng.random((30, 2)) < 0.4).astype(float)
+    w = rng.random(30) + 0.5
+    G = (phi * w[:, None]).T @ phi
+    B = (phi * w[:, None]).T @ Y
+    lambdas = [0.1, 3.0]
+    path = ridge.loo_path_scores(torch.as_tensor(G), torch.as_tensor(B), torch.as_tensor(phi[:8]),
+                                 torch.as_tensor(Y[:8]), lambdas, torch.as_tensor(w[:8])).numpy()
+    for li, lam in enumerate(lambdas):
+        A = torch.as_tensor(G + lam * np.eye(6))
+        fixed = ridge.loo_scores(A, torch.linalg.solve(A, torch.as_tensor(B)), torch.as_tensor(phi[:8]),
+                                 torch.as_tensor(Y[:8]), torch.as_tensor(w[:8])).numpy()
+        for i in range(8):
+            keep = np.arange(30) != i
+            Gi = (phi[keep] * w[keep, None]).T @ phi[keep]
+            Bi = (phi[keep] * w[keep, None]).T @ Y[keep]
+            refit = phi[i] @ np.linalg.solve(Gi + lam * np.eye(6), Bi)
+            np.testing.assert_allclose(path[li, i], refit, rtol=1e-9, atol=1e-12)
+            np.testing.assert_allclose(fixed[i], refit, rtol=1e-9, atol=1e-12)

@@ -39,19 +39,16 @@ ALPHA_GRID = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0)
 DEFAULT_ALPHA = 0.1
 
 
-def holdout_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted (train rows, held-out rows) of a seeded random split; no held-out rows below 10."""
-    n_val = int(round(fraction * n))
-    if n_val < 10 or n - n_val < 2:
-        return np.arange(n), np.zeros(0, dtype=np.int64)
-    perm = np.random.default_rng(seed).permutation(n)
-    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+def absence_system(G_all: torch.Tensor, K: torch.Tensor, alpha: float, lam: float) -> torch.Tensor:
+    """A = α G_all + (1 − α) K + λI: the normal matrix where rows outside K weigh α."""
+    A = K.clone() if alpha == 0.0 else (G_all.clone() if alpha == 1.0 else alpha * G_all + (1.0 - alpha) * K)
+    A.diagonal().add_(lam)
+    return A
 
 
 def weighted_solve(G_all: torch.Tensor, K: torch.Tensor, B: torch.Tensor, alpha: float, lam: float) -> torch.Tensor:
-    """W = (α G_all + (1 − α) K + λI)⁻¹ B: ridge where rows outside K weigh α (float64, Cholesky)."""
-    A = K if alpha == 0.0 else (G_all if alpha == 1.0 else alpha * G_all + (1.0 - alpha) * K)
-    return ridge.ridge_solve(A, B, lam)
+    """W = (α G_all + (1 − α) K + λI)⁻¹ B by Cholesky (float64)."""
+    return ridge.ridge_solve(absence_system(G_all, K, alpha, 0.0), B, lam)
 
 
 def best_f1_thresholds(proba: np.ndarray, Y: np.ndarray) -> np.ndarray:
@@ -72,17 +69,6 @@ def best_f1_thresholds(proba: np.ndarray, Y: np.ndarray) -> np.ndarray:
     return np.where(pos > 0, out, 0.5)
 
 
-def select_lambda(G_tr, B_tr, phi_val, Y_val: np.ndarray, lambdas) -> tuple[int, np.ndarray, np.ndarray]:
-    """Pick λ maximising held-out mAP; returns (index, per-λ mAP, held-out scores at best λ).
-
-    Classes without a held-out positive are ignored; if none has one, the middle λ wins.
-    """
-    path = ridge.ridge_path_scores(G_tr, B_tr, phi_val, lambdas).cpu().numpy()
-    maps = np.array([np.nanmean(average_precision(Y_val, s)) if Y_val.any() else np.nan for s in path])
-    best = int(np.nanargmax(maps)) if np.isfinite(maps).any() else len(lambdas) // 2
-    return best, maps, path[best]
-
-
 @register("analytic")
 class Analytic(Learner):
     """Random-feature ridge learner through sufficient statistics (the flagship).
@@ -98,9 +84,10 @@ class Analytic(Learner):
         pseudo_threshold: probability above which an old class becomes a pseudo-positive
             (0.7 as in L3A), or 'calibrated' for per-class F1-optimal thresholds found on
             held-out rows of the class's own session.
-        n_lambdas: size of the log λ grid, searched on held-out rows of the first session.
-        val_fraction: held-out fraction of each session (λ, α, calibration); the held-out
-            rows join the statistics afterwards, so no data is lost.
+        n_lambdas: size of the log λ grid (10⁻⁴..10² × mean eigenvalue of G), searched by
+            leave-one-out mAP on the first session: closed form, all λ from one eigendecomposition.
+        loo_rows: at most this many rows per session get leave-one-out scores (λ search,
+            Platt calibration, per-class thresholds); every row is learned.
         precision: 'float64' or 'float32' multiplication when accumulating statistics
             (sums and solves are float64 either way).
         seed, device: seeds R and the held-out splits; 'cpu', 'cuda' or 'auto'.
@@ -118,7 +105,7 @@ class Analytic(Learner):
     """
 
     def __init__(self, M: int = 2048, include_x: bool = True, strategy: str = "weighted", alpha: float | None = None,
-                 balance: bool = False, pseudo_threshold: Any = 0.7, n_lambdas: int = 13, val_fraction: float = 0.2,
+                 balance: bool = False, pseudo_threshold: Any = 0.7, n_lambdas: int = 13, loo_rows: int = 2000,
                  precision: str = "float64", seed: int = 0, device: str = "cpu") -> None:
         self.M = M
         self.include_x = include_x
@@ -127,7 +114,7 @@ class Analytic(Learner):
         self.balance = balance
         self.pseudo_threshold = pseudo_threshold
         self.n_lambdas = n_lambdas
-        self.val_fraction = val_fraction
+        self.loo_rows = loo_rows
         self.precision = precision
         self.seed = seed
         self.device = device
@@ -144,8 +131,10 @@ class Analytic(Learner):
             raise MlcilError(f"{self.name}: precision must be 'float64' or 'float32', got {self.precision!r}")
         if int(self.M) < 1:
             raise MlcilError(f"{self.name}: M must be a positive number of random features, got {self.M}")
-        if not (self.pseudo_threshold == "calibrated" or 0.0 < float(self.pseudo_threshold) < 1.0):
-            raise MlcilError(f"{self.name}: pseudo_threshold must be in (0, 1) or 'calibrated', got {self.pseudo_threshold!r}")
+        if not (self.pseudo_threshold in ("calibrated", "soft") or 0.0 < float(self.pseudo_threshold) < 1.0):
+            raise MlcilError(
+                f"{self.name}: pseudo_threshold must be in (0, 1), 'calibrated' or 'soft', got {self.pseudo_threshold!r}"
+            )
 
     @property
     def has_frame(self) -> bool:
@@ -169,15 +158,21 @@ class Analytic(Learner):
         self._check_params()
         frame_new = not self.has_frame
         if frame_new:
-            self._set_frame(X, Y)
+            self._set_frame(X)
         t = len(getattr(self, "session_classes_", []))
-        tr, val = holdout_split(X.shape[0], self.val_fraction, int(self.seed) * 7919 + t)
         weights = ridge.imbalance_weights(Y) if self.balance else None
-        w = (lambda rows: None) if weights is None else (lambda rows: weights[rows])
-        G_tr, B_tr = self._stats(X[tr], Y[tr], w(tr))
-        G_val, B_val = self._stats(X[val], Y[val], w(val)) if len(val) else (torch.zeros_like(G_tr), torch.zeros_like(B_tr))
-        if frame_new and len(val):
-            self._choose_lambda_alpha(G_tr, B_tr, X[tr], Y[tr], X[val], Y[val], w(tr))
+        G_new, B_new = self._stats(X, Y, weights)
+        # leave-one-out rows: λ, calibration and thresholds without holding data out
+        sub = np.sort(np.random.default_rng(int(self.seed) * 7919 + t).permutation(X.shape[0])[: int(self.loo_rows)])
+        dev = self.R_.device
+        phi_sub = self._features(X[sub])
+        Y_sub = torch.as_tensor(Y[sub], dtype=torch.float64, device=dev)
+        w_sub = None if weights is None else torch.as_tensor(weights[sub], device=dev)
+        if frame_new:
+            lam = self._choose_lambda(G_new, B_new, phi_sub, Y_sub, w_sub)
+            alpha = self._choose_alpha(X, Y, weights, lam)
+        else:
+            lam, alpha = self.lambda_, self.alpha_
         G_list = [g.clone() for g in getattr(self, "G_", [])]
         B_list = [b.clone() for b in getattr(self, "B_", [])]
         # pseudo-labels for old classes on this session's rows, from the model before this session
@@ -187,22 +182,20 @@ class Analytic(Learner):
             for s, cls in enumerate(self.session_classes_):
                 B_list[s] += B_pseudo[:, col:col + len(cls)]
                 col += len(cls)
-        # calibration of the new classes on held-out rows, with the model trained without them
-        a, b = np.ones(len(classes)), np.zeros(len(classes))
-        thresholds = np.full(len(classes), 0.5)
-        if len(val):
-            G_all_tr = sum(G_list, G_tr)
-            W_tmp = weighted_solve(G_all_tr, G_tr, B_tr, self.alpha_, self.lambda_)
-            val_scores = (self._features(X[val]).to(torch.float64) @ W_tmp).cpu().numpy()
-            a, b = fit_platt(val_scores, Y[val])
-            thresholds = best_f1_thresholds(apply_platt(val_scores, a, b), Y[val])
-        G_new, B_new = G_tr + G_val, B_tr + B_val
         if self._per_session or not G_list:
             G_list.append(G_new)
         else:
             G_list[0] = G_list[0] + G_new
         B_list.append(B_new)
+        # calibrate the new classes on leave-one-out scores of their own session's rows
+        G_all = sum(G_list[1:], G_list[0])
+        A = absence_system(G_all, G_new if self._per_session else G_all, alpha, lam)
+        W_new = torch.cholesky_solve(B_new, torch.linalg.cholesky(A))
+        loo = ridge.loo_scores(A, W_new, phi_sub, Y_sub, w_sub).cpu().numpy()
+        a, b = fit_platt(loo, Y[sub])
+        thresholds = best_f1_thresholds(apply_platt(loo, a, b), Y[sub])
         # commit
+        self.lambda_, self.alpha_ = lam, alpha
         self.G_, self.B_ = G_list, B_list
         self.session_classes_ = getattr(self, "session_classes_", []) + [classes.tolist()]
         self.session_rows_ = getattr(self, "session_rows_", []) + [int(X.shape[0])]
@@ -212,63 +205,89 @@ class Analytic(Learner):
         self._classes = np.concatenate([self.classes_, classes])
         self._solve()
 
-    def _set_frame(self, X, Y: np.ndarray) -> None:
-        """Fix the feature map from the first session: standardisation, R; λ and α defaults."""
+    def _set_frame(self, X) -> None:
+        """Fix the feature map from the first session: standardisation and R."""
         dev = ridge.resolve_device(self.device)
         self.n_features_ = int(X.shape[1])
         self.mean_, self.scale_ = ridge.standardizer(X)
         self.R_ = ridge.gaussian_projection(X.shape[1], int(self.M), self.seed, dev)
-        self.lambda_ = None
-        self.alpha_ = {"negative": 1.0, "known": 0.0}.get(self.strategy, self.alpha if self.alpha is not None
-                                                          else DEFAULT_ALPHA)
-        self.alpha_ = float(self.alpha_)
 
-    def _choose_lambda_alpha(self, G_tr, B_tr, X_tr, Y_tr, X_val, Y_val, w_tr) -> None:
-        """λ on held-out rows (all λ from one eigendecomposition); then α, if free, by
-        simulating label absence inside the first session: its classes are split in two
-        halves learned as two sessions, and α is scored on the held-out rows, which know
-        every first-session label."""
-        phi_val = self._features(X_val)
-        lambdas = ridge.lambda_grid(G_tr, self.n_lambdas)
-        best, self.val_map_, _ = select_lambda(G_tr, B_tr, phi_val, Y_val, lambdas)
-        n_tr, n = len(Y_tr), len(Y_tr) + len(Y_val)
-        lam = float(lambdas[best])
-        self.lambda_ = lam * n / n_tr  # the final fit has n rows: keep λ's weight relative to the data
-        if self.strategy not in ("weighted", "pseudo") or self.alpha is not None or Y_tr.shape[1] < 2:
-            return
-        k = Y_tr.shape[1]
+    def _choose_lambda(self, G, B, phi_sub, Y_sub, w_sub) -> float:
+        """λ maximising leave-one-out mAP on the first session (one eigendecomposition for the grid)."""
+        lambdas = ridge.lambda_grid(G, self.n_lambdas)
+        Y_np = Y_sub.cpu().numpy()
+        if not Y_np.any() or len(Y_np) < 3:
+            self.lambda_map_ = [float("nan")] * len(lambdas)
+            return float(lambdas[len(lambdas) // 2])
+        path = ridge.loo_path_scores(G, B, phi_sub, Y_sub, lambdas, w_sub).cpu().numpy()
+        maps = np.array([np.nanmean(average_precision(Y_np, scores)) for scores in path])
+        self.lambda_map_ = maps.tolist()
+        self.lambda_grid_ = np.asarray(lambdas)
+        return float(lambdas[int(np.nanargmax(maps))])
+
+    def _choose_alpha(self, X, Y: np.ndarray, weights, lam: float) -> float:
+        """α for label absence. Fixed by 'negative' (1), 'known' (0) and by an explicit alpha;
+        otherwise chosen by simulating label absence inside the first session: its classes are
+        split into up to 3 random groups learned as separate sessions, and each α is scored by
+        the leave-one-out mAP of the session's rows, which know every first-session label."""
+        if self.strategy in ("negative", "known"):
+            return {"negative": 1.0, "known": 0.0}[self.strategy]
+        if self.alpha is not None:
+            return float(self.alpha)
+        k = Y.shape[1]
+        if k < 2 or X.shape[0] < 10:
+            return DEFAULT_ALPHA
         rng = np.random.default_rng(self.seed)
-        phi_val64 = phi_val.to(torch.float64)
+        sub = np.sort(rng.permutation(X.shape[0])[: min(int(self.loo_rows), 500)])
+        phi_sub = self._features(X[sub]).to(torch.float64)
+        w_sub = np.ones(len(sub)) if weights is None else weights[sub]
         scores = np.zeros(len(ALPHA_GRID))
-        n_partitions = 2
-        for _ in range(n_partitions):
-            half = np.zeros(k, dtype=bool)
-            half[rng.permutation(k)[: k // 2]] = True
+        repeats = 2
+        for _ in range(repeats):
+            group = rng.permutation(np.arange(k) % min(k, 3))
             parts = []
-            for mask in (half, ~half):
-                rows = np.flatnonzero(Y_tr[:, mask].any(axis=1))
-                G, B = self._stats(X_tr[rows], Y_tr[np.ix_(rows, np.flatnonzero(mask))],
-                                   None if w_tr is None else w_tr[rows])
-                parts.append((G, B, np.flatnonzero(mask)))
-            G_all = parts[0][0] + parts[1][0]
-            for i, alpha in enumerate(ALPHA_GRID):
-                S = np.zeros((len(Y_val), k))
-                for G, B, cols in parts:
-                    S[:, cols] = (phi_val64 @ weighted_solve(G_all, G, B, alpha, lam)).cpu().numpy()
-                scores[i] += np.nanmean(average_precision(Y_val, S)) if Y_val.any() else 0.0
-        self.alpha_scores_ = (scores / n_partitions).tolist()
-        self.alpha_ = float(ALPHA_GRID[int(np.argmax(scores))])
+            for g in np.unique(group):
+                cols = np.flatnonzero(group == g)
+                rows = np.flatnonzero(Y[:, cols].any(axis=1))
+                G, B = self._stats(X[rows], Y[np.ix_(rows, cols)], None if weights is None else weights[rows])
+                parts.append((G, B, cols, Y[np.ix_(sub, cols)].any(axis=1)))
+            G_all = sum(p[0] for p in parts[1:]) + parts[0][0]
+            n_parts_of_row = sum(p[3].astype(float) for p in parts)
+            scores += [np.nanmean(average_precision(Y[sub], self._simulated_loo(parts, G_all, n_parts_of_row, alpha, lam,
+                                                                                 phi_sub, Y[sub], w_sub)))
+                       for alpha in ALPHA_GRID]
+        self.alpha_scores_ = (scores / repeats).tolist()
+        return float(ALPHA_GRID[int(np.argmax(scores))])
+
+    @staticmethod
+    def _simulated_loo(parts, G_all, n_parts_of_row, alpha, lam, phi, Y, w) -> np.ndarray:
+        """Leave-one-out scores of the rows ``phi`` in a simulated stream (see _choose_alpha).
+
+        For group p, A_p = α G_all + (1 − α) G_p + λI; a row weighs w·(α·n_i + (1 − α)·[i ∈ p]) in
+        A_p and adds w·[i ∈ p]·φy to B_p, so removing it gives (ŷ − w[i∈p]·h·y) / (1 − weight·h)
+        with h = φᵀA_p⁻¹φ (Sherman–Morrison)."""
+        S = np.zeros(Y.shape)
+        for G, B, cols, member in parts:
+            A = absence_system(G_all, G, alpha, lam)
+            L = torch.linalg.cholesky(A)
+            Z = torch.linalg.solve_triangular(L, phi.T, upper=False)
+            h = (Z * Z).sum(dim=0).cpu().numpy()
+            yhat = (phi @ torch.cholesky_solve(B, L)).cpu().numpy()
+            inside = member.astype(float)
+            weight = w * (alpha * n_parts_of_row + (1 - alpha) * inside)
+            S[:, cols] = (yhat - (w * inside * h)[:, None] * Y[:, cols]) / np.maximum(1 - weight * h, 1e-6)[:, None]
+        return S
 
     def _pseudo_labels(self, X) -> np.ndarray:
         """n × len(classes_) pseudo-labels of the old classes: proba above the threshold."""
         P = self.proba(X)
+        if self.pseudo_threshold == "soft":
+            return P.astype(np.float64)
         thr = self.thresholds_ if self.pseudo_threshold == "calibrated" else float(self.pseudo_threshold)
         return (P > thr).astype(np.uint8)
 
     def _solve(self) -> None:
         """Recompute W for every session group from the statistics."""
-        if self.lambda_ is None:  # first session too small to hold rows out: middle of the grid
-            self.lambda_ = float(ridge.lambda_grid(self.G_[0], self.n_lambdas)[self.n_lambdas // 2])
         G_all = sum(self.G_[1:], self.G_[0].clone())
         parts = []
         if not self._per_session:

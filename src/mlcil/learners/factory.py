@@ -10,8 +10,13 @@ from mlcil.errors import MlcilError
 from mlcil.learners.base import REGISTRY, Learner
 
 
-def _coerce(value: str, default: Any, key: str, name: str) -> Any:
-    """Convert a spec string to the type of the parameter's default."""
+def _coerce(value: str, default: Any, key: str, name: str, annotation: Any = None) -> Any:
+    """Convert a spec string to the type of the parameter's default.
+
+    A parameter annotated ``Any`` or with ``str`` in its annotation keeps a value that does not
+    convert (e.g. ``pseudo_threshold=calibrated`` next to a float default).
+    """
+    text_ok = annotation in (Any, "Any") or "str" in str(annotation)
     try:
         if isinstance(default, bool):
             low = value.lower()
@@ -32,6 +37,8 @@ def _coerce(value: str, default: Any, key: str, name: str) -> Any:
                     pass
             return None if value.lower() == "none" else value
     except ValueError as exc:
+        if text_ok and not isinstance(default, bool):
+            return value
         raise MlcilError(f"learner {name}: {key}={value!r}: {exc}") from None
     return value
 
@@ -55,7 +62,7 @@ def parse_learner_spec(spec: str) -> tuple[str, dict[str, Any]]:
         if key not in params or key == "self":
             valid = sorted(p for p in params if p != "self")
             raise MlcilError(f"learner {name}: unknown parameter {key!r}; expected one of {', '.join(valid)}")
-        kwargs[key] = _coerce(value.strip(), params[key].default, key, name)
+        kwargs[key] = _coerce(value.strip(), params[key].default, key, name, params[key].annotation)
     return name, kwargs
 
 

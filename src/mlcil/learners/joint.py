@@ -15,8 +15,9 @@ class Joint(Analytic):
     ``learn(session)`` refits from scratch on the session it is given; the harness passes
     :meth:`Stream.joint_session` (every example seen so far, every seen label known). It is
     the :class:`Analytic` learner fed one session with full labels, so it gets the same
-    feature map, the same λ search on held-out rows (one eigendecomposition for the whole
-    grid), the same imbalance weighting option and Platt calibration: a tuned upper bound.
+    feature map, the same λ search (leave-one-out mAP in closed form, the whole grid from one
+    eigendecomposition), the same imbalance weighting option and the same Platt calibration
+    on leave-one-out scores: a tuned upper bound.
 
     >>> import numpy as np
     >>> from mlcil.protocols import Session
@@ -31,9 +32,9 @@ class Joint(Analytic):
     needs_full_labels = True
 
     def __init__(self, M: int = 2048, include_x: bool = True, balance: bool = False, n_lambdas: int = 13,
-                 val_fraction: float = 0.2, precision: str = "float64", seed: int = 0, device: str = "cpu") -> None:
+                 loo_rows: int = 2000, precision: str = "float64", seed: int = 0, device: str = "cpu") -> None:
         super().__init__(M=M, include_x=include_x, strategy="negative", balance=balance, n_lambdas=n_lambdas,
-                         val_fraction=val_fraction, precision=precision, seed=seed, device=device)
+                         loo_rows=loo_rows, precision=precision, seed=seed, device=device)
 
     def _learn(self, X, Y: np.ndarray, classes: np.ndarray) -> None:
         for key in [k for k in vars(self) if k.endswith("_")]:

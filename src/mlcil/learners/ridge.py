@@ -143,3 +143,46 @@ def predict(X, R: torch.Tensor, mean, scale, include_x: bool, W: torch.Tensor, c
     for rows, phi in iter_features(X, R, mean, scale, include_x, chunk):
         out[rows] = (phi.to(torch.float64) @ W).float().cpu().numpy()
     return out
+
+
+def loo_path_scores(G: torch.Tensor, B: torch.Tensor, phi: torch.Tensor, Y: torch.Tensor, lambdas,
+                    weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Leave-one-out scores of rows ``phi`` (already inside G and B) for every λ, in closed form.
+
+    With A = G + λI, ŷ = φᵀA⁻¹B and leverage h = w φᵀA⁻¹φ, the prediction of the fit without
+    the row is (ŷ − h·y) / (1 − h) (Sherman–Morrison), so one eigendecomposition G = V diag(s) Vᵀ
+    gives every λ: A⁻¹ = V diag(1/(s+λ)) Vᵀ. phi m×M, Y m×C, w m. Returns len(lambdas)×m×C float64.
+    """
+    s, V = torch.linalg.eigh(G)
+    s = s.clamp_min(0)
+    P = phi.to(torch.float64) @ V
+    Q = V.T @ B
+    P2 = P * P
+    Y64 = Y.to(torch.float64)
+    w = None if weights is None else weights.to(torch.float64)
+    out = []
+    for lam in np.asarray(lambdas, dtype=np.float64):
+        d = 1.0 / (s + lam)
+        yhat = (P * d) @ Q
+        h = P2 @ d
+        if w is not None:
+            h = h * w
+        out.append(loo_correct(yhat, h, Y64))
+    return torch.stack(out)
+
+
+def loo_correct(yhat: torch.Tensor, h: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+    """(ŷ − h·y) / (1 − h), with 1 − h kept away from 0. yhat, Y m×C; h m."""
+    return (yhat - h[:, None] * Y) / (1.0 - h).clamp_min(1e-6)[:, None]
+
+
+def loo_scores(A: torch.Tensor, W: torch.Tensor, phi: torch.Tensor, Y: torch.Tensor,
+               weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Leave-one-out scores of rows ``phi`` under a fixed system A W = B (A includes λI)."""
+    L = torch.linalg.cholesky(A)
+    phi64 = phi.to(torch.float64)
+    Z = torch.linalg.solve_triangular(L, phi64.T, upper=False)
+    h = (Z * Z).sum(dim=0)
+    if weights is not None:
+        h = h * weights.to(torch.float64)
+    return loo_correct(phi64 @ W, h, Y.to(torch.float64))
