@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """1 / (1 + e^−z) without overflow warnings (tanh form), same dtype as z."""
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
@@ -33,7 +34,7 @@ def fit_platt(scores: np.ndarray, Y: np.ndarray, iters: int = 100, reg: float = 
     a = np.ones(s.shape[1])
     b = np.log((npos + 1.0) / (nneg + 1.0))
     for _ in range(iters):
-        p = _sigmoid(a * z + b)
+        p = sigmoid(a * z + b)
         r = p - T
         h = p * (1 - p) + 1e-12
         ga, gb = (r * z).sum(0) + reg * a, r.sum(0) + reg * b
@@ -49,4 +50,4 @@ def fit_platt(scores: np.ndarray, Y: np.ndarray, iters: int = 100, reg: float = 
 
 def apply_platt(scores: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Probabilities sigmoid(a·s + b) column by column; scores n×C, a and b (C,)."""
-    return _sigmoid(np.asarray(scores, dtype=np.float64) * a + b)
+    return sigmoid(np.asarray(scores, dtype=np.float64) * a + b)

@@ -37,6 +37,8 @@ STRATEGIES = ("negative", "known", "weighted", "pseudo")
 ALPHA_GRID = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0)
 #: α used when the first session has a single class (nothing to simulate).
 DEFAULT_ALPHA = 0.1
+#: rows of the first session sampled for the α search.
+ALPHA_SEARCH_ROWS = 4000
 
 
 def absence_system(G_all: torch.Tensor, K: torch.Tensor, alpha: float, lam: float) -> torch.Tensor:
@@ -238,9 +240,11 @@ class Analytic(Learner):
         if k < 2 or X.shape[0] < 10:
             return DEFAULT_ALPHA
         rng = np.random.default_rng(self.seed)
-        sub = np.sort(rng.permutation(X.shape[0])[: min(int(self.loo_rows), 500)])
-        phi_sub = self._features(X[sub]).to(torch.float64)
-        w_sub = np.ones(len(sub)) if weights is None else weights[sub]
+        rows = np.sort(rng.permutation(X.shape[0])[: ALPHA_SEARCH_ROWS])  # α is one scalar: a sample suffices
+        phi = self._features(X[rows]).to(torch.float64)
+        Ys = Y[rows]
+        ws = np.ones(len(rows)) if weights is None else weights[rows]
+        loo = np.sort(rng.permutation(len(rows))[: min(int(self.loo_rows), 500)])
         scores = np.zeros(len(ALPHA_GRID))
         repeats = 2
         for _ in range(repeats):
@@ -248,13 +252,15 @@ class Analytic(Learner):
             parts = []
             for g in np.unique(group):
                 cols = np.flatnonzero(group == g)
-                rows = np.flatnonzero(Y[:, cols].any(axis=1))
-                G, B = self._stats(X[rows], Y[np.ix_(rows, cols)], None if weights is None else weights[rows])
-                parts.append((G, B, cols, Y[np.ix_(sub, cols)].any(axis=1)))
+                member = Ys[:, cols].any(axis=1)
+                wphi = phi * torch.as_tensor(ws * member, device=phi.device)[:, None]
+                G = wphi.T @ phi
+                B = wphi.T @ torch.as_tensor(Ys[:, cols], dtype=torch.float64, device=phi.device)
+                parts.append((G, B, cols, member[loo]))
             G_all = sum(p[0] for p in parts[1:]) + parts[0][0]
             n_parts_of_row = sum(p[3].astype(float) for p in parts)
-            scores += [np.nanmean(average_precision(Y[sub], self._simulated_loo(parts, G_all, n_parts_of_row, alpha, lam,
-                                                                                 phi_sub, Y[sub], w_sub)))
+            scores += [np.nanmean(average_precision(Ys[loo], self._simulated_loo(parts, G_all, n_parts_of_row, alpha,
+                                                                                lam, phi[loo], Ys[loo], ws[loo])))
                        for alpha in ALPHA_GRID]
         self.alpha_scores_ = (scores / repeats).tolist()
         return float(ALPHA_GRID[int(np.argmax(scores))])

@@ -18,6 +18,7 @@ import scipy.sparse as sp
 import torch
 
 from mlcil.data.dataset import check_features, check_labels
+from mlcil.decide.calibration import sigmoid
 from mlcil.errors import MlcilError
 from mlcil.protocols.session import Session
 
@@ -104,7 +105,7 @@ class Learner:
 
     def proba(self, X) -> np.ndarray:
         """n × len(classes_) probabilities in [0, 1]; default: sigmoid of ``scores``."""
-        return 1.0 / (1.0 + np.exp(-self.scores(X)))
+        return sigmoid(self.scores(X))
 
     def forget(self, classes) -> "Learner":
         """Drop ``classes`` (global ids); exact where the learner allows it."""
