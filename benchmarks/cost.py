@@ -44,9 +44,11 @@ def one(n: int, d: int, M: int, precision: str, classes: int = 10) -> dict:
     learn_s = time.perf_counter() - start
 
     R, mean, scale = learner.R_, learner.mean_, learner.scale_
-    start = time.perf_counter()
-    G, B = ridge.accumulate(X, Y, R, mean, scale, True, precision=precision)
-    acc_s = time.perf_counter() - start
+    acc_s = float("inf")
+    for _ in range(2):  # best of two, like the bare matmul below
+        start = time.perf_counter()
+        G, B = ridge.accumulate(X, Y, R, mean, scale, True, precision=precision)
+        acc_s = min(acc_s, time.perf_counter() - start)
 
     dtype = torch.float64 if precision == "float64" else torch.float32
     phi = ridge.random_features(ridge.to_tensor(X, R.device, mean, scale), R, True).to(dtype)

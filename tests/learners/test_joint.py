@@ -25,20 +25,6 @@ def test_weights_equal_direct_solve(synthetic):
     np.testing.assert_allclose(learner.scores(X), phi @ W, rtol=1e-4, atol=1e-4)
 
 
-def test_lambda_path_matches_individual_solves():
-    rng = np.random.default_rng(1)
-    import torch
-
-    phi = torch.as_tensor(rng.normal(size=(80, 10)))
-    Y = torch.as_tensor((rng.random((80, 3)) < 0.4).astype(float))
-    G, B = ridge.statistics(phi, Y)
-    lambdas = [0.01, 1.0, 100.0]
-    path = ridge.ridge_path_scores(G, B, phi[:20], lambdas).numpy()
-    for lam, scores in zip(lambdas, path):
-        W = np.linalg.solve(G.numpy() + lam * np.eye(10), B.numpy())
-        np.testing.assert_allclose(scores, phi[:20].numpy() @ W, rtol=1e-8, atol=1e-10)
-
-
 def test_validation_picks_a_useful_lambda_and_calibrates(synthetic):
     X, Y = synthetic.X, synthetic.Y
     learner = Joint(M=256).learn(Session(X, Y, np.arange(Y.shape[1]), np.arange(len(X))))

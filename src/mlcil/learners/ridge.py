@@ -87,18 +87,21 @@ def ridge_solve(G: torch.Tensor, B: torch.Tensor, lam: float) -> torch.Tensor:
     return torch.cholesky_solve(B, L)
 
 
-def ridge_path_scores(G: torch.Tensor, B: torch.Tensor, phi_val: torch.Tensor, lambdas) -> torch.Tensor:
-    """Validation scores for every λ from one eigendecomposition of G.
+def eigh(G: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigendecomposition of a symmetric matrix; on CPU with one thread.
 
-    G = V diag(s) Vᵀ  ⇒  Φ_val W(λ) = (Φ_val V) diag(1/(s+λ)) (Vᵀ B).
-    Returns a len(lambdas) × n_val × C float64 tensor.
+    Measured here (benchmarks/cost.py): MKL's threaded symmetric eigensolver gains nothing
+    from a second core on a 2560×2560 problem (2.4 s vs 2.2 s) and slows down over tenfold
+    (2.7 s → 37 s) when another process competes for the cores; one thread avoids that.
     """
-    s, V = torch.linalg.eigh(G)
-    s = s.clamp_min(0)
-    P = phi_val.to(torch.float64) @ V
-    Q = V.T @ B
-    lam = torch.as_tensor(np.asarray(lambdas, dtype=np.float64), device=G.device)
-    return torch.stack([P @ (Q / (s + l)[:, None]) for l in lam])
+    if G.device.type != "cpu":
+        return torch.linalg.eigh(G)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return torch.linalg.eigh(G)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def imbalance_weights(Y: np.ndarray, power: float = 0.5) -> np.ndarray:
@@ -153,7 +156,7 @@ def loo_path_scores(G: torch.Tensor, B: torch.Tensor, phi: torch.Tensor, Y: torc
     the row is (ŷ − h·y) / (1 − h) (Sherman–Morrison), so one eigendecomposition G = V diag(s) Vᵀ
     gives every λ: A⁻¹ = V diag(1/(s+λ)) Vᵀ. phi m×M, Y m×C, w m. Returns len(lambdas)×m×C float64.
     """
-    s, V = torch.linalg.eigh(G)
+    s, V = eigh(G)
     s = s.clamp_min(0)
     P = phi.to(torch.float64) @ V
     Q = V.T @ B
