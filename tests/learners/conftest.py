@@ -9,7 +9,12 @@ from mlcil.protocols import Protocol
 #: Small, fast settings per registered learner for the contract tests.
 FAST_PARAMS = {
     "joint": {"M": 64},
+    "analytic": {"M": 64},
     "finetune": {"epochs": 3},
+    "lwf": {"epochs": 3, "hidden": 16},
+    "pseudolabel": {"epochs": 3, "hidden": 16},
+    "replay": {"epochs": 3, "hidden": 16, "per_class": 5},
+    "joint-sgd": {"epochs": 3, "hidden": 16},
 }
 
 

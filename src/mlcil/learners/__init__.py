@@ -5,6 +5,12 @@ from mlcil.learners.base import REGISTRY, Learner, register
 from mlcil.learners.factory import make_learner, parse_learner_spec, resolve_learner_names
 from mlcil.learners.finetune import FineTune
 from mlcil.learners.joint import Joint
+from mlcil.learners.joint_sgd import JointSGD
+from mlcil.learners.lda import LDA
+from mlcil.learners.lwf import LwF
+from mlcil.learners.prototype import Prototype
+from mlcil.learners.pseudolabel import PseudoLabel
+from mlcil.learners.replay import Replay
 
-__all__ = ["REGISTRY", "Analytic", "FineTune", "Joint", "Learner", "make_learner", "parse_learner_spec",
-           "register", "resolve_learner_names"]
+__all__ = ["REGISTRY", "Analytic", "FineTune", "Joint", "JointSGD", "LDA", "Learner", "LwF", "Prototype",
+           "PseudoLabel", "Replay", "make_learner", "parse_learner_spec", "register", "resolve_learner_names"]

@@ -5,53 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mlcil.learners import heads, ridge
-from mlcil.learners.base import Learner, register
-from mlcil.learners.heads import minibatches  # noqa: F401  (kept importable from here)
-
-
-class HeadLearner(Learner):
-    """Shared plumbing of the session-by-session gradient heads (not registered).
-
-    State: ``head_`` (dict of tensors, see :mod:`mlcil.learners.heads`), ``mean_`` and
-    ``scale_`` (first-session standardisation), ``n_features_``, ``sessions_``.
-    Subclasses implement ``_fit_session(inputs, X, Y, gen)`` returning the trained head.
-    """
-
-    def _begin(self, X) -> tuple[torch.device, torch.Generator]:
-        """Device and this session's generator; creates the head on the first session."""
-        dev = ridge.resolve_device(self.device)
-        if not self.is_fitted:
-            self.n_features_ = X.shape[1]
-            self.mean_, self.scale_ = ridge.standardizer(X)
-            self.sessions_ = 0
-            gen = heads.session_generator(self.seed, 0)
-            self.head_ = heads.init_head(X.shape[1], int(getattr(self, "hidden", 0)), dev, gen)
-            return dev, gen
-        return dev, heads.session_generator(self.seed, self.sessions_)
-
-    def _train(self, params, inputs, terms, gen):
-        return heads.train(params, inputs, terms, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
-                           weight_decay=self.weight_decay, generator=gen, asl=getattr(self, "_asl", None))
-
-    def _finish(self, head, classes: np.ndarray) -> None:
-        self.head_ = head
-        self.sessions_ += 1
-        self._classes = np.concatenate([self.classes_, classes])
-
-    def _old_proba(self, X) -> torch.Tensor:
-        """Sigmoid outputs of the current (pre-session) head on raw rows X: n×C_old tensor."""
-        return torch.sigmoid(heads.predict_logits(self.head_, X, self.mean_, self.scale_))
-
-    def scores(self, X) -> np.ndarray:
-        X = self._check_X(X)
-        return heads.predict_logits(self.head_, X, self.mean_, self.scale_).cpu().numpy()
-
-    def _forget(self, keep: np.ndarray) -> None:
-        self.head_ = heads.select_outputs(self.head_, keep)
-
-    def _after_load(self) -> None:
-        self.head_ = heads.to_device(self.head_, ridge.resolve_device(self.device))
+from mlcil.learners import heads
+from mlcil.learners.base import register
+from mlcil.learners.heads import HeadLearner, minibatches  # noqa: F401  (minibatches: kept importable from here)
 
 
 @register("finetune")
