@@ -84,8 +84,9 @@ class Analytic(Learner):
         balance: weight examples by the inverse square root of their positive classes'
             frequency within the session (L3A's sample weighting idea).
         pseudo_threshold: probability above which an old class becomes a pseudo-positive
-            (0.7 as in L3A), or 'calibrated' for per-class F1-optimal thresholds found on
-            held-out rows of the class's own session.
+            (0.7 as in L3A); 'calibrated' for per-class F1-optimal thresholds found on
+            leave-one-out scores of the class's own session; 'soft' for the ridge output
+            clipped to [0, 1] as a soft target.
         n_lambdas: size of the log λ grid (10⁻⁴..10² × mean eigenvalue of G), searched by
             leave-one-out mAP on the first session: closed form, all λ from one eigendecomposition.
         loo_rows: at most this many rows per session get leave-one-out scores (λ search,
@@ -286,9 +287,9 @@ class Analytic(Learner):
 
     def _pseudo_labels(self, X) -> np.ndarray:
         """n × len(classes_) pseudo-labels of the old classes: proba above the threshold."""
+        if self.pseudo_threshold == "soft":  # the ridge output itself, clipped to [0, 1]
+            return np.clip(self.scores(X), 0.0, 1.0).astype(np.float64)
         P = self.proba(X)
-        if self.pseudo_threshold == "soft":
-            return P.astype(np.float64)
         thr = self.thresholds_ if self.pseudo_threshold == "calibrated" else float(self.pseudo_threshold)
         return (P > thr).astype(np.uint8)
 
