@@ -229,3 +229,14 @@ def test_simulated_absence_loo_equals_refitting_without_the_row():
         for G, B, cols, _ in sub:
             A = alpha * G_all_i + (1 - alpha) * G + lam * torch.eye(M, dtype=torch.float64)
             np.testing.assert_allclose(S[i, cols], phi[i] @ torch.linalg.solve(A, B).numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_one_gram_matrix_unless_absence_needs_more(stream3):
+    """'negative' and 'weighted' with α = 1 keep one G; α < 1, 'known' and 'pseudo' keep one per session."""
+    expected = {("negative", None): 1, ("weighted", 1.0): 1, ("weighted", 0.3): 3, ("known", None): 3,
+                ("pseudo", 0.3): 3}
+    for (strategy, alpha), count in expected.items():
+        learner = Analytic(M=16, strategy=strategy, alpha=alpha)
+        for s in stream3:
+            learner.learn(s)
+        assert len(learner.G_) == count, (strategy, alpha)

@@ -144,9 +144,11 @@ class Analytic(Learner):
         """True once the feature map, λ and α are fixed (after the first session, or by :meth:`spawn`)."""
         return hasattr(self, "R_")
 
-    @property
-    def _per_session(self) -> bool:
-        return self.strategy != "negative"
+    def _per_session(self, alpha: float | None = None) -> bool:
+        """Whether a G per session is needed: not when every class solves against G_all
+        ('negative', or 'weighted' whose α came out as 1), which then keeps one G."""
+        alpha = self.alpha_ if alpha is None else alpha
+        return self.strategy in ("known", "pseudo") or (self.strategy == "weighted" and alpha < 1.0)
 
     def _features(self, X) -> torch.Tensor:
         return ridge.random_features(ridge.to_tensor(X, self.R_.device, self.mean_, self.scale_), self.R_,
@@ -185,14 +187,15 @@ class Analytic(Learner):
             for s, cls in enumerate(self.session_classes_):
                 B_list[s] += B_pseudo[:, col:col + len(cls)]
                 col += len(cls)
-        if self._per_session or not G_list:
+        per_session = self._per_session(alpha)
+        if per_session or not G_list:
             G_list.append(G_new)
         else:
             G_list[0] = G_list[0] + G_new
         B_list.append(B_new)
         # calibrate the new classes on leave-one-out scores of their own session's rows
         G_all = sum(G_list[1:], G_list[0])
-        A = absence_system(G_all, G_new if self._per_session else G_all, alpha, lam)
+        A = absence_system(G_all, G_new if per_session else G_all, alpha, lam)
         W_new = torch.cholesky_solve(B_new, torch.linalg.cholesky(A))
         loo = ridge.loo_scores(A, W_new, phi_sub, Y_sub, w_sub).cpu().numpy()
         a, b = fit_platt(loo, Y[sub])
@@ -297,7 +300,7 @@ class Analytic(Learner):
         """Recompute W for every session group from the statistics."""
         G_all = sum(self.G_[1:], self.G_[0].clone())
         parts = []
-        if not self._per_session:
+        if not self._per_session():
             B = torch.cat(self.B_, dim=1)
             self.W_ = ridge.ridge_solve(G_all, B, self.lambda_)
             return
@@ -389,7 +392,7 @@ class Analytic(Learner):
         Y = check_labels(Y, f"{self.name}: Y", n=X.shape[0], L=len(classes))
         s = self.session_classes_.index(classes)
         G, B = self._stats(X, Y, None)
-        g_index = s if self._per_session else 0
+        g_index = s if self._per_session() else 0
         self.G_[g_index] = self.G_[g_index] - G
         self.B_[s] = self.B_[s] - B
         self.session_rows_[s] -= int(X.shape[0])
