@@ -240,3 +240,27 @@ def test_one_gram_matrix_unless_absence_needs_more(stream3):
         for s in stream3:
             learner.learn(s)
         assert len(learner.G_) == count, (strategy, alpha)
+
+
+def test_failure_while_learning_restores_the_previous_state(stream3, monkeypatch):
+    from mlcil.learners import ridge
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("numerical failure")
+
+    fresh = Analytic(M=16)
+    monkeypatch.setattr(ridge, "loo_scores", broken)
+    with pytest.raises(RuntimeError):
+        fresh.learn(stream3.sessions[0])
+    assert not fresh.has_frame and not fresh.is_fitted and not hasattr(fresh, "lambda_")
+    monkeypatch.undo()
+    learner = Analytic(M=16).learn(stream3.sessions[0])
+    before = learner.scores(stream3.X_test)
+    monkeypatch.setattr(ridge, "loo_scores", broken)
+    with pytest.raises(RuntimeError):
+        learner.learn(stream3.sessions[1])
+    monkeypatch.undo()
+    assert learner.classes_.tolist() == stream3.sessions[0].classes.tolist() and len(learner.B_) == 1
+    np.testing.assert_array_equal(learner.scores(stream3.X_test), before)
+    learner.learn(stream3.sessions[1])  # and it still learns
+    assert len(learner.classes_) == 4

@@ -91,9 +91,16 @@ class Learner:
 
     # ---- the contract --------------------------------------------------------------------
     def learn(self, session: Session) -> "Learner":
-        """Learn one session. Input is validated before any state changes."""
+        """Learn one session. Input is validated before any state changes, and a failure while
+        learning (e.g. a numerical error) restores the learner's previous state."""
         X, Y, classes = self._check_session(session)
-        self._learn(X, Y, classes)
+        before = dict(vars(self))  # _learn assigns new objects, so a shallow copy restores
+        try:
+            self._learn(X, Y, classes)
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(before)
+            raise
         return self
 
     def _learn(self, X, Y: np.ndarray, classes: np.ndarray) -> None:

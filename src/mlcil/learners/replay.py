@@ -181,7 +181,7 @@ class Replay(HeadLearner):
         return rows, owners, np.full(len(rows), -1, dtype=np.int64)
 
     def _update_buffer(self, X, Y: np.ndarray, classes: np.ndarray, rng: np.random.Generator) -> None:
-        buf = self.buffer_
+        buf = dict(self.buffer_)  # a copy: the stored buffer changes only when learning succeeds
         C_old, k = buf["Y"].shape[1], Y.shape[1]
         # existing exemplars: the new classes' entries are unknown
         pad = np.zeros((buf["Y"].shape[0], k), dtype=np.uint8)
