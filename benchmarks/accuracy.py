@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from mlcil.bench import BenchConfig, run_benchmark, write_report
-from mlcil.bench.report import _finite
+from mlcil.bench.report import strict_json
 from mlcil.data import load_dataset
 
 #: (dataset, protocol, n_classes or None, domain)
@@ -66,7 +66,7 @@ def main() -> None:
         rows[(name, protocol, domain, report["protocol"]["n_sessions"])] = report["summary"]
         print(f"{name}: {time.time() - start:.0f} s", flush=True)
     (args.out / "summary.json").write_text(
-        json.dumps(_finite({f"{k[0]} {k[1]}": v for k, v in rows.items()}), indent=1, allow_nan=False))
+        json.dumps(strict_json({f"{k[0]} {k[1]}": v for k, v in rows.items()}), indent=1, allow_nan=False))
     print_table(rows, learners)
 
 

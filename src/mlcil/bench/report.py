@@ -104,18 +104,18 @@ def write_report(report: dict, out_dir: str | Path) -> dict[str, Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "report.json", "md": out / "report.md", "png": out / "map_per_session.png"}
-    paths["json"].write_text(json.dumps(_finite(report), indent=1, default=_json_default, allow_nan=False) + "\n")
+    paths["json"].write_text(json.dumps(strict_json(report), indent=1, default=_json_default, allow_nan=False) + "\n")
     paths["md"].write_text(markdown(report))
     plot(report, paths["png"])
     return paths
 
 
-def _finite(value):
+def strict_json(value):
     """The report with NaN/inf floats replaced by None, so report.json is strict JSON."""
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: strict_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [strict_json(v) for v in value]
     if isinstance(value, (float, np.floating)) and not math.isfinite(value):
         return None
     return value
