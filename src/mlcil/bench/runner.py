@@ -102,10 +102,8 @@ def summarize(runs: list[dict]) -> dict:
             for key in rows[0]
             for vals in [np.array([row[key] for row in rows], dtype=float)]
         }
-        out[spec]["mAP_per_session"] = {
-            "mean": np.mean([[s["mAP"] for s in r["sessions"]] for r in runs if r["learner"] == spec], axis=0).tolist(),
-            "std": np.std([[s["mAP"] for s in r["sessions"]] for r in runs if r["learner"] == spec], axis=0).tolist(),
-        }
+        curves = np.array([[s["mAP"] for s in r["sessions"]] for r in runs if r["learner"] == spec])
+        out[spec]["mAP_per_session"] = {"mean": curves.mean(axis=0).tolist(), "std": curves.std(axis=0).tolist()}
     return out
 
 

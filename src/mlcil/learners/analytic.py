@@ -182,7 +182,8 @@ class Analytic(Learner):
         B_list = [b.clone() for b in getattr(self, "B_", [])]
         # pseudo-labels for old classes on this session's rows, from the model before this session
         if self.strategy == "pseudo" and self.is_fitted:
-            _, B_pseudo = self._stats(X, self._pseudo_labels(X), weights)
+            _, B_pseudo = ridge.accumulate(X, self._pseudo_labels(X), self.R_, self.mean_, self.scale_,
+                                           self.include_x, weights, precision=self.precision, gram=False)
             col = 0
             for s, cls in enumerate(self.session_classes_):
                 B_list[s] += B_pseudo[:, col:col + len(cls)]
@@ -196,8 +197,8 @@ class Analytic(Learner):
         # calibrate the new classes on leave-one-out scores of their own session's rows
         G_all = sum(G_list[1:], G_list[0])
         A = absence_system(G_all, G_new if per_session else G_all, alpha, lam)
-        W_new = torch.cholesky_solve(B_new, torch.linalg.cholesky(A))
-        loo = ridge.loo_scores(A, W_new, phi_sub, Y_sub, w_sub).cpu().numpy()
+        L = torch.linalg.cholesky(A)
+        loo = ridge.loo_scores(L, torch.cholesky_solve(B_new, L), phi_sub, Y_sub, w_sub).cpu().numpy()
         a, b = fit_platt(loo, Y[sub])
         thresholds = best_f1_thresholds(apply_platt(loo, a, b), Y[sub])
         # commit
@@ -280,8 +281,7 @@ class Analytic(Learner):
         for G, B, cols, member in parts:
             A = absence_system(G_all, G, alpha, lam)
             L = torch.linalg.cholesky(A)
-            Z = torch.linalg.solve_triangular(L, phi.T, upper=False)
-            h = (Z * Z).sum(dim=0).cpu().numpy()
+            h = ridge.leverage(L, phi).cpu().numpy()
             yhat = (phi @ torch.cholesky_solve(B, L)).cpu().numpy()
             inside = member.astype(float)
             weight = w * (alpha * n_parts_of_row + (1 - alpha) * inside)

@@ -58,17 +58,18 @@ def random_features(Z: torch.Tensor, R: torch.Tensor, include_x: bool = False) -
 
 
 def statistics(phi: torch.Tensor, Y: torch.Tensor, weights: torch.Tensor | None = None,
-               precision: str = "float64"):
+               precision: str = "float64", gram: bool = True):
     """G = Φᵀ diag(w) Φ and B = Φᵀ diag(w) Y, returned in float64. Φ n×M, Y n×C, w n.
 
     ``precision='float64'`` multiplies in float64; ``'float32'`` multiplies in float32
     (about twice as fast on CPU, much faster on GPU) and returns the products in float64,
-    so that sums over chunks and the solve stay float64.
+    so that sums over chunks and the solve stay float64. ``gram=False`` skips G (None).
     """
     dtype = torch.float64 if precision == "float64" else torch.float32
     phi_ = phi.to(dtype)
     wphi = phi_ if weights is None else phi_ * weights.to(dtype)[:, None]
-    return (wphi.T @ phi_).to(torch.float64), (wphi.T @ Y.to(dtype)).to(torch.float64)
+    G = (wphi.T @ phi_).to(torch.float64) if gram else None
+    return G, (wphi.T @ Y.to(dtype)).to(torch.float64)
 
 
 def lambda_grid(G: torch.Tensor, n: int = 13, low: float = -4.0, high: float = 2.0) -> np.ndarray:
@@ -126,16 +127,21 @@ def iter_features(X, R: torch.Tensor, mean, scale, include_x: bool, chunk: int =
 
 
 def accumulate(X, Y: np.ndarray, R: torch.Tensor, mean, scale, include_x: bool,
-               weights: np.ndarray | None = None, chunk: int = 4096, precision: str = "float64"):
-    """Sufficient statistics (G, B) of rows X, labels Y (float64), chunk by chunk."""
+               weights: np.ndarray | None = None, chunk: int = 4096, precision: str = "float64",
+               gram: bool = True):
+    """Sufficient statistics (G, B) of rows X, labels Y (float64), chunk by chunk.
+
+    ``gram=False`` skips G (returned as None) when only B = Σ w φ yᵀ is wanted.
+    """
     M = R.shape[1] + (R.shape[0] if include_x else 0)
-    G = torch.zeros(M, M, dtype=torch.float64, device=R.device)
+    G = torch.zeros(M, M, dtype=torch.float64, device=R.device) if gram else None
     B = torch.zeros(M, Y.shape[1], dtype=torch.float64, device=R.device)
     for rows, phi in iter_features(X, R, mean, scale, include_x, chunk):
         y = torch.as_tensor(np.asarray(Y[rows], dtype=np.float32), device=R.device)
         w = None if weights is None else torch.as_tensor(weights[rows], device=R.device)
-        g, b = statistics(phi, y, w, precision)
-        G += g
+        g, b = statistics(phi, y, w, precision, gram)
+        if gram:
+            G += g
         B += b
     return G, B
 
@@ -179,13 +185,17 @@ def loo_correct(yhat: torch.Tensor, h: torch.Tensor, Y: torch.Tensor) -> torch.T
     return (yhat - h[:, None] * Y) / (1.0 - h).clamp_min(1e-6)[:, None]
 
 
-def loo_scores(A: torch.Tensor, W: torch.Tensor, phi: torch.Tensor, Y: torch.Tensor,
+def leverage(L: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
+    """h_i = φ_iᵀ A⁻¹ φ_i for the rows of ``phi`` (m×M), given the Cholesky factor L of A (A = LLᵀ)."""
+    Z = torch.linalg.solve_triangular(L, phi.to(torch.float64).T, upper=False)
+    return (Z * Z).sum(dim=0)
+
+
+def loo_scores(L: torch.Tensor, W: torch.Tensor, phi: torch.Tensor, Y: torch.Tensor,
                weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Leave-one-out scores of rows ``phi`` under a fixed system A W = B (A includes λI)."""
-    L = torch.linalg.cholesky(A)
-    phi64 = phi.to(torch.float64)
-    Z = torch.linalg.solve_triangular(L, phi64.T, upper=False)
-    h = (Z * Z).sum(dim=0)
+    """Leave-one-out scores of rows ``phi`` under a fixed system A W = B (A includes λI),
+    given the Cholesky factor L of A."""
+    h = leverage(L, phi)
     if weights is not None:
         h = h * weights.to(torch.float64)
-    return loo_correct(phi64 @ W, h, Y.to(torch.float64))
+    return loo_correct(phi.to(torch.float64) @ W, h, Y.to(torch.float64))
