@@ -67,6 +67,14 @@ def main() -> None:
               help="Test fraction of the seeded stratified split, for datasets without an official split.")
 @click.option("--threshold", default=0.8, show_default=True, type=click.FloatRange(0, 1),
               help="Probability threshold for CP/CR/CF1/OP/OR/OF1 (0.8 as in CSC and MULTI-LANE).")
+@click.option("--calibration", type=click.Choice(["platt", "isotonic"]), default=None,
+              help="Calibrate every learner's proba per class: the Analytic family on leave-one-out scores, "
+                   "others on --holdout rows of each session (which they then do not learn). Default: each "
+                   "learner's own proba.")
+@click.option("--holdout", default=0.2, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Fraction of each session held out for --calibration (learners without leave-one-out).")
+@click.option("--top-k", type=click.IntRange(1), default=None,
+              help="k of the top-k decision [default: label cardinality of the training sessions, rounded].")
 @click.option("--device", default="cpu", show_default=True, help="Torch device: cpu, cuda or auto.")
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder for report.json, report.md and map_per_session.png "
@@ -74,13 +82,14 @@ def main() -> None:
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None, envvar="MLCIL_DATA",
               help="Folder holding <name>/ dataset folders [env: MLCIL_DATA].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def bench(dataset, protocol, learners, seeds, order, n_classes, few_shot, test_size, threshold, device, out,
-          data_dir, quiet) -> None:
+def bench(dataset, protocol, learners, seeds, order, n_classes, few_shot, test_size, threshold, calibration, holdout,
+          top_k, device, out, data_dir, quiet) -> None:
     """Run learners on DATASET under a class-incremental protocol and write a report.
 
     DATASET is a registered name (see `mlcil datasets`) or a path to a .npz, .arff or
     .jsonl(.gz) file. Reports avg mAP, last mAP, last CF1/OF1, forgetting, learn time and
-    state size, mean ± std over seeds.
+    state size, mean ± std over seeds, and the last session's decisions three ways (global
+    threshold, tuned per-class thresholds, top-k) with the calibration error (ECE).
 
     Example: mlcil bench scene --protocol B0-C2 --learners joint,finetune --seeds 3
     """
@@ -94,7 +103,7 @@ def bench(dataset, protocol, learners, seeds, order, n_classes, few_shot, test_s
     ds = load_dataset(dataset, data_dir=data_dir)
     config = BenchConfig(protocol=protocol, learners=tuple(specs), seeds=tuple(range(seeds)), order=order,
                          n_classes=n_classes, few_shot=few_shot, test_size=test_size, threshold=threshold,
-                         device=device)
+                         device=device, calibration=calibration, holdout=holdout, top_k=top_k)
     report = run_benchmark(ds, config, progress=not quiet)
     out = out or Path("results") / f"{ds.name}-{protocol}"
     paths = write_report(report, out)

@@ -5,7 +5,7 @@ import pytest
 
 from mlcil.errors import MlcilError
 from mlcil.learners import Analytic, Joint, Learner
-from mlcil.learners.analytic import ALPHA_GRID, best_f1_thresholds
+from mlcil.learners.analytic import ALPHA_GRID
 from mlcil.protocols import Protocol, Session
 
 from .conftest import make_dataset
@@ -160,16 +160,6 @@ def test_calibrated_pseudo_threshold_is_per_class(stream3):
     assert learner.thresholds_.shape == (2,) and ((learner.thresholds_ > 0) & (learner.thresholds_ < 1)).all()
 
 
-def test_best_f1_thresholds_against_brute_force():
-    rng = np.random.default_rng(0)
-    P = rng.random((60, 3))
-    Y = (rng.random((60, 3)) < 0.3).astype(np.uint8)
-    got = best_f1_thresholds(P, Y)
-    for c in range(3):
-        f1 = [2 * (Y[P[:, c] >= t, c].sum()) / ((P[:, c] >= t).sum() + Y[:, c].sum()) for t in P[:, c]]
-        assert np.isclose(max(f1), 2 * Y[P[:, c] >= got[c], c].sum() / ((P[:, c] >= got[c]).sum() + Y[:, c].sum()))
-
-
 def test_float32_accumulation_close_to_float64(stream3):
     a = Analytic(M=40, precision="float64").learn(stream3.sessions[0])
     b = Analytic(M=40, precision="float32").learn(stream3.sessions[0])
@@ -264,3 +254,43 @@ def test_failure_while_learning_restores_the_previous_state(stream3, monkeypatch
     np.testing.assert_array_equal(learner.scores(stream3.X_test), before)
     learner.learn(stream3.sessions[1])  # and it still learns
     assert len(learner.classes_) == 4
+
+
+@pytest.mark.parametrize("params", [{"strategy": "negative"}, {"strategy": "known"},
+                                    {"strategy": "weighted", "alpha": 0.3}, {"strategy": "negative", "balance": True}])
+def test_leave_one_out_equals_refitting_without_the_row(stream3, params):
+    """The audit's out-of-sample scores: closed form == a learner that never saw the row."""
+    full = Analytic(M=30, **params)
+    for s in stream3.sessions[:2]:
+        full.learn(s)
+    s1 = stream3.sessions[1]
+    loo = full.leave_one_out(s1.X, s1.Y, s1.classes, calibrated=False)
+    cols = np.isin(full.classes_, s1.classes)
+    for i in (0, 7, s1.n - 1):
+        keep = np.arange(s1.n) != i
+        if params.get("balance"):  # balance weights depend on the session's labels: LOO keeps row i's weights
+            continue
+        twin = full.spawn().learn(stream3.sessions[0])
+        twin.learn(Session(s1.X[keep], s1.Y[keep], s1.classes, s1.index[keep]))
+        np.testing.assert_allclose(loo[i], twin.scores(s1.X[i:i + 1])[0, cols], rtol=1e-4, atol=1e-5)
+    calibrated = full.leave_one_out(s1.X, s1.Y, s1.classes)
+    assert calibrated.shape == s1.Y.shape and ((calibrated >= 0) & (calibrated <= 1)).all()
+
+
+def test_leave_one_out_rejects_unknown_session(stream3):
+    learner = Analytic(M=30).learn(stream3.sessions[0])
+    s1 = stream3.sessions[1]
+    with pytest.raises(MlcilError, match="no session learned"):
+        learner.leave_one_out(s1.X, s1.Y, s1.classes)
+
+
+def test_isotonic_calibration_round_trips(stream3, tmp_path):
+    learner = Analytic(M=30, calibration="isotonic")
+    for s in stream3.sessions[:2]:
+        learner.learn(s)
+    P = learner.proba(stream3.X_test)
+    assert ((P >= 0) & (P <= 1)).all()
+    again = Learner.load(learner.save(tmp_path / "iso.npz"))
+    np.testing.assert_array_equal(again.proba(stream3.X_test), P)
+    learner.forget(stream3.sessions[0].classes)
+    np.testing.assert_allclose(learner.proba(stream3.X_test), P[:, 2:], atol=1e-6)

@@ -42,6 +42,26 @@ def markdown_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+DECISION_COLUMNS = [
+    ("last_CF1", "CF1 @thr"), ("last_OF1", "OF1 @thr"), ("last_CF1_tuned", "CF1 tuned"),
+    ("last_OF1_tuned", "OF1 tuned"), ("last_CF1_topk", "CF1 top-k"), ("last_OF1_topk", "OF1 top-k"),
+    ("last_ECE", "ECE"),
+]
+
+
+def decisions_table(report: dict) -> str:
+    """Last-session decisions three ways (global threshold, tuned per-class thresholds, top-k)
+    and the expected calibration error, one row per learner (%, mean ± std over seeds)."""
+    n_seeds = len(report["config"]["seeds"])
+    head = ["learner"] + [label for _, label in DECISION_COLUMNS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for spec, stats in report["summary"].items():
+        cells = [f"`{spec}`"] + [_cell(stats[key], 100.0, n_seeds) if key in stats else "–"
+                                 for key, _ in DECISION_COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def markdown(report: dict) -> str:
     ds, pr = report["dataset"], report["protocol"]
     seeds = report["config"]["seeds"]
@@ -58,6 +78,16 @@ def markdown(report: dict) -> str:
         "",
         "mAP, CF1, OF1 and forgetting in %; forgetting on the full test set (DESIGN.md §4); learn s = total "
         "learning time over all sessions; state = learner state after the last session.",
+        "",
+        "## Decisions after the last session (%)",
+        "",
+        decisions_table(report),
+        "",
+        f"@thr = global threshold {report['config']['threshold']} on `proba`; tuned = per-class thresholds "
+        "maximising F1 on held-out (or leave-one-out) training rows of each class's session, never test rows "
+        "(– where the learner has none); top-k = the k best-scoring classes per example, k = label "
+        "cardinality of the training sessions, rounded; ECE = expected calibration error of `proba` "
+        "over all (example, seen class) pairs, 15 bins.",
         "",
         "## mAP after each session (mean over seeds, %)",
         "",

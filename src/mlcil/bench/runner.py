@@ -13,7 +13,10 @@ from mlcil.data.dataset import Dataset
 from mlcil.errors import MlcilError
 from mlcil.learners.base import Learner
 from mlcil.learners.factory import make_learner
-from mlcil.metrics import average_precision, decide_threshold, forgetting, mean_average_precision, threshold_metrics
+from mlcil.decide.calibrated import Calibrated
+from mlcil.decide.thresholds import top_k
+from mlcil.metrics import (average_precision, decide_threshold, expected_calibration_error, forgetting,
+                           mean_average_precision, threshold_metrics)
 from mlcil.protocols import Protocol, Stream
 
 
@@ -30,13 +33,30 @@ class BenchConfig:
     test_size: float = 0.3
     threshold: float = 0.8
     device: str = "cpu"
+    calibration: str | None = None  # None: each learner's own; 'platt'/'isotonic': held-out (or LOO) calibration
+    holdout: float = 0.2  # fraction of each session held out to calibrate learners without LOO calibration
+    top_k: int | None = None  # None: k = label cardinality of the training sessions so far, rounded
 
 
-def evaluate_session(learner: Learner, stream: Stream, t: int, threshold: float) -> tuple[dict, np.ndarray]:
+def make_bench_learner(spec: str, seed: int, config: BenchConfig) -> Learner:
+    """The learner of ``spec``; with ``config.calibration`` set, calibrated on leave-one-out scores
+    (the Analytic family) or wrapped in :class:`Calibrated` (held-out rows of each session)."""
+    learner = make_learner(spec, seed=seed, device=config.device)
+    if config.calibration is None:
+        return learner
+    if "calibration" in learner.get_params():
+        return learner.set_params(calibration=config.calibration)
+    return Calibrated(learner, method=config.calibration, holdout=config.holdout, seed=seed)
+
+
+def evaluate_session(learner: Learner, stream: Stream, t: int, threshold: float,
+                     k: int = 1) -> tuple[dict, np.ndarray]:
     """Metrics after session t, and per-class AP on the full fixed test set (for forgetting).
 
-    mAP and the F1 family use the protocol's test set after t (test examples with a seen
+    mAP, ECE and the F1 family use the protocol's test set after t (test examples with a seen
     class, scored on the seen classes); the returned AP vector covers every test example.
+    Decisions three ways: the global ``threshold`` (CF1, OF1), the learner's tuned per-class
+    ``thresholds_`` where it has them (CF1_tuned, OF1_tuned; NaN otherwise), and top-``k``.
     """
     seen = stream.seen_classes(t)
     classes = learner.classes_
@@ -50,8 +70,15 @@ def evaluate_session(learner: Learner, stream: Stream, t: int, threshold: float)
     rows = stream.test_rows(t)
     mAP, excluded = mean_average_precision(Y[rows], S[rows])
     f1 = threshold_metrics(Y[rows], decide_threshold(P[rows], threshold))
+    tuned = getattr(learner, "thresholds_", None)
+    nan = float("nan")
+    f1_tuned = threshold_metrics(Y[rows], decide_threshold(P[rows], tuned)) if tuned is not None else {}
+    f1_top = threshold_metrics(Y[rows], top_k(S[rows], k))
     metrics = {
-        "t": t, "n_test": int(len(rows)), "mAP": float(mAP), **{k: float(v) for k, v in f1.items()},
+        "t": t, "n_test": int(len(rows)), "mAP": float(mAP), **{m: float(v) for m, v in f1.items()},
+        "ECE": expected_calibration_error(Y[rows], P[rows]),
+        "CF1_tuned": f1_tuned.get("CF1", nan), "OF1_tuned": f1_tuned.get("OF1", nan),
+        "CF1_topk": f1_top["CF1"], "OF1_topk": f1_top["OF1"], "k": int(k),
         "excluded_classes": classes[excluded].tolist(),
         "predict_ms_per_1k": 1000.0 * predict_s / max(len(stream.Y_test), 1) * 1000.0,
         "state_bytes": int(learner.state_bytes),
@@ -61,16 +88,21 @@ def evaluate_session(learner: Learner, stream: Stream, t: int, threshold: float)
 
 def run_learner(spec: str, stream: Stream, seed: int, config: BenchConfig, progress=None) -> dict:
     """One learner through every session of one stream; returns its run record."""
-    learner = make_learner(spec, seed=seed, device=config.device)
+    learner = make_bench_learner(spec, seed, config)
     position = {c: i for i, c in enumerate(stream.class_order.tolist())}
     history = np.full((len(stream), len(stream.class_order)), np.nan)
     sessions = []
+    seen_rows: set[int] = set()
+    n_positive = 0
     for t, session in enumerate(stream):
         data = stream.joint_session(t) if learner.needs_full_labels else session
         start = time.perf_counter()
         learner.learn(data)
         learn_s = time.perf_counter() - start
-        metrics, ap_full = evaluate_session(learner, stream, t, config.threshold)
+        seen_rows.update(session.index.tolist())
+        n_positive += int(np.count_nonzero(session.Y))
+        k = config.top_k or max(1, int(round(n_positive / max(len(seen_rows), 1))))
+        metrics, ap_full = evaluate_session(learner, stream, t, config.threshold, k)
         metrics.update(classes=session.classes.tolist(), n_train=int(data.n), learn_s=learn_s)
         sessions.append(metrics)
         history[t, [position[c] for c in learner.classes_.tolist()]] = ap_full
@@ -83,6 +115,11 @@ def run_learner(spec: str, stream: Stream, seed: int, config: BenchConfig, progr
         "last_mAP": sessions[-1]["mAP"],
         "last_CF1": sessions[-1]["CF1"],
         "last_OF1": sessions[-1]["OF1"],
+        "last_CF1_tuned": sessions[-1]["CF1_tuned"],
+        "last_OF1_tuned": sessions[-1]["OF1_tuned"],
+        "last_CF1_topk": sessions[-1]["CF1_topk"],
+        "last_OF1_topk": sessions[-1]["OF1_topk"],
+        "last_ECE": sessions[-1]["ECE"],
         "forgetting": float(forgetting(history, np.array([position[c] for c in last.tolist()]))),
         "learn_s": float(sum(s["learn_s"] for s in sessions)),
         "state_bytes": sessions[-1]["state_bytes"],
@@ -143,7 +180,8 @@ def run_benchmark(dataset: Dataset, config: BenchConfig, progress: bool = True) 
                      "n_test": int(len(first.test_index)), "official_split": first.info["official_split"],
                      "few_shot": config.few_shot, "class_order": [first.label_names[c] for c in first.class_order]},
         "config": {"learners": list(config.learners), "seeds": list(config.seeds), "threshold": config.threshold,
-                   "device": config.device, "test_size": config.test_size},
+                   "device": config.device, "test_size": config.test_size, "calibration": config.calibration,
+                   "holdout": config.holdout, "top_k": config.top_k},
         "versions": versions(),
         "wall_s": time.time() - started,
         "runs": runs,

@@ -1,5 +1,34 @@
-"""Decisions: calibration of scores into probabilities, thresholds."""
+"""Decisions: calibrated probabilities, per-class thresholds, top-k, and the label-error audit.
 
-from mlcil.decide.calibration import apply_platt, fit_platt
+- :mod:`mlcil.decide.calibration`: Platt scaling and isotonic regression per class, fitted on
+  held-out (or leave-one-out) scores of the class's own session.
+- :mod:`mlcil.decide.thresholds`: per-class thresholds (max F1, target precision), top-k, and
+  the :class:`Decider` that applies one rule.
+- :mod:`mlcil.decide.calibrated`: :class:`Calibrated`, which gives any learner held-out
+  calibration and tuned thresholds.
+- :mod:`mlcil.decide.audit`: rank the examples whose given labels most likely contain an
+  error (cleanlab on out-of-sample probabilities: closed-form leave-one-out or k-fold).
+"""
 
-__all__ = ["apply_platt", "fit_platt"]
+from mlcil.decide.calibration import (
+    apply_calibration,
+    apply_isotonic,
+    apply_platt,
+    fit_calibration,
+    fit_isotonic,
+    fit_platt,
+)
+from mlcil.decide.thresholds import Decider, best_f1_thresholds, precision_thresholds, top_k
+
+__all__ = [
+    "Decider",
+    "apply_calibration",
+    "apply_isotonic",
+    "apply_platt",
+    "best_f1_thresholds",
+    "fit_calibration",
+    "fit_isotonic",
+    "fit_platt",
+    "precision_thresholds",
+    "top_k",
+]

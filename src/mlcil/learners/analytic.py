@@ -26,7 +26,9 @@ import numpy as np
 import torch
 
 from mlcil.data.dataset import check_features, check_labels
-from mlcil.decide.calibration import apply_platt, fit_platt
+from mlcil.decide.calibration import (apply_calibration, concat_calibration, fit_calibration,
+                                     select_calibration)
+from mlcil.decide.thresholds import best_f1_thresholds
 from mlcil.errors import MlcilError
 from mlcil.learners import ridge
 from mlcil.learners.base import Learner, register
@@ -53,24 +55,6 @@ def weighted_solve(G_all: torch.Tensor, K: torch.Tensor, B: torch.Tensor, alpha:
     return ridge.ridge_solve(absence_system(G_all, K, alpha, 0.0), B, lam)
 
 
-def best_f1_thresholds(proba: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """Per-class probability threshold maximising F1 on held-out rows (vectorised over classes).
-
-    Candidates are each column's own scores; a class with no held-out positive gets 0.5.
-    """
-    n, C = proba.shape
-    order = np.argsort(-proba, axis=0, kind="stable")
-    p_sorted = np.take_along_axis(proba, order, axis=0)
-    y_sorted = np.take_along_axis(Y.astype(np.float64), order, axis=0)
-    tp = np.cumsum(y_sorted, axis=0)
-    k = np.arange(1, n + 1)[:, None]
-    pos = Y.sum(axis=0)
-    f1 = 2 * tp / (k + pos)
-    best = np.argmax(f1, axis=0)
-    out = p_sorted[best, np.arange(C)]
-    return np.where(pos > 0, out, 0.5)
-
-
 @register("analytic")
 class Analytic(Learner):
     """Random-feature ridge learner through sufficient statistics (the flagship).
@@ -93,6 +77,8 @@ class Analytic(Learner):
             Platt calibration, per-class thresholds); every row is learned.
         precision: 'float64' or 'float32' multiplication when accumulating statistics
             (sums and solves are float64 either way).
+        calibration: 'platt' or 'isotonic': per-class map from ridge score to probability,
+            fitted on leave-one-out scores of the class's own session (no rows held out).
         seed, device: seeds R and the held-out splits; 'cpu', 'cuda' or 'auto'.
 
     >>> import numpy as np
@@ -109,7 +95,8 @@ class Analytic(Learner):
 
     def __init__(self, M: int = 2048, include_x: bool = True, strategy: str = "weighted", alpha: float | None = None,
                  balance: bool = False, pseudo_threshold: Any = 0.7, n_lambdas: int = 13, loo_rows: int = 2000,
-                 precision: str = "float64", seed: int = 0, device: str = "cpu") -> None:
+                 precision: str = "float64", calibration: str = "platt", seed: int = 0,
+                 device: str = "cpu") -> None:
         self.M = M
         self.include_x = include_x
         self.strategy = strategy
@@ -119,6 +106,7 @@ class Analytic(Learner):
         self.n_lambdas = n_lambdas
         self.loo_rows = loo_rows
         self.precision = precision
+        self.calibration = calibration
         self.seed = seed
         self.device = device
 
@@ -132,6 +120,8 @@ class Analytic(Learner):
             raise MlcilError(f"{self.name}: alpha is fixed by strategy {self.strategy!r}; use strategy='weighted'")
         if self.precision not in ("float64", "float32"):
             raise MlcilError(f"{self.name}: precision must be 'float64' or 'float32', got {self.precision!r}")
+        if self.calibration not in ("platt", "isotonic"):
+            raise MlcilError(f"{self.name}: calibration must be 'platt' or 'isotonic', got {self.calibration!r}")
         if int(self.M) < 1:
             raise MlcilError(f"{self.name}: M must be a positive number of random features, got {self.M}")
         if not (self.pseudo_threshold in ("calibrated", "soft") or 0.0 < float(self.pseudo_threshold) < 1.0):
@@ -199,15 +189,14 @@ class Analytic(Learner):
         A = absence_system(G_all, G_new if per_session else G_all, alpha, lam)
         L = torch.linalg.cholesky(A)
         loo = ridge.loo_scores(L, torch.cholesky_solve(B_new, L), phi_sub, Y_sub, w_sub).cpu().numpy()
-        a, b = fit_platt(loo, Y[sub])
-        thresholds = best_f1_thresholds(apply_platt(loo, a, b), Y[sub])
+        calib = fit_calibration(self.calibration, loo, Y[sub])
+        thresholds = best_f1_thresholds(apply_calibration(calib, loo), Y[sub])
         # commit
         self.lambda_, self.alpha_ = lam, alpha
         self.G_, self.B_ = G_list, B_list
         self.session_classes_ = getattr(self, "session_classes_", []) + [classes.tolist()]
         self.session_rows_ = getattr(self, "session_rows_", []) + [int(X.shape[0])]
-        self.platt_a_ = np.concatenate([getattr(self, "platt_a_", np.zeros(0)), a])
-        self.platt_b_ = np.concatenate([getattr(self, "platt_b_", np.zeros(0)), b])
+        self.calibration_ = concat_calibration(getattr(self, "calibration_", None), calib)
         self.thresholds_ = np.concatenate([getattr(self, "thresholds_", np.zeros(0)), thresholds])
         self._classes = np.concatenate([self.classes_, classes])
         self._solve()
@@ -320,7 +309,52 @@ class Analytic(Learner):
         return ridge.predict(X, self.R_, self.mean_, self.scale_, self.include_x, self.W_)
 
     def proba(self, X) -> np.ndarray:
-        return apply_platt(self.scores(X), self.platt_a_, self.platt_b_).astype(np.float32)
+        return apply_calibration(self.calibration_, self.scores(X)).astype(np.float32)
+
+    def leave_one_out(self, X, Y, classes, calibrated: bool = True, chunk: int = 4096) -> np.ndarray:
+        """Out-of-sample predictions for the rows of a learned session, in closed form.
+
+        Row i is scored on the session's classes by the model fitted without row i: with
+        A the session's normal matrix (λI included), W = A⁻¹B, ŷ = φᵀW and leverage
+        h = w·φᵀA⁻¹φ, that model predicts (ŷ − h·y) / (1 − h) (Sherman–Morrison): one
+        Cholesky factor, no refit. This is what the label-error audit feeds to cleanlab.
+
+        Args:
+            X: n×d rows and Y: n×len(classes) labels exactly as the session with ``classes``
+                was given them (the learner keeps no examples, so it cannot check this:
+                rows it never learned get meaningless values).
+            classes: the session's classes, in learned order.
+            calibrated: return probabilities (this learner's calibration) instead of ridge scores.
+        Returns:
+            n×len(classes) float64.
+        """
+        X = self._check_X(X)
+        classes = [int(c) for c in np.atleast_1d(classes)]
+        if classes not in self.session_classes_:
+            raise MlcilError(f"{self.name}: leave_one_out: no session learned exactly the classes {classes}")
+        Y = check_labels(Y, f"{self.name}: Y", n=X.shape[0], L=len(classes))
+        s = self.session_classes_.index(classes)
+        G_all = sum(self.G_[1:], self.G_[0].clone())
+        if self._per_session():
+            K = sum(self.G_[s + 1:], self.G_[s].clone()) if self.strategy == "pseudo" else self.G_[s]
+            A = absence_system(G_all, K, self.alpha_, self.lambda_)
+        else:
+            A = absence_system(G_all, G_all, 1.0, self.lambda_)
+        L = torch.linalg.cholesky(A)
+        col = sum(len(c) for c in self.session_classes_[:s])
+        W = self.W_[:, col:col + len(classes)]
+        weights = ridge.imbalance_weights(Y) if self.balance else None
+        out = np.empty(Y.shape, dtype=np.float64)
+        dev = self.R_.device
+        for start in range(0, X.shape[0], chunk):
+            rows = slice(start, start + chunk)
+            w = None if weights is None else torch.as_tensor(weights[rows], device=dev)
+            Yc = torch.as_tensor(Y[rows], dtype=torch.float64, device=dev)
+            out[rows] = ridge.loo_scores(L, W, self._features(X[rows]), Yc, w).cpu().numpy()
+        if calibrated:
+            keep = np.isin(self.classes_, classes)
+            out = apply_calibration(select_calibration(self.calibration_, keep), out)
+        return out
 
     # ---- exact operations ----------------------------------------------------------------
     def spawn(self) -> "Analytic":
@@ -374,7 +408,7 @@ class Analytic(Learner):
             sessions.append([c for c, m in zip(cls, mask) if m])
             col += k
         self.B_, self.session_classes_ = B_list, sessions
-        self.platt_a_, self.platt_b_, self.thresholds_ = self.platt_a_[keep], self.platt_b_[keep], self.thresholds_[keep]
+        self.calibration_, self.thresholds_ = select_calibration(self.calibration_, keep), self.thresholds_[keep]
         self._solve()
 
     def forget_examples(self, X, Y, classes) -> "Analytic":

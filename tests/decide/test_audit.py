@@ -1,0 +1,113 @@
+"""The label-error audit finds planted errors; k-fold probabilities are out of sample."""
+
+import numpy as np
+import pytest
+
+from mlcil.data.dataset import Dataset
+from mlcil.decide.audit import (audit_quality, find_label_errors, inject_label_noise, kfold_proba, label_lists,
+                                loo_proba)
+from mlcil.errors import MlcilError
+from mlcil.learners import Analytic, make_learner
+from mlcil.protocols import Session
+
+
+@pytest.fixture(scope="module")
+def clean():
+    """Well-separated multi-label data: labels are a deterministic function of X."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(800, 10)).astype(np.float32)
+    Y = (X[:, :4] > 0.3).astype(np.uint8)
+    return X, Y
+
+
+def test_inject_label_noise_rates(clean):
+    _, Y = clean
+    noisy = inject_label_noise(Y, drop=0.1, flip=0.02, seed=3)
+    pos = Y.astype(bool)
+    assert abs((noisy[pos] == 0).mean() - 0.1) < 0.03
+    assert abs((noisy[~pos] == 1).mean() - 0.02) < 0.01
+    np.testing.assert_array_equal(noisy, inject_label_noise(Y, drop=0.1, flip=0.02, seed=3))
+
+
+def test_label_lists():
+    assert label_lists(np.array([[1, 0, 1], [0, 0, 0]])) == [[0, 2], []]
+
+
+@pytest.mark.parametrize("source", ["loo", "kfold"])
+def test_audit_recovers_planted_errors(clean, source):
+    X, Y = clean
+    noisy = inject_label_noise(Y, drop=0.05, flip=0.02, seed=0)
+    truth = (noisy != Y).any(axis=1)
+    if source == "loo":
+        model = Analytic(M=128).learn(Session(X, noisy, np.arange(4), np.arange(len(X))))
+        P = loo_proba(model, X, noisy, np.arange(4))
+    else:
+        P = kfold_proba(X, noisy, folds=5)
+    result = find_label_errors(noisy, P)
+    quality = audit_quality(truth, result)
+    assert quality["precision_at_k"] > 0.6  # chance would be truth.mean() ~ 0.07
+    assert quality["flag_recall"] > 0.6
+    # the suspect tags point at the planted cells more often than not
+    cells = noisy != Y
+    assert (result.suspect & cells).sum() > 0.5 * (result.suspect.sum())
+    assert ((result.missing(noisy) | result.wrong(noisy)) == result.suspect).all()
+
+
+def test_kfold_predictions_are_out_of_sample(clean):
+    """A model that memorises its training rows returns, out of sample, the fold's other rows' values."""
+    X, Y = clean
+
+    class Memorise:
+        def fit(self, X, Y):
+            self.X, self.Y = np.asarray(X), np.asarray(Y)
+            return self
+
+        def predict_proba(self, X):
+            d = ((np.asarray(X)[:, None, :] - self.X[None]) ** 2).sum(-1)
+            return self.Y[d.argmin(1)].astype(float)
+
+    P = kfold_proba(X[:100], Y[:100], make_model=Memorise, folds=4)
+    in_sample = Memorise().fit(X[:100], Y[:100]).predict_proba(X[:100])
+    np.testing.assert_array_equal(in_sample, Y[:100])
+    assert not np.array_equal(P, Y[:100].astype(float))  # a row never predicts itself
+
+
+def test_single_class_and_bad_shapes(clean):
+    X, Y = clean
+    r = find_label_errors(Y[:, :1], np.clip(Y[:, :1] * 0.9 + 0.05, 0, 1))
+    assert r.quality.shape == (len(Y),) and not r.flagged.any()
+    with pytest.raises(MlcilError, match="proba"):
+        find_label_errors(Y, np.zeros((3, 3)))
+    with pytest.raises(MlcilError, match="leave-one-out"):
+        loo_proba(make_learner("prototype"), X, Y, np.arange(4))
+    with pytest.raises(MlcilError, match="folds"):
+        kfold_proba(X[:3], Y[:3], folds=5)
+
+
+def test_bench_thresholds_never_read_test_rows():
+    """Tuned thresholds and calibration are the same whatever the test labels say."""
+    from mlcil.bench.runner import BenchConfig, make_bench_learner, run_learner
+    from mlcil.protocols import Protocol
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 8)).astype(np.float32)
+    Y = (X[:, :4] > 0.2).astype(np.uint8)
+    split = np.where(np.arange(400) < 280, "train", "test")
+    config = BenchConfig(protocol="B0-C2", calibration="platt")
+    thresholds, tuned_f1 = [], []
+    for scramble in (False, True):
+        Yd = Y.copy()
+        if scramble:
+            Yd[split == "test"] = 1 - Yd[split == "test"]
+        stream = Protocol("B0-C2", order="dataset").build(Dataset(X, Yd, list("abcd"), split=split, name="t"))
+        row = []
+        for spec in ("analytic:M=32", "prototype"):
+            learner = make_bench_learner(spec, 0, config)
+            for session in stream:
+                learner.learn(session)
+            row.append(learner.thresholds_)
+        thresholds.append(row)
+        tuned_f1.append(run_learner("prototype", stream, 0, config)["sessions"][-1]["CF1_tuned"])
+    for a, b in zip(*thresholds):
+        np.testing.assert_array_equal(a, b)
+    assert tuned_f1[0] > 0.5 > tuned_f1[1]  # the test labels do change the *measured* F1
