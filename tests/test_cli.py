@@ -118,3 +118,39 @@ def test_console_script_exit_code(tmp_path):
                           capture_output=True, text=True, env=env)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error:") and "Traceback" not in proc.stderr
+
+
+def test_bench_calibration_and_decisions(small_npz, tmp_path):
+    out = tmp_path / "cal"
+    result = run("bench", str(small_npz), "-p", "B0-C2", "-l", "analytic:M=32,prototype", "-s", "1",
+                 "--calibration", "isotonic", "--top-k", "1", "-q", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["config"]["calibration"] == "isotonic"
+    last = report["runs"][1]["sessions"][-1]
+    assert last["k"] == 1 and 0 <= last["ECE"] <= 1 and 0 <= last["CF1_tuned"] <= 1
+    assert "## Decisions after the last session" in (out / "report.md").read_text()
+
+
+def test_audit_writes_ranked_csv(small_npz, tmp_path):
+    out = tmp_path / "audit"
+    result = run("audit", str(small_npz), "-p", "B0-C2", "-l", "analytic:M=32", "--noise", "0.1,0.02", "-q",
+                 "-o", str(out))
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "audit.json").read_text())
+    assert len(report["sessions"]) == 2 and report["sessions"][0]["quality"]["n_errors"] >= 0
+    lines = (out / "session_0.csv").read_text().splitlines()
+    assert lines[0].startswith("rank,row,quality,flagged")
+    qualities = [float(line.split(",")[2]) for line in lines[1:]]
+    assert qualities == sorted(qualities) and len(qualities) == report["sessions"][0]["n"]
+
+
+def test_audit_kfold_and_errors(small_npz, tmp_path):
+    result = run("audit", str(small_npz), "-p", "B0-C2", "--method", "kfold", "-l", "logistic", "--top", "5", "-q",
+                 "-o", str(tmp_path / "k"))
+    assert result.exit_code == 0, result.output
+    assert len((tmp_path / "k" / "session_1.csv").read_text().splitlines()) == 6
+    bad = run("audit", str(small_npz), "-p", "B0-C2", "--noise", "lots")
+    assert bad.exit_code == 2 and "--noise" in bad.output
+    bad = run("audit", str(small_npz), "-p", "B0-C2", "-l", "prototype")
+    assert bad.exit_code == 2 and "leave-one-out" in bad.output

@@ -19,6 +19,7 @@ model (k fits). cleanlab is used, not re-implemented.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -98,9 +99,11 @@ def find_label_errors(Y: np.ndarray, proba: np.ndarray) -> AuditResult:
     get_label_quality_scores, ml_filter = _cleanlab()
     start = time.perf_counter()
     labels = label_lists(Y)
-    quality = np.asarray(get_label_quality_scores(labels, P), dtype=np.float64)
-    flagged = np.asarray(ml_filter.find_label_issues(labels, P), dtype=bool)
-    per_class = np.asarray(ml_filter.find_multilabel_issues_per_class(labels, P), dtype=bool)
+    with warnings.catch_warnings():  # "may not flag all label issues in class k": rare classes, expected here
+        warnings.filterwarnings("ignore", message="May not flag all label issues", category=UserWarning)
+        quality = np.asarray(get_label_quality_scores(labels, P), dtype=np.float64)
+        flagged = np.asarray(ml_filter.find_label_issues(labels, P), dtype=bool)
+        per_class = np.asarray(ml_filter.find_multilabel_issues_per_class(labels, P), dtype=bool)
     suspect = per_class if per_class.shape == (n, C) else per_class.T  # cleanlab versions differ in layout
     seconds = time.perf_counter() - start
     return AuditResult(quality, flagged, suspect, np.argsort(quality, kind="stable"), seconds)
@@ -154,6 +157,8 @@ def kfold_proba(X, Y: np.ndarray, make_model: Callable[[], object] = logistic_mo
             model = make_model()
             model.fit(take_rows(X, train), Ytr[:, cols])
             P = np.asarray(model.predict_proba(take_rows(X, test)))
+            if cols.size == 1 and P.ndim == 2 and P.shape[1] == 2:  # scikit-learn reads one column as binary
+                P = P[:, 1:]
             out[np.ix_(test, cols)] = P.reshape(len(test), cols.size)
     return out
 
@@ -189,3 +194,74 @@ def audit_quality(truth: np.ndarray, result: AuditResult) -> dict[str, float]:
         "flag_precision": float((truth & flagged).sum() / flagged.sum()) if flagged.any() else float("nan"),
         "flag_recall": float((truth & flagged).sum() / k) if k else float("nan"),
     }
+
+
+class _LearnerModel:
+    """A mlcil learner spec behind the ``fit``/``predict_proba`` interface :func:`kfold_proba` expects."""
+
+    def __init__(self, spec: str, seed: int, device: str) -> None:
+        self.spec, self.seed, self.device = spec, seed, device
+
+    def fit(self, X, Y):
+        from mlcil.learners import make_learner
+        from mlcil.protocols import Session
+
+        self.learner_ = make_learner(self.spec, seed=self.seed, device=self.device)
+        self.learner_.learn(Session(X, Y, np.arange(Y.shape[1]), np.arange(Y.shape[0])))
+        return self
+
+    def predict_proba(self, X):
+        return self.learner_.proba(X)
+
+
+def audit_stream(stream, learner: str = "analytic", method: str = "loo", noise: tuple[float, float] | None = None,
+                 seed: int = 0, folds: int = 5, device: str = "cpu", progress: bool = False) -> list[dict]:
+    """Audit every session of a protocol's stream.
+
+    Args:
+        stream: a :class:`mlcil.protocols.Stream`.
+        learner: learner spec. With ``method='loo'`` an ``Analytic``-family learner learns the
+            stream session by session and each session is audited by its exact leave-one-out
+            predictions after that session. With ``method='kfold'`` each session is audited on
+            its own rows by ``folds``-fold cross-validation of ``learner`` ('logistic' = the usual
+            one-vs-rest logistic regression).
+        noise: (drop, flip) to plant synthetic errors in each session's labels first (seeded),
+            so that the audit's precision and recall can be measured; None audits the labels as given.
+    Returns:
+        one record per session: ``t``, ``classes``, ``index`` (dataset rows), ``Y`` (labels as
+        audited), ``proba``, ``result`` (:class:`AuditResult`), ``planted`` ((n,) bool or None),
+        ``quality`` (:func:`audit_quality` or None), ``oos_s`` and ``learn_s`` (seconds).
+    """
+    from tqdm.auto import tqdm
+
+    from mlcil.learners import make_learner
+    from mlcil.protocols import Session
+
+    if method not in ("loo", "kfold"):
+        raise MlcilError(f"method: expected 'loo' or 'kfold', got {method!r}")
+    model = None
+    if method == "loo":
+        model = make_learner(learner, seed=seed, device=device)
+        if not hasattr(model, "leave_one_out"):
+            raise MlcilError(f"learner: {learner!r} has no closed-form leave-one-out; use method='kfold'")
+    records = []
+    for t, session in enumerate(tqdm(stream, desc="audit", unit="session", disable=not progress, leave=False)):
+        Y = session.Y if noise is None else inject_label_noise(session.Y, noise[0], noise[1], seed * 1000 + t)
+        learn_s = 0.0
+        start = time.perf_counter()
+        if model is not None:
+            model.learn(Session(session.X, Y, session.classes, session.index, t))
+            learn_s = time.perf_counter() - start
+            start = time.perf_counter()
+            P = model.leave_one_out(session.X, Y, session.classes)
+        else:
+            make = logistic_model if learner == "logistic" else (lambda: _LearnerModel(learner, seed, device))
+            P = kfold_proba(session.X, Y, make, folds=min(folds, session.n), seed=seed)
+        oos_s = time.perf_counter() - start
+        result = find_label_errors(Y, P)
+        planted = None if noise is None else (Y != session.Y).any(axis=1)
+        records.append({"t": t, "classes": session.classes, "index": session.index, "Y": Y, "proba": P,
+                        "result": result, "planted": planted,
+                        "quality": None if planted is None else audit_quality(planted, result),
+                        "oos_s": oos_s, "learn_s": learn_s})
+    return records
