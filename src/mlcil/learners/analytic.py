@@ -189,6 +189,7 @@ class Analytic(Learner):
         A = absence_system(G_all, G_new if per_session else G_all, alpha, lam)
         L = torch.linalg.cholesky(A)
         loo = ridge.loo_scores(L, torch.cholesky_solve(B_new, L), phi_sub, Y_sub, w_sub).cpu().numpy()
+        factor = (t, L)  # the last session's system, reused by leave_one_out until the statistics change
         calib = fit_calibration(self.calibration, loo, Y[sub])
         thresholds = best_f1_thresholds(apply_calibration(calib, loo), Y[sub])
         # commit
@@ -200,6 +201,7 @@ class Analytic(Learner):
         self.thresholds_ = np.concatenate([getattr(self, "thresholds_", np.zeros(0)), thresholds])
         self._classes = np.concatenate([self.classes_, classes])
         self._solve()
+        self._factor = factor
 
     def _set_frame(self, X) -> None:
         """Fix the feature map from the first session: standardisation and R."""
@@ -287,6 +289,7 @@ class Analytic(Learner):
 
     def _solve(self) -> None:
         """Recompute W for every session group from the statistics."""
+        self._factor = None  # the statistics changed: a cached factor no longer matches
         G_all = sum(self.G_[1:], self.G_[0].clone())
         parts = []
         if not self._per_session():
@@ -334,13 +337,17 @@ class Analytic(Learner):
             raise MlcilError(f"{self.name}: leave_one_out: no session learned exactly the classes {classes}")
         Y = check_labels(Y, f"{self.name}: Y", n=X.shape[0], L=len(classes))
         s = self.session_classes_.index(classes)
-        G_all = sum(self.G_[1:], self.G_[0].clone())
-        if self._per_session():
-            K = sum(self.G_[s + 1:], self.G_[s].clone()) if self.strategy == "pseudo" else self.G_[s]
-            A = absence_system(G_all, K, self.alpha_, self.lambda_)
+        cached = getattr(self, "_factor", None)
+        if cached is not None and cached[0] == s:
+            L = cached[1]
         else:
-            A = absence_system(G_all, G_all, 1.0, self.lambda_)
-        L = torch.linalg.cholesky(A)
+            G_all = sum(self.G_[1:], self.G_[0].clone())
+            if self._per_session():
+                K = sum(self.G_[s + 1:], self.G_[s].clone()) if self.strategy == "pseudo" else self.G_[s]
+                A = absence_system(G_all, K, self.alpha_, self.lambda_)
+            else:
+                A = absence_system(G_all, G_all, 1.0, self.lambda_)
+            L = torch.linalg.cholesky(A)
         col = sum(len(c) for c in self.session_classes_[:s])
         W = self.W_[:, col:col + len(classes)]
         weights = ridge.imbalance_weights(Y) if self.balance else None
