@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mlcil.data.dataset import Dataset
-from mlcil.decide.audit import (audit_quality, find_label_errors, inject_label_noise, kfold_proba, label_lists,
+from mlcil.decide.audit import (audit_quality, audit_scores, find_label_errors, inject_label_noise, kfold_proba, label_lists,
                                 loo_proba)
 from mlcil.errors import MlcilError
 from mlcil.learners import Analytic, make_learner
@@ -111,3 +111,14 @@ def test_bench_thresholds_never_read_test_rows():
     for a, b in zip(*thresholds):
         np.testing.assert_array_equal(a, b)
     assert tuned_f1[0] > 0.5 > tuned_f1[1]  # the test labels do change the *measured* F1
+
+
+def test_audit_scores_calibrates_raw_scores(clean):
+    X, Y = clean
+    noisy = inject_label_noise(Y[:, :1], drop=0.1, flip=0.05, seed=1)[:, 0]
+    raw = 3.0 * X[:, 0] - 0.9  # an uncalibrated score that orders rows like the true label
+    result = audit_scores(noisy, raw)
+    quality = audit_quality(noisy != Y[:, 0], result)
+    assert quality["precision_at_k"] > 0.7
+    with pytest.raises(MlcilError, match="scores"):
+        audit_scores(Y, raw)

@@ -109,6 +109,23 @@ def find_label_errors(Y: np.ndarray, proba: np.ndarray) -> AuditResult:
     return AuditResult(quality, flagged, suspect, np.argsort(quality, kind="stable"), seconds)
 
 
+def audit_scores(Y: np.ndarray, scores: np.ndarray) -> AuditResult:
+    """Audit from out-of-sample *scores* that are not probabilities (e.g. ridge leave-one-out):
+    each column is Platt-calibrated on its own scores first, then :func:`find_label_errors`.
+
+    Y, scores: n×C (or (n,) for one label)."""
+    from mlcil.decide.calibration import apply_platt, fit_platt
+
+    Y = np.asarray(Y)
+    S = np.asarray(scores, dtype=np.float64)
+    if Y.ndim == 1:
+        Y, S = Y[:, None], S.reshape(-1, 1)
+    if S.shape != Y.shape:
+        raise MlcilError(f"scores: expected shape {Y.shape} to match the labels, got {S.shape}")
+    a, b = fit_platt(S, Y)
+    return find_label_errors(Y, apply_platt(S, a, b))
+
+
 def loo_proba(learner, X, Y: np.ndarray, classes) -> np.ndarray:
     """Exact leave-one-out probabilities of a session the ``Analytic``-family ``learner`` learned
     (see :meth:`mlcil.learners.analytic.Analytic.leave_one_out`)."""
