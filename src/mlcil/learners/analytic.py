@@ -314,6 +314,15 @@ class Analytic(Learner):
     def proba(self, X) -> np.ndarray:
         return apply_calibration(self.calibration_, self.scores(X)).astype(np.float32)
 
+    def _session_rows(self, X, Y, classes, verb: str):
+        """Validated (X, Y, session position) for rows said to belong to the session of ``classes``."""
+        X = self._check_X(X)
+        classes = [int(c) for c in np.atleast_1d(classes)]
+        if classes not in self.session_classes_:
+            raise MlcilError(f"{self.name}: {verb}: no session learned exactly the classes {classes}")
+        Y = check_labels(Y, f"{self.name}: Y", n=X.shape[0], L=len(classes))
+        return X, Y, self.session_classes_.index(classes)
+
     def leave_one_out(self, X, Y, classes, calibrated: bool = True, chunk: int = 4096) -> np.ndarray:
         """Out-of-sample predictions for the rows of a learned session, in closed form.
 
@@ -331,12 +340,8 @@ class Analytic(Learner):
         Returns:
             n×len(classes) float64.
         """
-        X = self._check_X(X)
-        classes = [int(c) for c in np.atleast_1d(classes)]
-        if classes not in self.session_classes_:
-            raise MlcilError(f"{self.name}: leave_one_out: no session learned exactly the classes {classes}")
-        Y = check_labels(Y, f"{self.name}: Y", n=X.shape[0], L=len(classes))
-        s = self.session_classes_.index(classes)
+        X, Y, s = self._session_rows(X, Y, classes, "leave_one_out")
+        classes = self.session_classes_[s]
         cached = getattr(self, "_factor", None)
         if cached is not None and cached[0] == s:
             L = cached[1]
@@ -426,12 +431,7 @@ class Analytic(Learner):
         """
         if self.strategy == "pseudo" or self.balance:
             raise MlcilError(f"{self.name}: forget_examples is exact only without pseudo-labels and balance weights")
-        X = self._check_X(X)
-        classes = [int(c) for c in np.atleast_1d(classes)]
-        if classes not in self.session_classes_:
-            raise MlcilError(f"{self.name}: no session learned exactly the classes {classes}")
-        Y = check_labels(Y, f"{self.name}: Y", n=X.shape[0], L=len(classes))
-        s = self.session_classes_.index(classes)
+        X, Y, s = self._session_rows(X, Y, classes, "forget_examples")
         G, B = self._stats(X, Y, None)
         g_index = s if self._per_session() else 0
         self.G_[g_index] = self.G_[g_index] - G
