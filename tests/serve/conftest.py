@@ -12,7 +12,25 @@ import uuid
 import numpy as np
 import pytest
 
+from mlcil.serve.store import Store
+
 PG_ENV = "MLCIL_TEST_POSTGRES_URL"
+
+
+@pytest.fixture(autouse=True)
+def close_stores(monkeypatch):
+    """Close every store a test opened (each worker thread holds a connection)."""
+    opened: list[Store] = []
+    init = Store.__init__
+
+    def tracking_init(self, *args, **kwargs):
+        opened.append(self)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "__init__", tracking_init)
+    yield
+    for store in opened:
+        store.close()
 
 
 def postgres_url() -> str | None:

@@ -187,6 +187,15 @@ def create_app(db: str | Store | TaggingService = "sqlite:///tagger.db", *, opti
     async def busy(request: Request, exc: sqlite3.OperationalError):
         return _error(503, "db", f"database busy, retry: {exc}")
 
+    try:
+        import psycopg
+
+        @app.exception_handler(psycopg.OperationalError)
+        async def pg_unavailable(request: Request, exc: psycopg.OperationalError):
+            return _error(503, "db", f"database unavailable, retry: {exc}".strip())
+    except ImportError:  # PostgreSQL support not installed: SQLite only
+        pass
+
     def require(needed: str):
         def check(request: Request) -> None:
             if not keys:
