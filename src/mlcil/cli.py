@@ -152,7 +152,10 @@ def _fmt(value, pattern: str = "{}") -> str:
 @click.option("--max-body-mb", type=click.FloatRange(0, min_open=True), default=16.0, show_default=True,
               help="Largest request body in MiB.")
 @click.option("--cors", multiple=True, help="Allowed CORS origin (repeatable; default: CORS off).")
-def serve(db, host, port, keys_file, generate_key, dim, M, lam, seed, max_batch, max_body_mb, cors) -> None:
+@click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
+              help="Torch threads per operation (requests already run in parallel; more threads thrash "
+                   "on a busy machine).")
+def serve(db, host, port, keys_file, generate_key, dim, M, lam, seed, max_batch, max_body_mb, cors, threads) -> None:
     """Run the tagging service: create labels, teach, predict, forget over HTTP (docs at /docs).
 
     Example: mlcil serve --db sqlite:///tagger.db --port 8000
@@ -164,9 +167,12 @@ def serve(db, host, port, keys_file, generate_key, dim, M, lam, seed, max_batch,
         click.echo(f"key (shown once, give it to the client): {key}")
         click.echo(f"keys-file line: {hash_key(key)} {generate_key}")
         return
+    import torch
     import uvicorn
 
     from mlcil.serve.app import create_app
+
+    torch.set_num_threads(threads)
     from mlcil.serve.service import Options
 
     keys = KeyRing.load(keys_file)

@@ -66,6 +66,7 @@ class TaggingService:
         self._fmap: mdl.FeatureMap | None = None
         self._state = mdl.ModelState.empty(0)
         self._catchup = threading.Lock()
+        self._last_snapshot = 0
         self.refresh()
 
     # ---- configuration -------------------------------------------------------------------
@@ -187,18 +188,22 @@ class TaggingService:
         return self._advance(tx, state, version) if state.version < version else state
 
     def maybe_snapshot(self) -> None:
-        """Checkpoint the current state every ``snapshot_every`` versions (bounds replay at start-up)."""
+        """Checkpoint the current state once ``snapshot_every`` versions passed since the last one
+        (bounds the replay at start-up)."""
         state = self.refresh()
-        if state.version == 0 or state.version % self.snapshot_every:
+        if state.version - self._last_snapshot < self.snapshot_every:
             return
         with self.store.write() as tx:
-            if tx.one("SELECT 1 FROM snapshots WHERE version >= ?", (state.version,)):
+            last = tx.one("SELECT MAX(version) FROM snapshots")[0] or 0
+            self._last_snapshot = max(self._last_snapshot, int(last))
+            if state.version - self._last_snapshot < self.snapshot_every:
                 return
             # a forget after this version deleted what the state still holds: never resurrect it
             if tx.one("SELECT 1 FROM events WHERE version > ? AND kind IN ('forget_label', 'forget_examples')",
                       (state.version,)):
                 return
             self._write_snapshot(tx, state)
+        self._last_snapshot = state.version
 
     # ---- writing: one transaction per request -------------------------------------------
     @staticmethod
