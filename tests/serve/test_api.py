@@ -183,3 +183,15 @@ def test_metrics_and_openapi(api):
     spec = api.get("/openapi.json").json()
     assert {"/v1/teach", "/v1/predict", "/v1/labels", "/v1/forget", "/v1/health"} <= set(spec["paths"])
     assert api.get("/docs").status_code == 200
+
+
+def test_predict_before_any_example_scores_zero(db_url):
+    c = TestClient(create_app(db_url, options=Options(d=3, M=8)))
+    assert c.post("/v1/predict", json={"vectors": [[1.0, 2.0, 3.0]]}).json()["predictions"][0]["scores"] == {}
+    c.post("/v1/labels", json={"name": "a"})
+    r = c.post("/v1/predict", json={"vectors": [[1.0, 2.0, 3.0]]})
+    assert r.status_code == 200 and r.json()["predictions"][0] == {"labels": [], "scores": {"a": 0.0}}
+    c.post("/v1/teach", json={"examples": [{"id": "x", "vector": [1.0, 0.0, 0.0], "labels": {"a": 1}}]})
+    c.post("/v1/forget", json={"ids": ["x"]})  # back to no example: G = 0, W = B/λ = 0
+    r = c.post("/v1/predict", json={"vectors": [[1.0, 2.0, 3.0]]})
+    assert r.status_code == 200 and r.json()["predictions"][0]["scores"]["a"] == pytest.approx(0.0, abs=1e-9)

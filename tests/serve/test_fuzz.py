@@ -28,6 +28,18 @@ label_maps = st.dictionaries(st.sampled_from(["cat", "dog", "cow", ""]) | st.tex
                              st.sampled_from([0, 1, 2, -1, True, None, "1", 0.5]), max_size=3)
 examples = st.fixed_dictionaries({}, optional={"vector": vectors, "labels": label_maps, "id": st.text(max_size=6),
                                                "input": json_values})
+good_vectors = st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=D, max_size=D)
+good_labels = st.dictionaries(st.sampled_from(["cat", "dog"]), st.sampled_from([0, 1]), max_size=2)
+valid = {  # well-formed requests, so that the fuzzer also walks the paths past validation
+    "/v1/teach": st.fixed_dictionaries({"examples": st.lists(st.fixed_dictionaries(
+        {"vector": good_vectors, "labels": good_labels}, optional={"id": st.text(min_size=1, max_size=3)}),
+        min_size=1, max_size=3)}),
+    "/v1/predict": st.fixed_dictionaries({"vectors": st.lists(good_vectors, min_size=1, max_size=3)},
+                                         optional={"threshold": st.floats(0, 1), "top_k": st.integers(1, 3)}),
+    "/v1/labels": st.fixed_dictionaries({"name": st.sampled_from(["cat", "dog", "cow"])}),
+    "/v1/forget": st.fixed_dictionaries({"ids": st.lists(st.sampled_from(["e0", "e1", "e2", "x"]), min_size=1,
+                                                         max_size=2)}),
+}
 bodies = {
     "/v1/teach": st.fixed_dictionaries({"examples": st.lists(examples, max_size=4)}) | json_values,
     "/v1/predict": st.fixed_dictionaries({}, optional={
@@ -39,11 +51,17 @@ bodies = {
 }
 
 
-@pytest.fixture
-def fuzz_client(db_url):
-    c = TestClient(create_app(db_url, options=Options(M=16), max_batch=3), raise_server_exceptions=False)
+@pytest.fixture(params=["empty", "labels-only", "taught"])
+def fuzz_client(request, db_url):
+    """A client on a new database (d unknown), on labels without examples (d fixed), or on a taught model."""
+    d = D if request.param == "labels-only" else None
+    c = TestClient(create_app(db_url, options=Options(d=d, M=16), max_batch=3), raise_server_exceptions=False)
+    if request.param == "empty":
+        return c
     for name in ("cat", "dog"):
         c.post("/v1/labels", json={"name": name})
+    if request.param == "labels-only":
+        return c
     c.post("/v1/teach", json={"examples": [{"id": f"e{i}", "vector": np.random.default_rng(i).normal(size=D).tolist(),
                                             "labels": {"cat": i % 2}} for i in range(6)]})
     return c
@@ -65,7 +83,7 @@ def test_fuzz_endpoints_never_500(fuzz_client, data):
     if method != "POST":
         check(fuzz_client.request(method, path))
         return
-    body = data.draw(bodies[path])
+    body = data.draw(valid[path] if data.draw(st.booleans()) else bodies[path])
     raw = json.dumps(body, allow_nan=True).encode()
     if data.draw(st.integers(0, 9)) == 0:
         raw = raw[: data.draw(st.integers(0, max(len(raw) - 1, 0)))]  # truncated: malformed JSON

@@ -150,7 +150,7 @@ def apply_forget_label(state: ModelState, version: int, label_id: int) -> ModelS
 
 def scores(state: ModelState, fmap: FeatureMap, lam: float, X: np.ndarray) -> np.ndarray:
     """Ridge scores φ(x)ᵀW, n×C float64 ndarray (≈1 for positives, ≈0 otherwise; not probabilities)."""
-    if not state.label_ids:
-        return np.zeros((X.shape[0], 0))
+    if not state.label_ids or state.G.shape[0] != fmap.config.D:  # no label, or no example taught yet
+        return np.zeros((X.shape[0], len(state.label_ids)))
     W = state.weights(lam)
     return (fmap(X).to(torch.float64) @ W).numpy()

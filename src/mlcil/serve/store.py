@@ -1,6 +1,6 @@
 """Database access for the tagging service: SQLite (default) or PostgreSQL (psycopg 3).
 
-One connection per thread. Two kinds of transaction:
+A small connection pool (one connection per transaction in flight). Two kinds of transaction:
 
 - :meth:`Store.write` — serialises writers *on the database* (SQLite ``BEGIN IMMEDIATE``;
   PostgreSQL ``SELECT ... FOR UPDATE`` of the single ``model`` row), so two service
@@ -47,19 +47,21 @@ SCHEMA = (
 
 
 class Store:
-    """A database URL -> per-thread connections and the two transaction kinds.
+    """A database URL -> a small pool of connections and the two transaction kinds.
 
     URLs: ``sqlite:///relative.db``, ``sqlite:////absolute.db``, a bare path (SQLite), or
     ``postgresql://user@host:port/db`` (psycopg 3; libpq URI options such as
-    ``?options=-csearch_path%3Dmyschema`` pass through).
+    ``?options=-csearch_path%3Dmyschema`` pass through). A connection is taken from the pool
+    for one transaction and given back after it, so the number of open connections follows
+    the number of concurrent transactions (at most ``max_idle`` stay open when idle).
     """
 
-    def __init__(self, url: str, busy_timeout_s: float = 60.0) -> None:
+    def __init__(self, url: str, busy_timeout_s: float = 60.0, max_idle: int = 8) -> None:
         self.url = url
         self.busy_timeout_s = busy_timeout_s
-        self._local = threading.local()
-        self._all: list = []
-        self._all_lock = threading.Lock()
+        self.max_idle = max_idle
+        self._idle: list = []
+        self._pool_lock = threading.Lock()
         if url.startswith(("postgresql://", "postgres://")):
             self.dialect = "postgresql"
             self.path = None
@@ -73,7 +75,14 @@ class Store:
             self.path = path
             if path != ":memory:" and not Path(path).parent.exists():
                 raise MlcilError(f"db: folder {Path(path).parent} does not exist")
-        self._init_schema()
+        try:
+            self._init_schema()
+        except sqlite3.Error as exc:
+            raise MlcilError(f"db: {url}: {exc}") from exc
+        except Exception as exc:
+            if type(exc).__module__.startswith("psycopg"):
+                raise MlcilError(f"db: cannot use PostgreSQL at {url}: {exc}".strip()) from exc
+            raise
 
     # ---- connections ---------------------------------------------------------------------
     def _connect(self):
@@ -86,30 +95,42 @@ class Store:
             return conn
         import psycopg
 
-        try:
-            return psycopg.connect(self.url, autocommit=True)
-        except psycopg.Error as exc:
-            raise MlcilError(f"db: cannot connect to PostgreSQL: {exc}".strip()) from exc
+        return psycopg.connect(self.url, autocommit=True)
 
-    def connection(self):
-        """This thread's connection (opened on first use)."""
-        conn = getattr(self._local, "conn", None)
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        """A pooled connection for one transaction; the caller ends the transaction."""
+        with self._pool_lock:
+            conn = self._idle.pop() if self._idle else None
         if conn is None:
-            conn = self._local.conn = self._connect()
-            with self._all_lock:
-                self._all.append(conn)
-        return conn
+            conn = self._connect()
+        healthy = True
+        try:
+            yield conn
+        except BaseException:
+            healthy = self._rollback(conn)
+            raise
+        finally:
+            with self._pool_lock:
+                keep = healthy and len(self._idle) < self.max_idle
+                if keep:
+                    self._idle.append(conn)
+            if not keep:
+                self._close(conn)
 
     def close(self) -> None:
-        """Close every connection this store opened (any thread); later use reconnects."""
-        with self._all_lock:
-            conns, self._all = self._all, []
+        """Close the idle connections (connections in use close when given back over the limit)."""
+        with self._pool_lock:
+            conns, self._idle = self._idle, []
         for conn in conns:
-            try:
-                conn.close()
-            except Exception:  # already closed or broken: nothing left to release
-                pass
-        self._local = threading.local()
+            self._close(conn)
+
+    @staticmethod
+    def _close(conn) -> None:
+        try:
+            conn.close()
+        except Exception:  # already closed or broken: nothing left to release
+            pass
 
     def sql(self, statement: str) -> str:
         """Dialect rewrite: placeholders and type names."""
@@ -121,57 +142,41 @@ class Store:
     @contextmanager
     def write(self) -> Iterator["Tx"]:
         """A write transaction holding the database-wide writer lock; commits on success."""
-        conn = self.connection()
-        if self.dialect == "sqlite":
-            conn.execute("BEGIN IMMEDIATE")
-        else:
-            conn.execute("BEGIN")
-        tx = Tx(self, conn)
-        try:
+        with self._connection() as conn:
+            conn.execute("BEGIN IMMEDIATE" if self.dialect == "sqlite" else "BEGIN")
+            tx = Tx(self, conn)
             if self.dialect == "postgresql":
                 tx.one("SELECT version FROM model WHERE id = 1 FOR UPDATE")
             yield tx
-        except BaseException:
-            self._rollback(conn)
-            raise
-        conn.execute("COMMIT")
+            conn.execute("COMMIT")
 
     @contextmanager
     def read(self) -> Iterator["Tx"]:
         """A read-only transaction over one consistent snapshot of the database."""
-        conn = self.connection()
-        if self.dialect == "sqlite":
-            conn.execute("BEGIN")
-        else:
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        try:
+        with self._connection() as conn:
+            conn.execute("BEGIN" if self.dialect == "sqlite" else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             yield Tx(self, conn)
-        finally:
-            self._rollback(conn)
+            conn.execute("ROLLBACK")
 
     @staticmethod
-    def _rollback(conn) -> None:
+    def _rollback(conn) -> bool:
+        """Roll back an open transaction; False when the connection is unusable."""
         try:
             conn.execute("ROLLBACK")
-        except Exception:  # the connection is broken or no transaction is open: nothing to undo
-            pass
+            return True
+        except Exception as exc:  # no transaction open (fine), or the connection is broken
+            return "no transaction" in str(exc).lower()
 
     def _init_schema(self) -> None:
-        conn = self.connection()
-        if self.dialect == "sqlite":
-            conn.execute("BEGIN IMMEDIATE")
-        else:
-            conn.execute("BEGIN")
-            conn.execute("SELECT pg_advisory_xact_lock(727274)")  # two processes creating the schema at once
-        try:
+        with self._connection() as conn:
+            conn.execute("BEGIN IMMEDIATE" if self.dialect == "sqlite" else "BEGIN")
+            if self.dialect == "postgresql":
+                conn.execute("SELECT pg_advisory_xact_lock(727274)")  # two processes creating the schema at once
             for statement in SCHEMA:
                 conn.execute(self.sql(statement))
             conn.execute(self.sql("INSERT INTO model (id, version, next_label_id, next_seq) VALUES (1, 0, 1, 1) "
                                   "ON CONFLICT (id) DO NOTHING"))
-        except BaseException:
-            self._rollback(conn)
-            raise
-        conn.execute("COMMIT")
+            conn.execute("COMMIT")
 
 
 class Tx:
