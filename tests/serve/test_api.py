@@ -87,6 +87,9 @@ def bad_requests():
         ("post", "/v1/labels", json.dumps({"name": " cat"}), 422, "name"),
         ("post", "/v1/labels", json.dumps({"name": "x", "threshold": 2}), 422, "threshold"),
         ("delete", "/v1/labels/cow", None, 404, "name"),
+        ("patch", "/v1/labels/cow", json.dumps({"threshold": 0.2}), 404, "name"),
+        ("patch", "/v1/labels/cat", json.dumps({}), 422, "body"),
+        ("patch", "/v1/labels/cat", json.dumps({"threshold": 3}), 422, "threshold"),
         ("post", "/v1/forget", json.dumps({"ids": ["e1", "nope"]}), 404, "ids[1]"),
         ("post", "/v1/forget", json.dumps({"ids": []}), 422, "ids"),
         ("post", "/v1/predict", json.dumps({"vectors": [ok, ok[:3]]}), 422, "vectors[1]"),
@@ -195,3 +198,20 @@ def test_predict_before_any_example_scores_zero(db_url):
     c.post("/v1/forget", json={"ids": ["x"]})  # back to no example: G = 0, W = B/λ = 0
     r = c.post("/v1/predict", json={"vectors": [[1.0, 2.0, 3.0]]})
     assert r.status_code == 200 and r.json()["predictions"][0]["scores"]["a"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_per_label_threshold_can_be_changed(api):
+    vectors = api.X[:20].tolist()
+    before = api.post("/v1/predict", json={"vectors": vectors}).json()
+    r = api.patch("/v1/labels/cat", json={"threshold": 0.95, "description": "cats only"})
+    assert r.status_code == 200 and r.json()["version"] == 4
+    after = api.post("/v1/predict", json={"vectors": vectors}).json()
+    assert after["version"] == 4
+    for p in after["predictions"]:
+        assert ("cat" in p["labels"]) == (min(max(p["scores"]["cat"], 0), 1) >= 0.95)
+    assert sum("cat" in p["labels"] for p in after["predictions"]) < sum("cat" in p["labels"] for p in before["predictions"])
+    cat = api.get("/v1/labels").json()["labels"][0]
+    assert (cat["threshold"], cat["description"]) == (0.95, "cats only")
+    api.patch("/v1/labels/cat", json={"threshold": None})  # back to the default 0.5
+    again = api.post("/v1/predict", json={"vectors": vectors}).json()
+    assert [p["labels"] for p in again["predictions"]] == [p["labels"] for p in before["predictions"]]

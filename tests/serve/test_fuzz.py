@@ -16,7 +16,7 @@ from mlcil.serve.service import Options
 
 D = 4
 ENDPOINTS = [("POST", "/v1/teach"), ("POST", "/v1/predict"), ("POST", "/v1/labels"), ("POST", "/v1/forget"),
-             ("DELETE", "/v1/labels/{}"), ("GET", "/v1/labels"), ("GET", "/v1/health")]
+             ("DELETE", "/v1/labels/{}"), ("PATCH", "/v1/labels/{}"), ("GET", "/v1/labels"), ("GET", "/v1/health")]
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=8),
@@ -80,6 +80,12 @@ def test_fuzz_endpoints_never_500(fuzz_client, data):
     method, path = data.draw(st.sampled_from(ENDPOINTS))
     if "{}" in path:
         path = path.format(data.draw(st.text(alphabet="abcdogt%20._-", min_size=1, max_size=6)))
+    if method == "PATCH":
+        body = data.draw(st.fixed_dictionaries({}, optional={"threshold": numbers | st.none(),
+                                                             "description": json_values}) | json_values)
+        check(fuzz_client.patch(path, content=json.dumps(body, allow_nan=True).encode(),
+                                headers={"content-type": "application/json"}))
+        return
     if method != "POST":
         check(fuzz_client.request(method, path))
         return

@@ -102,6 +102,14 @@ def test_two_processes_on_one_database(db_url):
         labels = httpx.get(u2 + "/v1/labels").json()["labels"]
         assert httpx.get(u1 + "/v1/health").json()["examples"] == 120
         assert all(lab["positives"] + lab["negatives"] <= 120 for lab in labels)
+        # writes of every kind through p2; p1 catches up (loading the forget snapshots) and agrees
+        assert httpx.patch(u2 + "/v1/labels/b", json={"threshold": 0.2}).status_code == 200
+        assert httpx.post(u2 + "/v1/forget", json={"ids": acked[:10]}).status_code == 200
+        assert httpx.delete(u2 + "/v1/labels/a").status_code == 200
+        r1 = httpx.post(u1 + "/v1/predict", json={"vectors": probe}).json()
+        r2 = httpx.post(u2 + "/v1/predict", json={"vectors": probe}).json()
+        assert r1 == r2 and r1["version"] == 2 + 24 + 3 and list(r1["predictions"][0]["scores"]) == ["b"]
+        assert httpx.get(u1 + "/v1/health").json()["examples"] == 110
     finally:
         stop(p1)
         stop(p2)

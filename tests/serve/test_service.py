@@ -107,6 +107,7 @@ def test_restart_rebuilds_every_version_bit_for_bit(db_url, snapshot_every):
     svc = fresh(db_url, snapshot_every=snapshot_every)
     _, _, ids = taught(svc, np.random.default_rng(4), batches=5)
     svc.forget_examples(ids[:3])
+    svc.update_label("a", 0.7, None, {"threshold"})
     X, L = make_batch(np.random.default_rng(5), 7, D_IN, NAMES)
     svc.teach(X, L, [None] * 7)
     svc.maybe_snapshot()
@@ -116,6 +117,7 @@ def test_restart_rebuilds_every_version_bit_for_bit(db_url, snapshot_every):
     again = fresh(db_url)  # a new process on the same database
     rebuilt = again.state
     assert rebuilt.version == live.version and rebuilt.label_ids == live.label_ids
+    assert rebuilt.thresholds == live.thresholds == (0.7, None, None)
     assert torch.equal(rebuilt.G, live.G) and torch.equal(rebuilt.B, live.B)
     _, S_again = again.scores(probe)
     assert np.array_equal(S_again, S_live)

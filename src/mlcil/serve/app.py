@@ -12,6 +12,7 @@ Endpoints (JSON; errors are ``{"error": {"status", "field", "message"}}`` with a
 - ``POST /v1/predict`` (read) — scores (ridge outputs φ(x)ᵀW, ≈1 positive, ≈0 negative; not
   calibrated probabilities) and decided labels: ``top_k`` if given, else score ≥ the request's
   ``threshold`` if given, else ≥ each label's own threshold (default 0.5); plus the version used.
+- ``PATCH /v1/labels/{name}`` (write) — set a label's threshold (null = default) or description.
 - ``DELETE /v1/labels/{name}`` (admin) — forget a label exactly.
 - ``POST /v1/forget`` (admin) — forget examples by id exactly.
 - ``GET  /metrics`` (read) — Prometheus metrics.
@@ -46,6 +47,11 @@ class LabelIn(BaseModel):
     name: str = Field(min_length=1, max_length=200, description="Unique label name.")
     description: str | None = Field(None, max_length=2000)
     threshold: float | None = Field(None, ge=0.0, le=1.0, description="Decision threshold on the ridge score.")
+
+
+class LabelPatch(BaseModel):
+    description: str | None = Field(None, max_length=2000)
+    threshold: float | None = Field(None, ge=0.0, le=1.0, description="null = back to the default 0.5.")
 
 
 class ExampleIn(BaseModel):
@@ -271,6 +277,13 @@ def create_app(db: str | Store | TaggingService = "sqlite:///tagger.db", *, opti
             raise ServiceError(422, "name", "leading or trailing white space")
         version = service.create_label(body.name, body.description, body.threshold)
         return {"name": body.name, "version": version}
+
+    @app.patch("/v1/labels/{name}", dependencies=[require("write")])
+    def update_label(name: str, body: LabelPatch) -> dict:
+        fields = set(body.model_fields_set)
+        if not fields:
+            raise ServiceError(422, "body", "nothing to change: give threshold and/or description")
+        return {"name": name, "version": service.update_label(name, body.threshold, body.description, fields)}
 
     @app.delete("/v1/labels/{name}", dependencies=[require("admin")])
     def forget_label(name: str) -> dict:

@@ -148,6 +148,12 @@ def apply_forget_label(state: ModelState, version: int, label_id: int) -> ModelS
                       tuple(state.thresholds[j] for j in keep))
 
 
+def apply_set_threshold(state: ModelState, version: int, label_id: int, threshold: float | None) -> ModelState:
+    """New state at ``version`` where one label decides at ``threshold`` (None = the default)."""
+    thresholds = tuple(threshold if lid == label_id else t for lid, t in zip(state.label_ids, state.thresholds))
+    return ModelState(version, state.G, state.B, state.label_ids, state.n_examples, state.label_names, thresholds)
+
+
 def scores(state: ModelState, fmap: FeatureMap, lam: float, X: np.ndarray) -> np.ndarray:
     """Ridge scores φ(x)ᵀW, n×C float64 ndarray (≈1 for positives, ≈0 otherwise; not probabilities)."""
     if not state.label_ids or state.G.shape[0] != fmap.config.D:  # no label, or no example taught yet

@@ -1,7 +1,7 @@
 """The tagging service's engine (no HTTP here): writes to the log, catches up, predicts.
 
 Durability is a log in the database. Every write request is one transaction that appends
-one event and bumps the model version: ``create_label``, ``teach`` (its examples and their
+one event and bumps the model version: ``create_label``, ``set_threshold``, ``teach`` (its examples and their
 known labels, plus the label counts), ``forget_label``, ``forget_examples``. The statistics of
 version v are the latest snapshot at v0 ≤ v plus the replay of events v0+1..v in order, with
 the same batch grouping as when they were taught, so any process (and any restart) rebuilds
@@ -138,6 +138,8 @@ class TaggingService:
             info = json.loads(detail)
             if kind == "create_label":
                 state = mdl.apply_create_label(state, version, info["id"], info["name"], info["threshold"])
+            elif kind == "set_threshold":
+                state = mdl.apply_set_threshold(state, version, info["id"], info["threshold"])
             elif kind == "teach":
                 fmap = self._feature_map(tx)
                 X, known, _ = self._examples(tx, "e.version = ?", (version,))
@@ -223,6 +225,26 @@ class TaggingService:
             tx.run("INSERT INTO events (version, kind, detail) VALUES (?, 'create_label', ?)",
                    (v, json.dumps({"id": next_label, "name": name, "threshold": threshold})))
             tx.run("UPDATE model SET version = ?, next_label_id = ? WHERE id = 1", (v, next_label + 1))
+        return v
+
+    def update_label(self, name: str, threshold: float | None, description: str | None,
+                     fields: set[str]) -> int:
+        """Set a label's decision threshold and/or description (those named in ``fields``); returns the version."""
+        with self.store.write() as tx:
+            version, _, _ = self._bump(tx)
+            row = tx.one("SELECT id FROM labels WHERE name = ?", (name,))
+            if row is None:
+                raise ServiceError(404, "name", f"unknown label {name!r}")
+            lid = int(row[0])
+            v = version + 1
+            if "description" in fields:
+                tx.run("UPDATE labels SET description = ? WHERE id = ?", (description, lid))
+            if "threshold" in fields:
+                tx.run("UPDATE labels SET threshold = ? WHERE id = ?", (threshold, lid))
+            tx.run("INSERT INTO events (version, kind, detail) VALUES (?, 'set_threshold', ?)",
+                   (v, json.dumps({"id": lid, "threshold": threshold if "threshold" in fields else
+                                   tx.one("SELECT threshold FROM labels WHERE id = ?", (lid,))[0]})))
+            tx.run("UPDATE model SET version = ? WHERE id = 1", (v,))
         return v
 
     def teach(self, X: np.ndarray, labels: list[dict[str, int]], ids: list[str | None]) -> tuple[list[str], int]:
