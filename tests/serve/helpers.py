@@ -47,4 +47,5 @@ def stop(proc: subprocess.Popen) -> None:
             proc.kill()
             proc.wait()
     if proc.stderr:
+        proc.stderr_text = proc.stderr.read().decode(errors="replace")
         proc.stderr.close()

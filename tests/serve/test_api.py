@@ -92,6 +92,10 @@ def bad_requests():
         ("patch", "/v1/labels/cat", json.dumps({"threshold": 3}), 422, "threshold"),
         ("post", "/v1/forget", json.dumps({"ids": ["e1", "nope"]}), 404, "ids[1]"),
         ("post", "/v1/forget", json.dumps({"ids": []}), 422, "ids"),
+        ("post", "/v1/lambda", json.dumps({"value": 0}), 422, "value"),
+        ("post", "/v1/lambda", '{"value": NaN}', 422, "value"),
+        ("post", "/v1/lambda", json.dumps({"lambdas": [1.0, -1.0]}), 422, "lambdas[1]"),
+        ("post", "/v1/lambda", json.dumps({"sample": 2}), 422, "sample"),
         ("post", "/v1/predict", json.dumps({"vectors": [ok, ok[:3]]}), 422, "vectors[1]"),
         ("post", "/v1/predict", json.dumps({"vectors": []}), 422, "vectors"),
         ("post", "/v1/predict", json.dumps({"vectors": [ok], "top_k": 0}), 422, "top_k"),
@@ -215,3 +219,14 @@ def test_per_label_threshold_can_be_changed(api):
     api.patch("/v1/labels/cat", json={"threshold": None})  # back to the default 0.5
     again = api.post("/v1/predict", json={"vectors": vectors}).json()
     assert [p["labels"] for p in again["predictions"]] == [p["labels"] for p in before["predictions"]]
+
+
+def test_lambda_endpoint(api):
+    r = api.post("/v1/lambda", json={"lambdas": [0.01, 0.1, 1.0, 10.0]})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["lam"] in (0.01, 0.1, 1.0, 10.0) and out["version"] == 4 and len(out["loo_map"]) == 4
+    assert api.get("/v1/health").json()["lam"] == out["lam"]
+    assert api.post("/v1/lambda", json={"value": 0.3}).json()["version"] == 5
+    assert api.post("/v1/predict", json={"vectors": api.X[:1].tolist()}).json()["version"] == 5
+    assert api.get("/v1/health").json()["lam"] == 0.3

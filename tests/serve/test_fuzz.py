@@ -16,6 +16,7 @@ from mlcil.serve.service import Options
 
 D = 4
 ENDPOINTS = [("POST", "/v1/teach"), ("POST", "/v1/predict"), ("POST", "/v1/labels"), ("POST", "/v1/forget"),
+             ("POST", "/v1/lambda"),
              ("DELETE", "/v1/labels/{}"), ("PATCH", "/v1/labels/{}"), ("GET", "/v1/labels"), ("GET", "/v1/health")]
 
 json_values = st.recursive(
@@ -39,6 +40,7 @@ valid = {  # well-formed requests, so that the fuzzer also walks the paths past 
     "/v1/labels": st.fixed_dictionaries({"name": st.sampled_from(["cat", "dog", "cow"])}),
     "/v1/forget": st.fixed_dictionaries({"ids": st.lists(st.sampled_from(["e0", "e1", "e2", "x"]), min_size=1,
                                                          max_size=2)}),
+    "/v1/lambda": st.fixed_dictionaries({}, optional={"value": st.floats(0.01, 100)}),
 }
 bodies = {
     "/v1/teach": st.fixed_dictionaries({"examples": st.lists(examples, max_size=4)}) | json_values,
@@ -48,6 +50,8 @@ bodies = {
     "/v1/labels": st.fixed_dictionaries({}, optional={"name": st.text(max_size=6) | json_values,
                                                       "description": json_values, "threshold": numbers}) | json_values,
     "/v1/forget": st.fixed_dictionaries({"ids": st.lists(st.text(max_size=4) | json_values, max_size=3)}) | json_values,
+    "/v1/lambda": st.fixed_dictionaries({}, optional={"value": numbers, "lambdas": st.lists(numbers, max_size=3),
+                                                      "sample": numbers}) | json_values,
 }
 
 

@@ -15,11 +15,14 @@ Endpoints (JSON; errors are ``{"error": {"status", "field", "message"}}`` with a
 - ``PATCH /v1/labels/{name}`` (write) — set a label's threshold (null = default) or description.
 - ``DELETE /v1/labels/{name}`` (admin) — forget a label exactly.
 - ``POST /v1/forget`` (admin) — forget examples by id exactly.
+- ``POST /v1/lambda`` (admin) — set the ridge λ, or choose it by closed-form leave-one-out mAP
+  over stored examples (one eigendecomposition of G for the whole grid).
 - ``GET  /metrics`` (read) — Prometheus metrics.
 """
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import time
 from typing import Any, Callable
@@ -71,6 +74,12 @@ class PredictIn(BaseModel):
     inputs: list[Any] | None = None
     threshold: float | None = Field(None, ge=0.0, le=1.0)
     top_k: int | None = Field(None, ge=1, le=10000)
+
+
+class LambdaIn(BaseModel):
+    value: float | None = Field(None, gt=0.0, description="Set λ to this value; absent = choose by leave-one-out.")
+    lambdas: list[float] | None = Field(None, min_length=1, max_length=50, description="Grid to search (λ > 0).")
+    sample: int = Field(2000, ge=3, le=20000, description="Stored examples scored by leave-one-out.")
 
 
 class ForgetIn(BaseModel):
@@ -264,7 +273,7 @@ def create_app(db: str | Store | TaggingService = "sqlite:///tagger.db", *, opti
         state = service.refresh()
         observe_state()
         return {"status": "ok", "version": state.version, "examples": state.n_examples,
-                "labels": len(state.label_ids), "dim": service.dim, "backend": service.store.dialect,
+                "labels": len(state.label_ids), "dim": service.dim, "lam": service.lam(state), "backend": service.store.dialect,
                 "auth": bool(keys), "encoder": encoder is not None}
 
     @app.get("/v1/labels", dependencies=[require("read")])
@@ -307,6 +316,18 @@ def create_app(db: str | Store | TaggingService = "sqlite:///tagger.db", *, opti
         taught.inc(len(ids))
         service.maybe_snapshot()
         return {"ids": ids, "version": version}
+
+    @app.post("/v1/lambda", dependencies=[require("admin")])
+    def set_lambda(body: LambdaIn) -> dict:
+        if body.value is not None:
+            if not math.isfinite(body.value):
+                raise ServiceError(422, "value", "must be a finite λ > 0")
+            return {"lam": body.value, "version": service.set_lambda(body.value)}
+        if body.lambdas is not None:
+            for i, lam in enumerate(body.lambdas):
+                if not (math.isfinite(lam) and lam > 0):
+                    raise ServiceError(422, f"lambdas[{i}]", "must be a finite λ > 0")
+        return service.choose_lambda(body.lambdas, body.sample)
 
     @app.post("/v1/forget", dependencies=[require("admin")])
     def forget_examples(body: ForgetIn) -> dict:

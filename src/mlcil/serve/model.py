@@ -67,6 +67,7 @@ class ModelState:
     n_examples: int
     label_names: tuple[str, ...] = ()
     thresholds: tuple[float | None, ...] = ()
+    lam: float | None = None  # ridge λ chosen after creation (set_lambda); None = the configured one
     _W: torch.Tensor | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -77,7 +78,7 @@ class ModelState:
 
     def with_stats(self, version: int, G: torch.Tensor, B: torch.Tensor, n_examples: int) -> "ModelState":
         """A new state at ``version`` with the same labels and new statistics."""
-        return ModelState(version, G, B, self.label_ids, n_examples, self.label_names, self.thresholds)
+        return ModelState(version, G, B, self.label_ids, n_examples, self.label_names, self.thresholds, self.lam)
 
     def weights(self, lam: float) -> torch.Tensor:
         """W = (G + λI)⁻¹B (D×C float64), solved once per state (Cholesky), then cached."""
@@ -137,7 +138,7 @@ def apply_create_label(state: ModelState, version: int, label_id: int, name: str
     """New state at ``version`` with a zero column for a new label (no example yet)."""
     B = torch.cat([state.B, torch.zeros(state.B.shape[0], 1, dtype=torch.float64)], dim=1)
     return ModelState(version, state.G, B, state.label_ids + (label_id,), state.n_examples,
-                      state.label_names + (name,), state.thresholds + (threshold,))
+                      state.label_names + (name,), state.thresholds + (threshold,), state.lam)
 
 
 def apply_forget_label(state: ModelState, version: int, label_id: int) -> ModelState:
@@ -145,18 +146,25 @@ def apply_forget_label(state: ModelState, version: int, label_id: int) -> ModelS
     keep = [j for j, lid in enumerate(state.label_ids) if lid != label_id]
     return ModelState(version, state.G, state.B[:, keep].clone(), tuple(state.label_ids[j] for j in keep),
                       state.n_examples, tuple(state.label_names[j] for j in keep),
-                      tuple(state.thresholds[j] for j in keep))
+                      tuple(state.thresholds[j] for j in keep), state.lam)
 
 
 def apply_set_threshold(state: ModelState, version: int, label_id: int, threshold: float | None) -> ModelState:
     """New state at ``version`` where one label decides at ``threshold`` (None = the default)."""
     thresholds = tuple(threshold if lid == label_id else t for lid, t in zip(state.label_ids, state.thresholds))
-    return ModelState(version, state.G, state.B, state.label_ids, state.n_examples, state.label_names, thresholds)
+    return ModelState(version, state.G, state.B, state.label_ids, state.n_examples, state.label_names, thresholds,
+                      state.lam)
+
+
+def apply_set_lambda(state: ModelState, version: int, lam: float) -> ModelState:
+    """New state at ``version`` solved with ridge λ = ``lam`` from now on."""
+    return ModelState(version, state.G, state.B, state.label_ids, state.n_examples, state.label_names,
+                      state.thresholds, float(lam))
 
 
 def scores(state: ModelState, fmap: FeatureMap, lam: float, X: np.ndarray) -> np.ndarray:
     """Ridge scores φ(x)ᵀW, n×C float64 ndarray (≈1 for positives, ≈0 otherwise; not probabilities)."""
     if not state.label_ids or state.G.shape[0] != fmap.config.D:  # no label, or no example taught yet
         return np.zeros((X.shape[0], len(state.label_ids)))
-    W = state.weights(lam)
+    W = state.weights(state.lam if state.lam is not None else lam)
     return (fmap(X).to(torch.float64) @ W).numpy()

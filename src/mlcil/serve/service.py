@@ -1,7 +1,7 @@
 """The tagging service's engine (no HTTP here): writes to the log, catches up, predicts.
 
 Durability is a log in the database. Every write request is one transaction that appends
-one event and bumps the model version: ``create_label``, ``set_threshold``, ``teach`` (its examples and their
+one event and bumps the model version: ``create_label``, ``set_threshold``, ``set_lambda``, ``teach`` (its examples and their
 known labels, plus the label counts), ``forget_label``, ``forget_examples``. The statistics of
 version v are the latest snapshot at v0 ≤ v plus the replay of events v0+1..v in order, with
 the same batch grouping as when they were taught, so any process (and any restart) rebuilds
@@ -24,6 +24,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from mlcil.learners import ridge
+from mlcil.metrics import average_precision
 from mlcil.serve import model as mdl
 from mlcil.serve.store import Store, Tx
 
@@ -138,6 +140,8 @@ class TaggingService:
             info = json.loads(detail)
             if kind == "create_label":
                 state = mdl.apply_create_label(state, version, info["id"], info["name"], info["threshold"])
+            elif kind == "set_lambda":
+                state = mdl.apply_set_lambda(state, version, info["lam"])
             elif kind == "set_threshold":
                 state = mdl.apply_set_threshold(state, version, info["id"], info["threshold"])
             elif kind == "teach":
@@ -170,12 +174,12 @@ class TaggingService:
         Gt = torch.frombuffer(bytearray(bytes(G)), dtype=torch.float64).reshape(D, D)
         Bt = torch.frombuffer(bytearray(bytes(B)), dtype=torch.float64).reshape(D, C)
         return mdl.ModelState(int(version), Gt, Bt, tuple(labels["ids"]), int(n_examples), tuple(labels["names"]),
-                              tuple(labels["thresholds"]))
+                              tuple(labels["thresholds"]), labels.get("lam"))
 
     @staticmethod
     def _write_snapshot(tx: Tx, state: mdl.ModelState) -> None:
         labels = json.dumps({"ids": list(state.label_ids), "names": list(state.label_names),
-                             "thresholds": list(state.thresholds)})
+                             "thresholds": list(state.thresholds), "lam": state.lam})
         tx.run("INSERT INTO snapshots (version, D, G, B, labels, n_examples) VALUES (?, ?, ?, ?, ?, ?) "
                "ON CONFLICT (version) DO NOTHING",
                (state.version, state.G.shape[0], state.G.contiguous().numpy().tobytes(),
@@ -368,6 +372,54 @@ class TaggingService:
             self._publish(state)
         return v
 
+    def lam(self, state: mdl.ModelState | None = None) -> float:
+        """The ridge λ of ``state`` (default: the current one)."""
+        state = state or self._state
+        return state.lam if state.lam is not None else float(self.options.lam)
+
+    def set_lambda(self, lam: float, detail: dict[str, Any] | None = None) -> int:
+        """Solve with ridge λ = ``lam`` from the next version on; returns that version."""
+        with self.store.write() as tx:
+            version, _, _ = self._bump(tx)
+            v = version + 1
+            tx.run("INSERT INTO events (version, kind, detail) VALUES (?, 'set_lambda', ?)",
+                   (v, json.dumps({"lam": float(lam), **(detail or {})})))
+            tx.run("UPDATE model SET version = ? WHERE id = 1", (v,))
+        return v
+
+    def choose_lambda(self, lambdas: Sequence[float] | None = None, sample: int = 2000) -> dict[str, Any]:
+        """Pick λ by closed-form leave-one-out mAP and set it (one eigendecomposition for the grid).
+
+        The leave-one-out scores of up to ``sample`` stored examples (evenly spaced in teach
+        order) are computed for every λ (default grid: 13 values, 10⁻⁴..10² × mean eigenvalue
+        of G); the λ with the best mean AP over labels with a positive is set. Returns
+        {lam, version, lambdas, loo_map, rows}.
+        """
+        with self.store.read() as tx:
+            target = tx.one("SELECT version FROM model WHERE id = 1")[0]
+            state = self._state if self._state.version == target else self._advance(tx, self._state, target)
+            seqs = [r[0] for r in tx.all("SELECT seq FROM examples WHERE version <= ? ORDER BY seq", (target,))]
+            if len(seqs) < 3 or not state.label_ids or self._fmap is None:
+                raise ServiceError(409, "examples", "need at least 3 taught examples and a label to choose λ")
+            pick = sorted({seqs[int(i)] for i in np.linspace(0, len(seqs) - 1, min(sample, len(seqs)))})
+            X, known, _ = [], [], None
+            for start in range(0, len(pick), 500):
+                chunk = pick[start:start + 500]
+                Xc, kc, _ = self._examples(tx, f"e.seq IN ({','.join('?' * len(chunk))})", chunk)
+                X.append(Xc), known.extend(kc)
+        X = np.vstack(X)
+        Y = mdl.label_matrix(known, state.label_ids)
+        if not bool((Y.sum(dim=0) > 0).any()):
+            raise ServiceError(409, "examples", "no label has a positive example among the stored examples")
+        grid = np.asarray(lambdas if lambdas is not None else ridge.lambda_grid(state.G, 13), dtype=np.float64)
+        path = ridge.loo_path_scores(state.G, state.B, self._fmap(X), Y, grid).numpy()
+        Y_np = Y.numpy()
+        has_pos = Y_np.sum(axis=0) > 0
+        maps = [float(np.mean(average_precision(Y_np[:, has_pos], S[:, has_pos]))) for S in path]
+        best = float(grid[int(np.argmax(maps))])
+        version = self.set_lambda(best, {"chosen_at": int(target), "rows": len(pick)})
+        return {"lam": best, "version": version, "lambdas": grid.tolist(), "loo_map": maps, "rows": len(pick)}
+
     # ---- reading -------------------------------------------------------------------------
     def labels(self) -> list[dict[str, Any]]:
         """The label registry with counts of known positives and explicit negatives."""
@@ -383,4 +435,4 @@ class TaggingService:
         fmap = self._fmap
         if fmap is None or not state.label_ids:
             return state, np.zeros((X.shape[0], len(state.label_ids)))
-        return state, mdl.scores(state, fmap, self.options.lam, X)
+        return state, mdl.scores(state, fmap, self.lam(state), X)
