@@ -9,7 +9,6 @@ import time
 
 import httpx
 import numpy as np
-import pytest
 import torch
 
 from mlcil.learners.ridge import gaussian_projection
