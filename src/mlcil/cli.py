@@ -137,6 +137,69 @@ def _fmt(value, pattern: str = "{}") -> str:
     return pattern.format(value) if not isinstance(value, str) else value
 
 
+
+@main.command()
+@click.option("--db", default="sqlite:///tagger.db", show_default=True, envvar="MLCIL_SERVE_DB",
+              help="sqlite:///path.db (created if absent) or postgresql://user@host:port/dbname [env: MLCIL_SERVE_DB].")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--keys", "keys_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              envvar="MLCIL_SERVE_KEYS_FILE",
+              help="File of '<sha256 of key> <read|write|admin> [name]' lines; $MLCIL_SERVE_KEYS adds more. "
+                   "No key at all = auth disabled.")
+@click.option("--generate-key", type=click.Choice(["read", "write", "admin"]), default=None,
+              help="Print a new random key and its keys-file line, then exit.")
+@click.option("--dim", type=click.IntRange(1), default=None,
+              help="Embedding dimension (new database only; default: set by the first teach).")
+@click.option("--features", "M", type=click.IntRange(1), default=1024, show_default=True,
+              help="Random features M (new database only).")
+@click.option("--lam", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
+              help="Ridge λ on L2-normalised inputs (new database only).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the random features (new database only).")
+@click.option("--max-batch", type=click.IntRange(1), default=1024, show_default=True,
+              help="Most examples (or vectors) per request.")
+@click.option("--max-body-mb", type=click.FloatRange(0, min_open=True), default=16.0, show_default=True,
+              help="Largest request body in MiB.")
+@click.option("--cors", multiple=True, help="Allowed CORS origin (repeatable; default: CORS off).")
+@click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
+              help="Torch threads per operation (requests already run in parallel; more threads thrash "
+                   "on a busy machine).")
+def serve(db, host, port, keys_file, generate_key, dim, M, lam, seed, max_batch, max_body_mb, cors, threads) -> None:
+    """Run the tagging service: create labels, teach, predict, forget over HTTP (docs at /docs).
+
+    Example: mlcil serve --db sqlite:///tagger.db --port 8000
+    """
+    from mlcil.serve.auth import KeyRing, generate_key as new_key, hash_key
+
+    if generate_key:
+        key = new_key()
+        click.echo(f"key (shown once, give it to the client): {key}")
+        click.echo(f"keys-file line: {hash_key(key)} {generate_key}")
+        return
+    import torch
+    import uvicorn
+
+    from mlcil.serve.app import create_app
+
+    torch.set_num_threads(threads)
+    from mlcil.serve.service import Options
+
+    keys = KeyRing.load(keys_file)
+    app = create_app(db, options=Options(d=dim, M=M, seed=seed, lam=lam), keys=keys,
+                     max_body_bytes=int(max_body_mb * 1024 * 1024), max_batch=max_batch,
+                     cors_origins=list(cors) or None)
+    service = app.state.service
+    o = service.options
+    click.echo(f"mlcil serve: {service.store.dialect} database, model version {service.state.version}, "
+               f"d={o.d}, M={o.M}, λ={o.lam}, seed={o.seed}; http://{host}:{port}/docs", err=True)
+    if not keys:
+        click.echo("WARNING: auth disabled: no API keys configured (--keys FILE or $MLCIL_SERVE_KEYS); anyone who "
+                   f"can reach {host}:{port} can teach and forget. Create keys with --generate-key admin.", err=True)
+    else:
+        click.echo(f"auth enabled: {len(keys.keys)} API key(s)", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
 if __name__ == "__main__":
     main()
 

@@ -1,0 +1,86 @@
+"""Fixtures for the tagging service: a fresh database per test on SQLite and PostgreSQL.
+
+PostgreSQL tests use ``$MLCIL_TEST_POSTGRES_URL`` (start a server with ``eval "$(.ci/postgres.sh)"``),
+one fresh schema per test. Without the URL they skip locally and *fail* under ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import numpy as np
+import pytest
+
+from mlcil.serve.store import Store
+
+PG_ENV = "MLCIL_TEST_POSTGRES_URL"
+
+
+@pytest.fixture(autouse=True)
+def close_stores(monkeypatch):
+    """Close every store a test opened (each worker thread holds a connection)."""
+    opened: list[Store] = []
+    init = Store.__init__
+
+    def tracking_init(self, *args, **kwargs):
+        opened.append(self)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "__init__", tracking_init)
+    yield
+    for store in opened:
+        store.close()
+
+
+def postgres_url() -> str | None:
+    """The test server's URL; pytest.fail on CI when unset, skip otherwise."""
+    url = os.environ.get(PG_ENV)
+    if not url:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{PG_ENV} is not set but CI=true: run eval \"$(.ci/postgres.sh)\" before the tests")
+        pytest.skip(f"{PG_ENV} not set (start one with: eval \"$(.ci/postgres.sh)\")")
+    return url
+
+
+@pytest.fixture
+def pg_schema_url():
+    """A URL whose search_path is a fresh schema (dropped afterwards)."""
+    import psycopg
+
+    url = postgres_url()
+    schema = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    yield url + ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """A fresh, empty database URL on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'tagger.db'}"
+    return request.getfixturevalue("pg_schema_url")
+
+
+def features(X: np.ndarray, R: np.ndarray, include_x: bool = True) -> np.ndarray:
+    """Reference φ in numpy float64: ReLU(x̂ᵀR) ⊕ x̂, x̂ = x/‖x‖ (independent of the torch code)."""
+    X = np.asarray(X, dtype=np.float64)
+    Xh = X / np.linalg.norm(X, axis=1, keepdims=True)
+    phi = np.maximum(Xh @ R.astype(np.float64), 0.0)
+    return np.hstack([phi, Xh]) if include_x else phi
+
+
+def make_batch(rng: np.random.Generator, n: int, d: int, names: list[str]) -> tuple[np.ndarray, list[dict[str, int]]]:
+    """n random embeddings and partial labels over ``names``: each label known with prob. 0.6."""
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    labels = []
+    for x in X:
+        row = {}
+        for j, name in enumerate(names):
+            if rng.random() < 0.6:
+                row[name] = int(x[j % d] > 0)
+        labels.append(row)
+    return X, labels
