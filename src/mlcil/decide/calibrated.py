@@ -70,12 +70,19 @@ class Calibrated(Learner):
         else:
             train, hold = np.sort(perm[n_hold:]), np.sort(perm[:n_hold])
         self.base.learn(Session(take_rows(X, train), Y[train], classes, np.asarray(train)))
-        cols = np.isin(self.base.classes_, classes)
+        # columns of this session's classes in the base learner's order (a full-label learner such as
+        # joint-sgd relearns every seen class each session: its calibration is then refitted whole)
+        position = {c: i for i, c in enumerate(classes.tolist())}
+        cols = [j for j, c in enumerate(self.base.classes_.tolist()) if c in position]
         S = self.base.scores(take_rows(X, hold))[:, cols]
-        calib = fit_calibration(self.method, S, Y[hold])
-        self.calibration_ = concat_calibration(getattr(self, "calibration_", None), calib)
-        self.thresholds_ = np.concatenate([getattr(self, "thresholds_", np.zeros(0)),
-                                           best_f1_thresholds(apply_calibration(calib, S), Y[hold])])
+        Y_hold = Y[hold][:, [position[int(self.base.classes_[j])] for j in cols]]
+        calib = fit_calibration(self.method, S, Y_hold)
+        thresholds = best_f1_thresholds(apply_calibration(calib, S), Y_hold)
+        if self.base.needs_full_labels:
+            self.calibration_, self.thresholds_ = calib, thresholds
+        else:
+            self.calibration_ = concat_calibration(getattr(self, "calibration_", None), calib)
+            self.thresholds_ = np.concatenate([getattr(self, "thresholds_", np.zeros(0)), thresholds])
         self.session_holdout_ = getattr(self, "session_holdout_", []) + [int(len(hold)) if len(hold) < n else 0]
         self._classes = self.base.classes_.copy()
 
