@@ -144,3 +144,29 @@ def test_text_views_of_the_shared_raw_datasets(shared_data):
     goemotions = load_raw("goemotions", data_dir=shared_data)
     assert (goemotions.n, goemotions.L) == (54263, 28)
     assert dict(zip(*np.unique(goemotions.split, return_counts=True))) == {"test": 5427, "train": 43410 + 5426}
+
+
+@pytest.mark.parametrize("names, spec, sessions, first", [
+    (VOC_CLASSES, "B0-C4", 5, ["aeroplane", "bicycle", "bird", "boat"]),
+    (VOC_CLASSES, "B10-C2", 6, list(VOC_CLASSES[:10])),
+    ("coco", "B0-C10", 8, None),
+    ("coco", "B40-C10", 5, None),
+])
+def test_the_fields_protocols_on_voc_and_coco_shaped_data(names, spec, sessions, first):
+    from mlcil.data import Dataset
+    from mlcil.data.images import COCO_CLASSES
+
+    names = sorted(COCO_CLASSES) if names == "coco" else list(names)
+    assert len(names) == (80 if len(names) > 20 else 20) and len(set(names)) == len(names)
+    rng = np.random.default_rng(0)
+    n = 20 * len(names)
+    Y = (rng.random((n, len(names))) < 0.08).astype(np.uint8)
+    Y[np.arange(n), np.arange(n) % len(names)] = 1
+    ds = Dataset(rng.normal(size=(n, 8)).astype(np.float32), Y, names, np.where(np.arange(n) % 4, "train", "test"))
+    stream = Protocol(spec).build(ds)
+    assert len(stream) == sessions
+    order = [names[c] for c in stream.class_order]
+    assert order == sorted(names)
+    if first is not None:
+        assert [names[c] for c in stream.sessions[0].classes] == first
+    assert sum(len(s.classes) for s in stream.sessions) == len(names)
