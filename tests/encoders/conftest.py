@@ -70,7 +70,8 @@ def tiny_sentence_model(tmp_path_factory) -> str:
     BertModel(config).save_pretrained(root / "bert")
     BertTokenizerFast(vocab_file=str(root / "vocab.txt")).save_pretrained(root / "bert")
     transformer = models.Transformer(str(root / "bert"), max_seq_length=32)
-    pooling = models.Pooling(transformer.get_word_embedding_dimension(), pooling_mode="mean")
+    width = (getattr(transformer, "get_embedding_dimension", None) or transformer.get_word_embedding_dimension)()
+    pooling = models.Pooling(width, pooling_mode="mean")
     SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(root / "model"))
     return os.fspath(root / "model")
 

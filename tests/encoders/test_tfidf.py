@@ -61,3 +61,24 @@ def test_embed_dataset_fits_on_the_training_split_only():
     np.testing.assert_allclose(out.X, ref.encode(train + test), atol=1e-6)
     with pytest.raises(MlcilError, match="'train' split"):
         embed_dataset(Dataset(train, ds.Y[:40], ["x", "y"], None, "nosplit"), TfidfSvdEncoder(dim=4), progress=False)
+
+
+def test_fitted_state_is_cached_by_params_and_texts(tmp_path, monkeypatch):
+    from sklearn.decomposition import TruncatedSVD
+
+    train = corpus(40)
+    first = TfidfSvdEncoder(dim=4, min_df=1).fit(train, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("fitted-*.joblib"))) == 1
+
+    def no_refit(*args, **kwargs):
+        raise AssertionError("refitted despite a cached fit")
+
+    monkeypatch.setattr(TruncatedSVD, "fit", no_refit)
+    again = TfidfSvdEncoder(dim=4, min_df=1).fit(train, cache_dir=tmp_path)
+    assert again.id == first.id
+    np.testing.assert_array_equal(again.encode(train[:5]), first.encode(train[:5]))
+    with pytest.raises(AssertionError, match="refitted"):
+        TfidfSvdEncoder(dim=3, min_df=1).fit(train, cache_dir=tmp_path)  # other parameters: a new fit
+    next(tmp_path.glob("fitted-*.joblib")).write_bytes(b"junk")
+    with pytest.raises(MlcilError, match="unreadable fitted tfidf-svd state"):
+        TfidfSvdEncoder(dim=4, min_df=1).fit(train, cache_dir=tmp_path)

@@ -97,8 +97,8 @@ class Encoder(ABC):
     def dim(self) -> int:
         """Embedding size d."""
 
-    def fit(self, inputs: Sequence[Any]) -> "Encoder":
-        """Fit on training inputs (only encoders with ``needs_fit``); returns self."""
+    def fit(self, inputs: Sequence[Any], cache_dir: str | os.PathLike | None = None) -> "Encoder":
+        """Fit on training inputs (only encoders with ``needs_fit``; ``cache_dir`` may keep the fit); returns self."""
         return self
 
     def load(self, item: Any) -> Any:

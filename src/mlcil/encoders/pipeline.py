@@ -171,7 +171,7 @@ def embed_dataset(dataset: Any, encoder: Encoder, cache_dir: str | os.PathLike |
     """Raw :class:`~mlcil.data.Dataset` (X = texts or image paths) -> embedded Dataset (X float32 n x d).
 
     Encoders that need fitting (TF-IDF + SVD) are fitted on the rows whose split is ``fit_split``
-    only, before encoding every row. Rows that could not be loaded are dropped (``on_error='skip'``)
+    only, before encoding every row; with ``cache_dir`` the fitted state is cached too. Rows that could not be loaded are dropped (``on_error='skip'``)
     and listed by id in ``meta['skipped']``; ``meta['encoder']`` holds the encoder id.
     """
     from mlcil.data.dataset import Dataset
@@ -183,7 +183,8 @@ def embed_dataset(dataset: Any, encoder: Encoder, cache_dir: str | os.PathLike |
             raise MlcilError(f"{dataset.name}: encoder {encoder.kind} must be fitted on a '{fit_split}' split, "
                              f"and the dataset has none")
         t0 = time.perf_counter()
-        encoder.fit([dataset.X[i] for i in np.flatnonzero(dataset.split == fit_split)])
+        train = [dataset.X[i] for i in np.flatnonzero(dataset.split == fit_split)]
+        encoder.fit(train, cache_dir=None if cache_dir is None else Path(cache_dir) / "fitted")
         if stats is not None:
             stats["fit_s"] = time.perf_counter() - t0
     Z, bad = embed_inputs(dataset.X, encoder, cache_dir=cache_dir, batch_size=batch_size, workers=workers,

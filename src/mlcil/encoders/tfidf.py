@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -75,14 +78,34 @@ class TfidfSvdEncoder(Encoder):
 
         return f"tfidf-svd:{self.params()},fit={self.fit_digest_[:16]},sklearn={sklearn.__version__}"
 
-    def fit(self, inputs: Sequence[str]) -> "TfidfSvdEncoder":
-        """Learn vocabulary, IDF and SVD basis from training texts (list of str)."""
+    def fit(self, inputs: Sequence[str], cache_dir: str | os.PathLike | None = None) -> "TfidfSvdEncoder":
+        """Learn vocabulary, IDF and SVD basis from training texts (list of str).
+
+        With ``cache_dir``, the fitted state is stored as ``fitted-<sha256(params, texts)>.joblib``
+        there and loaded instead of refitting when the same parameters meet the same texts.
+        """
         from sklearn.decomposition import TruncatedSVD
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         texts = list(inputs)
         if not texts or not all(isinstance(t, str) for t in texts):
             raise MlcilError("tfidf-svd: fit needs a non-empty list of training texts (str)")
+        digest = texts_digest(texts)
+        stored = None
+        if cache_dir is not None:
+            import sklearn
+
+            key = hashlib.sha256(f"{self.params()}|{digest}|{sklearn.__version__}".encode()).hexdigest()[:32]
+            stored = Path(cache_dir).expanduser() / f"fitted-{key}.joblib"
+            if stored.is_file():
+                import joblib
+
+                try:
+                    self.vectorizer_, self.svd_ = joblib.load(stored)
+                except Exception as exc:  # a truncated or foreign file
+                    raise MlcilError(f"{stored}: unreadable fitted tfidf-svd state ({exc}); delete it to refit") from None
+                self.fit_digest_ = digest
+                return self
         vec = TfidfVectorizer(max_features=self.max_features, min_df=self.min_df,
                               ngram_range=(1, self.ngram_max), sublinear_tf=self.sublinear_tf, dtype=np.float32)
         try:
@@ -95,7 +118,18 @@ class TfidfSvdEncoder(Encoder):
         svd = TruncatedSVD(n_components=self.dim_, random_state=self.seed)
         svd.fit(T)
         self.vectorizer_, self.svd_ = vec, svd
-        self.fit_digest_ = texts_digest(texts)
+        self.fit_digest_ = digest
+        if stored is not None:
+            import joblib
+
+            stored.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{stored.name}.", suffix=".part", dir=stored.parent)
+            os.close(fd)
+            try:
+                joblib.dump((vec, svd), tmp)
+                os.replace(tmp, stored)
+            finally:
+                Path(tmp).unlink(missing_ok=True)
         return self
 
     def forward(self, batch: list[str]) -> np.ndarray:
