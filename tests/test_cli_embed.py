@@ -96,3 +96,55 @@ def test_embed_errors_are_one_line(args, fragment, tmp_path):
     result = CliRunner().invoke(main, ["embed", *[str(tmp_path / a) if a == "x.jsonl" else a for a in args]])
     assert result.exit_code == 2, result.output
     assert result.output.startswith("error:") and fragment in result.output, result.output
+
+
+def test_voc_and_coco_end_to_end_through_embed_and_the_fields_protocols(tmp_path):
+    """Tiny VOC 2007 and COCO 2014 trees with real (tiny) JPEGs -> mlcil embed -> mlcil bench B0-C4 / B40-C10."""
+    from PIL import Image
+
+    from mlcil.data.images import COCO_CLASSES, VOC_CLASSES
+
+    rng = np.random.default_rng(2)
+    spec = "timm:vit_tiny_patch16_224,pretrained=false,img_size=32"
+
+    voc = tmp_path / "VOCdevkit" / "VOC2007"
+    for sub in ("Annotations", "ImageSets/Main", "JPEGImages"):
+        (voc / sub).mkdir(parents=True)
+    ids = [f"{i:06d}" for i in range(30)]
+    for i, image_id in enumerate(ids):
+        classes = {VOC_CLASSES[i % 20], VOC_CLASSES[(i * 7) % 20]}
+        objects = "".join(f"<object><name>{c}</name><difficult>0</difficult></object>" for c in classes)
+        (voc / "Annotations" / f"{image_id}.xml").write_text(f"<annotation>{objects}</annotation>")
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(voc / "JPEGImages" / f"{image_id}.jpg")
+    (voc / "ImageSets/Main/trainval.txt").write_text("\n".join(ids[:20]) + "\n")
+    (voc / "ImageSets/Main/test.txt").write_text("\n".join(ids[20:]) + "\n")
+    out = tmp_path / "voc.npz"
+    result = run("embed", "voc2007", "--root", str(tmp_path / "VOCdevkit"), "-e", spec, "-o", str(out), "-q")
+    assert result.exit_code == 0, result.output
+    ds = read_npz(out)
+    assert ds.X.shape == (30, 192) and ds.label_names == list(VOC_CLASSES)
+    bench = run("bench", str(out), "-p", "B0-C4", "-l", "joint:M=16", "-s", "1", "-o", str(tmp_path / "rv"), "-q")
+    assert bench.exit_code == 0, bench.output
+    report = json.loads((tmp_path / "rv" / "report.json").read_text())
+    assert report["protocol"]["n_sessions"] == 5 and report["protocol"]["class_order"] == sorted(VOC_CLASSES)
+
+    coco = tmp_path / "coco"
+    (coco / "annotations").mkdir(parents=True)
+    cats = [{"id": 100 + k, "name": n} for k, n in enumerate(COCO_CLASSES)]
+    for official, count in (("train2014", 80), ("val2014", 20)):
+        (coco / official).mkdir()
+        images, anns = [], []
+        for i in range(count):
+            images.append({"id": i, "file_name": f"{official}_{i}.jpg"})
+            anns.append({"image_id": i, "category_id": 100 + i % 80})
+            Image.fromarray(rng.integers(0, 256, (36, 36, 3), dtype=np.uint8)).save(coco / official / f"{official}_{i}.jpg")
+        (coco / "annotations" / f"instances_{official}.json").write_text(
+            json.dumps({"images": images, "annotations": anns, "categories": cats}))
+    out = tmp_path / "coco.npz"
+    result = run("embed", "coco2014", "--root", str(coco), "-e", spec, "-o", str(out), "--batch-size", "32", "-q")
+    assert result.exit_code == 0, result.output
+    ds = read_npz(out)
+    assert ds.X.shape == (100, 192) and ds.label_names == sorted(COCO_CLASSES)
+    bench = run("bench", str(out), "-p", "B40-C10", "-l", "joint:M=16", "-s", "1", "-o", str(tmp_path / "rc"), "-q")
+    assert bench.exit_code == 0, bench.output
+    assert json.loads((tmp_path / "rc" / "report.json").read_text())["protocol"]["n_sessions"] == 5
