@@ -1,10 +1,13 @@
-"""Datasets: the ``Dataset`` container, readers (npz, Mulan/MEKA ARFF, JSON lines) and a registry
-of named benchmark datasets with lookup (path, ``MLCIL_DATA``, cache) and download."""
+"""Datasets: the ``Dataset`` container, readers (npz, Mulan/MEKA ARFF, JSON lines, VOC 2007, COCO 2014,
+image folders), a registry of named benchmark datasets with lookup (path, ``MLCIL_DATA``, cache) and
+download, and :func:`load_raw` for the raw datasets ``mlcil embed`` encodes."""
 
 from mlcil.data.arff import read_arff
 from mlcil.data.dataset import Dataset, check_features, check_labels
+from mlcil.data.images import read_coco2014, read_image_folder, read_voc2007
 from mlcil.data.jsonl import read_jsonl
 from mlcil.data.npz import read_npz, write_npz
+from mlcil.data.raw import load_raw
 from mlcil.data.registry import DATASETS, DatasetInfo, list_datasets, load_dataset, resolve
 
 __all__ = [
@@ -15,9 +18,13 @@ __all__ = [
     "check_labels",
     "list_datasets",
     "load_dataset",
+    "load_raw",
     "read_arff",
+    "read_coco2014",
+    "read_image_folder",
     "read_jsonl",
     "read_npz",
+    "read_voc2007",
     "resolve",
     "write_npz",
 ]

@@ -4,7 +4,8 @@ Lookup order of :func:`resolve` for ``name_or_path``:
 
 1. an existing file or directory path ('explicit');
 2. ``<data_dir>/<name>/``, ``data_dir`` defaulting to ``$MLCIL_DATA`` ('MLCIL_DATA');
-3. the cache, ``$MLCIL_CACHE/data/<name>/`` or ``platformdirs.user_cache_dir('mlcil')/data/<name>/`` ('cache');
+3. the cache, ``$MLCIL_CACHE/data/<name>/`` or ``platformdirs.user_cache_dir('mlcil')/data/<name>/`` ('cache'),
+   which also holds the embedded datasets ``mlcil embed`` writes (``<name>/<name>.npz``, any name);
 4. a download of the dataset's canonical public files into the cache, converted there to
    ``<name>.npz`` (features) or ``<name>.jsonl.gz`` (raw text) and checked against the
    verified counts ('downloaded').
@@ -405,6 +406,8 @@ def resolve(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | None 
     if root is not None and (root / name).is_dir():
         return root / name, info, "MLCIL_DATA"
     if info is None:
+        if (data_cache_dir() / name / f"{name}.npz").is_file():  # written by `mlcil embed`
+            return data_cache_dir() / name, None, "cache"
         raise _not_found(text)
     cached = _cached(name)
     if cached is not None:

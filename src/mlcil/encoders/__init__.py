@@ -1,0 +1,25 @@
+"""Frozen encoders (TF-IDF + SVD, timm, open_clip, sentence-transformers) behind one interface,
+batched embedding with an on-disk cache, and raw Dataset -> embedded Dataset.
+
+Heavy libraries (torch models, timm, open_clip, sentence-transformers) load on first use.
+"""
+
+from mlcil.encoders.base import Encoder, InputError, select_device
+from mlcil.encoders.cache import EmbeddingCache
+from mlcil.encoders.factory import KINDS, make_encoder, parse_encoder_spec
+from mlcil.encoders.pipeline import default_cache_dir, embed_dataset, embed_inputs
+from mlcil.encoders.tfidf import TfidfSvdEncoder
+
+__all__ = [
+    "KINDS",
+    "EmbeddingCache",
+    "Encoder",
+    "InputError",
+    "TfidfSvdEncoder",
+    "default_cache_dir",
+    "embed_dataset",
+    "embed_inputs",
+    "make_encoder",
+    "parse_encoder_spec",
+    "select_device",
+]

@@ -1,0 +1,100 @@
+"""Encoder specs: ``kind[:name][,key=value...]`` -> an :class:`~mlcil.encoders.base.Encoder`.
+
+Examples::
+
+    tfidf-svd:dim=256
+    timm:vit_base_patch16_224.augreg_in21k
+    timm:vit_tiny_patch16_224,pretrained=false,img_size=32
+    open_clip:ViT-B-32/laion2b_s34b_b79k               (image tower)
+    open_clip:ViT-B-32/laion2b_s34b_b79k,tower=text
+    sentence-transformers:all-MiniLM-L6-v2
+
+The first comma-separated part without '=' after the colon is the model name; the others are
+options, passed to the encoder's constructor (values parsed as int, float, bool or str).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlcil.encoders.base import Encoder
+from mlcil.errors import MlcilError
+
+KINDS: dict[str, str] = {
+    "tfidf-svd": "offline text encoder: TF-IDF + truncated SVD fitted on the training split (options: dim, "
+                 "max_features, min_df, ngram_max, sublinear_tf, normalize, seed)",
+    "timm": "timm image model, e.g. timm:vit_base_patch16_224.augreg_in21k (options: pretrained, checkpoint, "
+            "img_size, seed)",
+    "open_clip": "open_clip model/pretrained tag, e.g. open_clip:ViT-B-32/laion2b_s34b_b79k (options: tower=image|text, "
+                 "normalize, seed)",
+    "sentence-transformers": "sentence-transformers model name or local folder, e.g. "
+                             "sentence-transformers:all-MiniLM-L6-v2 (options: normalize)",
+}
+_ALIASES = {"tfidf": "tfidf-svd", "openclip": "open_clip", "open-clip": "open_clip", "st": "sentence-transformers",
+            "sbert": "sentence-transformers"}
+
+
+def _value(text: str) -> Any:
+    low = text.lower()
+    if low in ("true", "yes"):
+        return True
+    if low in ("false", "no"):
+        return False
+    if low in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_encoder_spec(spec: str) -> tuple[str, str | None, dict[str, Any]]:
+    """``'kind:name,k=v'`` -> (kind, name or None, options). Unknown kinds raise MlcilError listing the known ones."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise MlcilError(f"encoder spec: expected e.g. 'tfidf-svd:dim=256', got {spec!r}; known kinds: "
+                         f"{', '.join(KINDS)}")
+    kind, _, rest = spec.strip().partition(":")
+    kind = _ALIASES.get(kind.lower(), kind.lower())
+    if kind not in KINDS:
+        known = "; ".join(f"{k} ({v})" for k, v in KINDS.items())
+        raise MlcilError(f"encoder spec {spec!r}: unknown kind {kind!r}; known kinds: {known}")
+    name: str | None = None
+    options: dict[str, Any] = {}
+    for part in (p.strip() for p in rest.split(",")) if rest else ():
+        if not part:
+            continue
+        if "=" in part:
+            key, _, value = part.partition("=")
+            if not key.strip():
+                raise MlcilError(f"encoder spec {spec!r}: option {part!r} has no name")
+            options[key.strip()] = _value(value.strip())
+        elif name is None:
+            name = part
+        else:
+            raise MlcilError(f"encoder spec {spec!r}: two model names ({name!r}, {part!r}); options are key=value")
+    return kind, name, options
+
+
+def make_encoder(spec: str, device: str | None = "auto", precision: str = "auto") -> Encoder:
+    """Build the encoder a spec names (nothing is loaded until first use)."""
+    from mlcil.encoders.tfidf import TfidfSvdEncoder
+    from mlcil.encoders.torch_models import OpenClipEncoder, SentenceTransformerEncoder, TimmEncoder
+
+    kind, name, options = parse_encoder_spec(spec)
+    try:
+        if kind == "tfidf-svd":
+            if name is not None:
+                raise MlcilError(f"encoder spec {spec!r}: tfidf-svd takes options only (e.g. tfidf-svd:dim=256)")
+            return TfidfSvdEncoder(**options)
+        if name is None:
+            raise MlcilError(f"encoder spec {spec!r}: {kind} needs a model name ({KINDS[kind]})")
+        if kind == "timm":
+            return TimmEncoder(name, device=device, precision=precision, **options)
+        if kind == "open_clip":
+            model, _, tag = name.partition("/")
+            return OpenClipEncoder(model, pretrained=tag or None, device=device, precision=precision, **options)
+        return SentenceTransformerEncoder(name, device=device, precision=precision, **options)
+    except TypeError as exc:
+        raise MlcilError(f"encoder spec {spec!r}: bad option ({exc}); {kind}: {KINDS[kind]}") from None

@@ -1,0 +1,150 @@
+"""`mlcil embed` end to end (text and images), `mlcil bench` on its output by path and by name."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mlcil.cli import main
+from mlcil.data import read_npz
+
+WORDS = "red green blue cyan magenta yellow black white orange purple".split()
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch, tmp_path):
+    monkeypatch.setenv("MLCIL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("MLCIL_DATA", raising=False)
+
+
+@pytest.fixture
+def text_jsonl(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(120):
+        labels = sorted({WORDS[j] for j in rng.choice(4, size=rng.integers(1, 3), replace=False)})
+        text = " ".join(labels * 2 + list(rng.choice(WORDS[4:], size=5)))
+        rows.append({"id": i, "text": text, "labels": labels, "split": "train" if i < 90 else "test"})
+    path = tmp_path / "colours.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    return path
+
+
+def test_embed_text_then_bench_by_path_and_by_name(text_jsonl, tmp_path):
+    out = tmp_path / "emb.npz"
+    result = run("embed", str(text_jsonl), "-e", "tfidf-svd:dim=6,min_df=1", "-o", str(out), "-q")
+    assert result.exit_code == 0, result.output
+    assert "encoded 120, from cache 0" in result.output
+    ds = read_npz(out)
+    assert ds.X.shape == (120, 6) and ds.X.dtype == np.float32 and ds.Y.dtype == np.uint8
+    assert ds.label_names == ["blue", "cyan", "green", "red"] and ds.split.tolist().count("test") == 30
+    info = json.loads(out.with_suffix(".json").read_text())
+    assert info["encoder_id"].startswith("tfidf-svd:dim=6") and info["skipped"] == []
+    again = run("embed", str(text_jsonl), "-e", "tfidf-svd:dim=6,min_df=1", "-o", str(out), "-q")
+    assert "encoded 0, from cache 120" in again.output
+    bench = run("bench", str(out), "-p", "B0-C2", "-l", "joint:M=16", "-s", "1", "-o", str(tmp_path / "r"), "-q")
+    assert bench.exit_code == 0, bench.output
+    # default output goes to the cache, where `mlcil bench <name>` finds it
+    named = run("embed", str(text_jsonl), "-e", "tfidf-svd:dim=6,min_df=1", "-q")
+    assert named.exit_code == 0 and "colours-tfidf-svd-dim-6-min_df-1" in named.output
+    bench = run("bench", "colours-tfidf-svd-dim-6-min_df-1", "-p", "B0-C2", "-l", "joint:M=16", "-s", "1",
+                "-o", str(tmp_path / "r2"), "-q")
+    assert bench.exit_code == 0, bench.output
+    direct = run("bench", str(text_jsonl), "--encoder", "tfidf-svd:dim=6,min_df=1", "-p", "B0-C2", "-l",
+                 "joint:M=16", "-s", "1", "-o", str(tmp_path / "r3"), "-q")
+    assert direct.exit_code == 0, direct.output
+    maps = [{k: v for k, v in json.loads((tmp_path / r / "report.json").read_text())["summary"]["joint:M=16"].items()
+             if "mAP" in k or "F1" in k} for r in ("r2", "r3")]
+    assert maps[0] == maps[1]  # same embeddings, same results
+
+
+def test_embed_images_with_a_truncated_file(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    lines = ["image,labels,split"]
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 256, (36, 36, 3), dtype=np.uint8)).save(tmp_path / f"{i}.jpg")
+        lines.append(f"{i}.jpg,{'a;b' if i % 2 else 'b'},{'train' if i < 4 else 'test'}")
+    (tmp_path / "3.jpg").write_bytes((tmp_path / "3.jpg").read_bytes()[:150])
+    (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
+    spec = "timm:vit_tiny_patch16_224,pretrained=false,img_size=32"
+    out = tmp_path / "img.npz"
+    result = run("embed", str(tmp_path / "labels.csv"), "-e", spec, "-o", str(out), "--workers", "0", "-q")
+    assert result.exit_code == 2 and "3.jpg: unreadable or truncated image" in result.output
+    result = run("embed", str(tmp_path / "labels.csv"), "-e", spec, "-o", str(out), "--skip-bad", "-q")
+    assert result.exit_code == 0, result.output
+    assert "skipped 1" in result.output
+    ds = read_npz(out)
+    assert ds.X.shape == (5, 192) and ds.label_names == ["a", "b"]
+    assert json.loads(out.with_suffix(".json").read_text())["skipped"] == ["3.jpg"]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["reuters21578", "-e", "resnet:50"], "unknown kind 'resnet'"),
+    (["voc2007", "-e", "tfidf-svd"], "--root"),
+    (["nope.jsonl", "-e", "tfidf-svd"], "no such file"),
+    (["x.jsonl", "-e", "tfidf-svd", "--device", "cuda:99"], "cuda"),
+])
+def test_embed_errors_are_one_line(args, fragment, tmp_path):
+    (tmp_path / "x.jsonl").write_text('{"text": "a b", "labels": ["x"], "split": "train"}\n')
+    result = CliRunner().invoke(main, ["embed", *[str(tmp_path / a) if a == "x.jsonl" else a for a in args]])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error:") and fragment in result.output, result.output
+
+
+def test_voc_and_coco_end_to_end_through_embed_and_the_fields_protocols(tmp_path):
+    """Tiny VOC 2007 and COCO 2014 trees with real (tiny) JPEGs -> mlcil embed -> mlcil bench B0-C4 / B40-C10."""
+    from PIL import Image
+
+    from mlcil.data.images import COCO_CLASSES, VOC_CLASSES
+
+    rng = np.random.default_rng(2)
+    spec = "timm:vit_tiny_patch16_224,pretrained=false,img_size=32"
+
+    voc = tmp_path / "VOCdevkit" / "VOC2007"
+    for sub in ("Annotations", "ImageSets/Main", "JPEGImages"):
+        (voc / sub).mkdir(parents=True)
+    ids = [f"{i:06d}" for i in range(30)]
+    for i, image_id in enumerate(ids):
+        classes = {VOC_CLASSES[i % 20], VOC_CLASSES[(i * 7) % 20]}
+        objects = "".join(f"<object><name>{c}</name><difficult>0</difficult></object>" for c in classes)
+        (voc / "Annotations" / f"{image_id}.xml").write_text(f"<annotation>{objects}</annotation>")
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(voc / "JPEGImages" / f"{image_id}.jpg")
+    (voc / "ImageSets/Main/trainval.txt").write_text("\n".join(ids[:20]) + "\n")
+    (voc / "ImageSets/Main/test.txt").write_text("\n".join(ids[20:]) + "\n")
+    out = tmp_path / "voc.npz"
+    result = run("embed", "voc2007", "--root", str(tmp_path / "VOCdevkit"), "-e", spec, "-o", str(out), "-q")
+    assert result.exit_code == 0, result.output
+    ds = read_npz(out)
+    assert ds.X.shape == (30, 192) and ds.label_names == list(VOC_CLASSES)
+    bench = run("bench", str(out), "-p", "B0-C4", "-l", "joint:M=16", "-s", "1", "-o", str(tmp_path / "rv"), "-q")
+    assert bench.exit_code == 0, bench.output
+    report = json.loads((tmp_path / "rv" / "report.json").read_text())
+    assert report["protocol"]["n_sessions"] == 5 and report["protocol"]["class_order"] == sorted(VOC_CLASSES)
+
+    coco = tmp_path / "coco"
+    (coco / "annotations").mkdir(parents=True)
+    cats = [{"id": 100 + k, "name": n} for k, n in enumerate(COCO_CLASSES)]
+    for official, count in (("train2014", 80), ("val2014", 20)):
+        (coco / official).mkdir()
+        images, anns = [], []
+        for i in range(count):
+            images.append({"id": i, "file_name": f"{official}_{i}.jpg"})
+            anns.append({"image_id": i, "category_id": 100 + i % 80})
+            Image.fromarray(rng.integers(0, 256, (36, 36, 3), dtype=np.uint8)).save(coco / official / f"{official}_{i}.jpg")
+        (coco / "annotations" / f"instances_{official}.json").write_text(
+            json.dumps({"images": images, "annotations": anns, "categories": cats}))
+    out = tmp_path / "coco.npz"
+    result = run("embed", "coco2014", "--root", str(coco), "-e", spec, "-o", str(out), "--batch-size", "32", "-q")
+    assert result.exit_code == 0, result.output
+    ds = read_npz(out)
+    assert ds.X.shape == (100, 192) and ds.label_names == sorted(COCO_CLASSES)
+    bench = run("bench", str(out), "-p", "B40-C10", "-l", "joint:M=16", "-s", "1", "-o", str(tmp_path / "rc"), "-q")
+    assert bench.exit_code == 0, bench.output
+    assert json.loads((tmp_path / "rc" / "report.json").read_text())["protocol"]["n_sessions"] == 5
