@@ -230,3 +230,36 @@ def test_lambda_endpoint(api):
     assert api.post("/v1/lambda", json={"value": 0.3}).json()["version"] == 5
     assert api.post("/v1/predict", json={"vectors": api.X[:1].tolist()}).json()["version"] == 5
     assert api.get("/v1/health").json()["lam"] == 0.3
+
+
+def test_suspicious_examples_find_planted_label_errors(db_url):
+    """Teach a label with 6 wrong tags among 120 clean ones: the audit lists the planted ones first."""
+    c = client(db_url)
+    assert c.post("/v1/labels", json={"name": "pos"}).status_code == 201
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(120, D))
+    truth = X[:, 0] > 0
+    given = truth.copy()
+    planted = rng.choice(120, 6, replace=False)
+    given[planted] = ~given[planted]
+    r = c.post("/v1/teach", json={"examples": [{"id": f"x{i}", "vector": x.tolist(), "labels": {"pos": int(g)}}
+                                               for i, (x, g) in enumerate(zip(X, given))]})
+    assert r.status_code == 200, r.text
+    r = c.get("/v1/labels/pos/suspicious", params={"limit": 6})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["audited"] == 120 and body["version"] == 2 and len(body["examples"]) == 6
+    found = {int(e["id"][1:]) for e in body["examples"]}
+    assert len(found & set(planted.tolist())) >= 4
+    qualities = [e["quality"] for e in body["examples"]]
+    assert qualities == sorted(qualities)
+    assert c.get("/v1/labels/nope/suspicious").status_code == 404
+    r = c.get("/v1/labels/pos/suspicious", params={"limit": 0})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "limit"
+
+
+def test_suspicious_needs_write_scope(tmp_path):
+    keys = KeyRing.parse(f"{hash_key('reader-key')} read reader", "test")
+    c = client(f"sqlite:///{tmp_path / 'k.db'}", keys=keys)
+    r = c.get("/v1/labels/pos/suspicious", headers={"Authorization": "Bearer reader-key"})
+    assert r.status_code == 403

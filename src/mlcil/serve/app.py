@@ -294,6 +294,13 @@ def create_app(db: str | Store | TaggingService = "sqlite:///tagger.db", *, opti
             raise ServiceError(422, "body", "nothing to change: give threshold and/or description")
         return {"name": name, "version": service.update_label(name, body.threshold, body.description, fields)}
 
+    @app.get("/v1/labels/{name}/suspicious", dependencies=[require("write")])
+    def suspicious(name: str, limit: int = 20, include_absent: bool = False) -> dict:
+        """Stored examples whose label most likely is wrong: exact leave-one-out scores + cleanlab."""
+        if not 1 <= limit <= max_batch:
+            raise ServiceError(422, "limit", f"must be between 1 and {max_batch}")
+        return service.suspicious(name, limit, include_absent)
+
     @app.delete("/v1/labels/{name}", dependencies=[require("admin")])
     def forget_label(name: str) -> dict:
         return {"forgotten": name, "version": service.forget_label(name)}

@@ -420,6 +420,55 @@ class TaggingService:
         version = self.set_lambda(best, {"chosen_at": int(target), "rows": len(pick)})
         return {"lam": best, "version": version, "lambdas": grid.tolist(), "loo_map": maps, "rows": len(pick)}
 
+    def suspicious(self, name: str, limit: int = 20, include_absent: bool = False,
+                   sample: int = 20000) -> dict[str, Any]:
+        """The stored examples whose label ``name`` most likely is wrong (or missing).
+
+        Each example is scored by the model fitted without it — closed-form ridge leave-one-out,
+        (ŷ − h·y)/(1 − h) with h = φᵀ(G + λI)⁻¹φ, no refit — and cleanlab ranks the examples by
+        label quality (:func:`mlcil.decide.audit.audit_scores`). Examples where the label is known
+        (positive or explicit negative) are audited; with ``include_absent`` also those where it is
+        absent (which the model reads as negatives: a high score there suggests a missing tag).
+        At most ``sample`` examples (the latest) are read. Returns {version, label, audited, examples}.
+        """
+        from mlcil.decide.audit import audit_scores
+
+        with self.store.read() as tx:
+            target = tx.one("SELECT version FROM model WHERE id = 1")[0]
+            state = self._state if self._state.version == target else self._advance(tx, self._state, target)
+            row = tx.one("SELECT id FROM labels WHERE name = ?", (name,))
+            if row is None:
+                raise ServiceError(404, "name", f"unknown label {name!r}")
+            lid = int(row[0])
+            where = "e.version <= ?" if include_absent else \
+                "e.version <= ? AND e.seq IN (SELECT seq FROM known WHERE label_id = ?)"
+            params: tuple = (target,) if include_absent else (target, lid)
+            seqs = [r[0] for r in tx.all(f"SELECT e.seq FROM examples e WHERE {where} ORDER BY e.seq DESC LIMIT ?",
+                                         params + (int(sample),))]
+            if not seqs or self._fmap is None:
+                return {"version": int(state.version), "label": name, "audited": 0, "examples": []}
+            X, known, ext = [], [], []
+            for start in range(0, len(seqs), 500):
+                chunk = sorted(seqs[start:start + 500])
+                marks = ",".join("?" * len(chunk))
+                Xc, kc, sc = self._examples(tx, f"e.seq IN ({marks})", chunk)
+                ids = dict(tx.all(f"SELECT seq, ext_id FROM examples WHERE seq IN ({marks})", chunk))
+                X.append(Xc), known.extend(kc), ext.extend(ids[q] for q in sc)
+        X = np.vstack(X)
+        col = state.label_ids.index(lid)
+        y = np.array([k.get(lid, 0) == 1 for k in known], dtype=np.uint8)
+        A = state.G.clone()
+        A.diagonal().add_(self.lam(state))
+        L = torch.linalg.cholesky(A)
+        W = state.weights(self.lam(state))[:, col:col + 1]
+        loo = ridge.loo_scores(L, W, self._fmap(X), torch.as_tensor(y[:, None], dtype=torch.float64)).numpy()[:, 0]
+        result = audit_scores(y, loo)
+        given = ["positive" if k.get(lid) == 1 else "negative" if k.get(lid) == 0 else "absent" for k in known]
+        top = result.ranking[:int(limit)]
+        return {"version": int(state.version), "label": name, "audited": int(len(y)),
+                "examples": [{"id": ext[i], "given": given[i], "loo_score": float(loo[i]),
+                              "quality": float(result.quality[i]), "flagged": bool(result.flagged[i])} for i in top]}
+
     # ---- reading -------------------------------------------------------------------------
     def labels(self) -> list[dict[str, Any]]:
         """The label registry with counts of known positives and explicit negatives."""
