@@ -213,6 +213,14 @@ class TaggingService:
 
     # ---- writing: one transaction per request -------------------------------------------
     @staticmethod
+    def _label_id(tx: Tx, name: str) -> int:
+        """The id of label ``name``; 404 naming the field when there is none."""
+        row = tx.one("SELECT id FROM labels WHERE name = ?", (name,))
+        if row is None:
+            raise ServiceError(404, "name", f"unknown label {name!r}")
+        return int(row[0])
+
+    @staticmethod
     def _bump(tx: Tx) -> tuple[int, int, int]:
         version, next_label, next_seq = tx.one("SELECT version, next_label_id, next_seq FROM model WHERE id = 1")
         return int(version), int(next_label), int(next_seq)
@@ -236,10 +244,7 @@ class TaggingService:
         """Set a label's decision threshold and/or description (those named in ``fields``); returns the version."""
         with self.store.write() as tx:
             version, _, _ = self._bump(tx)
-            row = tx.one("SELECT id FROM labels WHERE name = ?", (name,))
-            if row is None:
-                raise ServiceError(404, "name", f"unknown label {name!r}")
-            lid = int(row[0])
+            lid = self._label_id(tx, name)
             v = version + 1
             if "description" in fields:
                 tx.run("UPDATE labels SET description = ? WHERE id = ?", (description, lid))
@@ -317,10 +322,7 @@ class TaggingService:
         """Drop a label exactly: its B column, its known entries, its registry row. Returns the version."""
         with self.store.write() as tx:
             version, _, _ = self._bump(tx)
-            row = tx.one("SELECT id FROM labels WHERE name = ?", (name,))
-            if row is None:
-                raise ServiceError(404, "name", f"unknown label {name!r}")
-            lid = int(row[0])
+            lid = self._label_id(tx, name)
             v = version + 1
             new = mdl.apply_forget_label(self._locked_state(tx, version), v, lid)
             self._write_snapshot(tx, new)
@@ -436,10 +438,7 @@ class TaggingService:
         with self.store.read() as tx:
             target = tx.one("SELECT version FROM model WHERE id = 1")[0]
             state = self._state if self._state.version == target else self._advance(tx, self._state, target)
-            row = tx.one("SELECT id FROM labels WHERE name = ?", (name,))
-            if row is None:
-                raise ServiceError(404, "name", f"unknown label {name!r}")
-            lid = int(row[0])
+            lid = self._label_id(tx, name)
             where = "e.version <= ?" if include_absent else \
                 "e.version <= ? AND e.seq IN (SELECT seq FROM known WHERE label_id = ?)"
             params: tuple = (target,) if include_absent else (target, lid)
