@@ -57,3 +57,12 @@ def test_forget_drops_calibration_columns(stream):
 def test_bad_holdout(stream):
     with pytest.raises(MlcilError, match="holdout"):
         Calibrated(make_learner("prototype"), holdout=1.5).learn(stream.sessions[0])
+
+
+def test_bench_calibrates_the_analytic_family_without_holding_rows_out():
+    from mlcil.bench.runner import BenchConfig, make_bench_learner
+
+    for spec in ("analytic", "joint"):
+        learner = make_bench_learner(spec, 0, BenchConfig(calibration="isotonic"))
+        assert not isinstance(learner, Calibrated) and learner.calibration == "isotonic"
+    assert isinstance(make_bench_learner("lda", 0, BenchConfig(calibration="platt")), Calibrated)

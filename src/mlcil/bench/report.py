@@ -93,11 +93,15 @@ def markdown(report: dict) -> str:
         "",
     ]
     n = pr["n_sessions"]
-    lines.append("| learner | " + " | ".join(f"t={t + 1}" for t in range(n)) + " |")
-    lines.append("|" + "---|" * (n + 1))
-    for spec, stats in report["summary"].items():
-        vals = " | ".join(f"{100 * v:.1f}" for v in stats["mAP_per_session"]["mean"])
-        lines.append(f"| `{spec}` | {vals} |")
+    ece_title = "## Expected calibration error of `proba` after each session (mean over seeds, %)"
+    for metric, title in (("mAP", None), ("ECE", ece_title)):
+        if title:
+            lines += ["", title, ""]
+        lines.append("| learner | " + " | ".join(f"t={t + 1}" for t in range(n)) + " |")
+        lines.append("|" + "---|" * (n + 1))
+        for spec, stats in report["summary"].items():
+            curve = stats.get(f"{metric}_per_session", {"mean": [float("nan")] * n})["mean"]
+            lines.append(f"| `{spec}` | " + " | ".join(f"{100 * v:.1f}" for v in curve) + " |")
     lines += ["", f"mlcil {report['versions']['mlcil']}, torch {report['versions']['torch']}, "
               f"{report['versions']['machine']}; wall time {report['wall_s']:.1f} s."]
     return "\n".join(lines) + "\n"

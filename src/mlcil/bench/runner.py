@@ -139,8 +139,10 @@ def summarize(runs: list[dict]) -> dict:
             for key in rows[0]
             for vals in [np.array([row[key] for row in rows], dtype=float)]
         }
-        curves = np.array([[s["mAP"] for s in r["sessions"]] for r in runs if r["learner"] == spec])
-        out[spec]["mAP_per_session"] = {"mean": curves.mean(axis=0).tolist(), "std": curves.std(axis=0).tolist()}
+        for metric in ("mAP", "ECE"):
+            curves = np.array([[s[metric] for s in r["sessions"]] for r in runs if r["learner"] == spec])
+            out[spec][f"{metric}_per_session"] = {"mean": curves.mean(axis=0).tolist(),
+                                                  "std": curves.std(axis=0).tolist()}
     return out
 
 
