@@ -63,3 +63,19 @@ def test_decider_rules():
         Decider("median")
     with pytest.raises(MlcilError, match="thresholds"):
         Decider("per-class")
+
+
+def test_weights_count_rows_repeated():
+    """A row of integer weight w acts as w copies of the row (F1 thresholds and Platt alike)."""
+    from mlcil.decide import fit_platt
+
+    rng = np.random.default_rng(4)
+    P = rng.random((50, 2))
+    Y = (rng.random((50, 2)) < P).astype(np.uint8)
+    w = rng.integers(1, 4, size=50)
+    rep = np.repeat(np.arange(50), w)
+    np.testing.assert_array_equal(best_f1_thresholds(P, Y, w), best_f1_thresholds(P[rep], Y[rep]))
+    a, b = fit_platt(P, Y, weights=w)
+    a2, b2 = fit_platt(P[rep], Y[rep])
+    np.testing.assert_allclose(a, a2, rtol=0.05)
+    np.testing.assert_allclose(b, b2, rtol=0.05, atol=0.05)

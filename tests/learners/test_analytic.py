@@ -297,3 +297,23 @@ def test_isotonic_calibration_round_trips(stream3, tmp_path):
     np.testing.assert_array_equal(again.proba(stream3.X_test), P)
     learner.forget(stream3.sessions[0].classes)
     np.testing.assert_allclose(learner.proba(stream3.X_test), P[:, 2:], atol=1e-6)
+
+
+def test_calibrate_later_recalibrates_old_classes_only_with_scores(stream3, tmp_path):
+    plain = Analytic(M=30)
+    later = Analytic(M=30, calibrate_later=True)
+    for s in stream3.sessions[:3]:
+        plain.learn(s)
+        later.learn(s)
+    np.testing.assert_array_equal(plain.scores(stream3.X_test), later.scores(stream3.X_test))  # same model
+    Pp, Pl = plain.proba(stream3.X_test), later.proba(stream3.X_test)
+    np.testing.assert_allclose(Pp[:, 4:], Pl[:, 4:], atol=1e-6)  # the last session: nothing later yet
+    assert not np.allclose(Pp[:, :2], Pl[:, :2])  # the first session's classes saw two later sessions
+    # later sessions add negatives: the old classes' mean probability goes down
+    assert Pl[:, :2].mean() < Pp[:, :2].mean()
+    # the stored calibration data are scores and labels only, sized by rows, not inputs
+    assert [d["scores"].shape[1] for d in later.calib_data_] == [2, 2, 2]
+    again = Learner.load(later.save(tmp_path / "later.npz"))
+    np.testing.assert_array_equal(again.proba(stream3.X_test), Pl)
+    later.forget([stream3.sessions[0].classes[0]])
+    assert [d["scores"].shape[1] for d in later.calib_data_] == [1, 2, 2]

@@ -12,13 +12,15 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
-def fit_platt(scores: np.ndarray, Y: np.ndarray, iters: int = 100, reg: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+def fit_platt(scores: np.ndarray, Y: np.ndarray, iters: int = 100, reg: float = 1e-6,
+              weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Platt scaling for every column at once: p = sigmoid(a·s + b).
 
     Args:
         scores: n×C held-out scores. Y: n×C binary labels of the same rows.
         iters: Newton iterations (the loss is convex; 20–30 usually suffice).
         reg: small L2 penalty on (a, b) keeping classes with one label value finite.
+        weights: optional (n,) or n×C non-negative row weights (a row of weight w counts w times).
     Returns:
         (a, b), each of shape (C,), in the units of the raw scores.
     Uses Platt's (1999) smoothed targets (N₊+1)/(N₊+2) and 1/(N₋+2), which keep the fit
@@ -27,18 +29,19 @@ def fit_platt(scores: np.ndarray, Y: np.ndarray, iters: int = 100, reg: float = 
     s = np.asarray(scores, dtype=np.float64)
     Y = np.asarray(Y, dtype=bool)
     n = s.shape[0]
+    w = np.ones((n, 1)) if weights is None else np.asarray(weights, dtype=np.float64).reshape(n, -1)
     mu, sd = s.mean(axis=0), s.std(axis=0)
     sd = np.where(sd > 1e-12, sd, 1.0)
     z = (s - mu) / sd
-    npos = Y.sum(axis=0)
-    nneg = n - npos
+    npos = (w * Y).sum(axis=0)
+    nneg = (w * ~Y).sum(axis=0)
     T = np.where(Y, (npos + 1.0) / (npos + 2.0), 1.0 / (nneg + 2.0))
     a = np.ones(s.shape[1])
     b = np.log((npos + 1.0) / (nneg + 1.0))
     for _ in range(iters):
         p = sigmoid(a * z + b)
-        r = p - T
-        h = p * (1 - p) + 1e-12
+        r = w * (p - T)
+        h = w * (p * (1 - p) + 1e-12)
         ga, gb = (r * z).sum(0) + reg * a, r.sum(0) + reg * b
         haa, hab, hbb = (h * z * z).sum(0) + reg, (h * z).sum(0), h.sum(0) + reg
         det = haa * hbb - hab * hab
@@ -58,11 +61,12 @@ def apply_platt(scores: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 METHODS = ("platt", "isotonic")
 
 
-def fit_isotonic(scores: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def fit_isotonic(scores: np.ndarray, Y: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Isotonic calibration of every column: the non-decreasing step map from score to P(y = 1).
 
     Args:
         scores: n×C held-out scores. Y: n×C binary labels of the same rows.
+        weights: optional (n,) row weights.
     Returns:
         (knots_x, knots_y), each C×K float64: the map of column c is linear interpolation
         through (knots_x[c], knots_y[c]), constant beyond the ends (pooled adjacent violators,
@@ -78,7 +82,8 @@ def fit_isotonic(scores: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndar
         if s.shape[0] == 0:
             knots.append((np.zeros(1), np.full(1, 0.5)))
             continue
-        iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip").fit(s[:, c], Yf[:, c])
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip").fit(
+            s[:, c], Yf[:, c], sample_weight=None if weights is None else np.asarray(weights, dtype=np.float64))
         knots.append((np.asarray(iso.X_thresholds_, dtype=np.float64), np.asarray(iso.y_thresholds_, dtype=np.float64)))
     return stack_knots(knots)
 
@@ -109,14 +114,16 @@ def apply_isotonic(scores: np.ndarray, knots_x: np.ndarray, knots_y: np.ndarray)
     return out
 
 
-def fit_calibration(method: str, scores: np.ndarray, Y: np.ndarray) -> dict[str, np.ndarray]:
+def fit_calibration(method: str, scores: np.ndarray, Y: np.ndarray,
+                    weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Per-class calibration parameters by ``method`` ('platt' or 'isotonic'), as a dict of arrays
-    with one row (or entry) per column of ``scores``; apply with :func:`apply_calibration`."""
+    with one row (or entry) per column of ``scores``; apply with :func:`apply_calibration`.
+    ``weights``: optional (n,) row weights."""
     if method == "platt":
-        a, b = fit_platt(scores, Y)
+        a, b = fit_platt(scores, Y, weights=weights)
         return {"a": a, "b": b}
     if method == "isotonic":
-        kx, ky = fit_isotonic(scores, Y)
+        kx, ky = fit_isotonic(scores, Y, weights)
         return {"x": kx, "y": ky}
     raise MlcilError(f"calibration: expected one of {', '.join(METHODS)}, got {method!r}")
 

@@ -25,24 +25,29 @@ RULES = ("global", "per-class", "top-k")
 FALLBACK_THRESHOLD = 0.5
 
 
-def _sorted_counts(proba: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Columns sorted by decreasing probability: sorted probabilities, cumulative true positives,
-    and the number of positives per column."""
+def _sorted_counts(proba: np.ndarray, Y: np.ndarray,
+                   weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Columns sorted by decreasing probability: sorted probabilities, cumulative (weighted) true
+    positives, cumulative (weighted) predicted count, and the (weighted) positives per column."""
     P = np.asarray(proba, dtype=np.float64)
     Yb = np.asarray(Y).astype(bool)
     if P.ndim != 2 or P.shape != Yb.shape:
         raise MlcilError(f"proba and Y: expected two arrays of the same shape (n, C), got {P.shape} and {Yb.shape}")
+    W = np.ones(P.shape) if weights is None else np.broadcast_to(
+        np.asarray(weights, dtype=np.float64).reshape(P.shape[0], -1), P.shape)
     order = np.argsort(-P, axis=0, kind="stable")
     p_sorted = np.take_along_axis(P, order, axis=0)
-    tp = np.cumsum(np.take_along_axis(Yb, order, axis=0), axis=0, dtype=np.float64)
-    return p_sorted, tp, Yb.sum(axis=0)
+    w_sorted = np.take_along_axis(W, order, axis=0)
+    tp = np.cumsum(np.take_along_axis(Yb, order, axis=0) * w_sorted, axis=0)
+    return p_sorted, tp, np.cumsum(w_sorted, axis=0), (W * Yb).sum(axis=0)
 
 
-def best_f1_thresholds(proba: np.ndarray, Y: np.ndarray) -> np.ndarray:
+def best_f1_thresholds(proba: np.ndarray, Y: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
     """Per-class threshold maximising F1 on held-out rows (vectorised over classes).
 
     Args:
         proba: n×C held-out probabilities (or any scores). Y: n×C binary labels of the same rows.
+        weights: optional (n,) or n×C row weights (a row of weight w counts w times).
     Returns:
         (C,) thresholds; deciding ``proba >= threshold`` on these rows attains each class's best
         F1 (candidates are the column's own values). A class with no held-out positive gets
@@ -51,12 +56,11 @@ def best_f1_thresholds(proba: np.ndarray, Y: np.ndarray) -> np.ndarray:
     >>> best_f1_thresholds(np.array([[0.9], [0.6], [0.4], [0.1]]), np.array([[1], [1], [0], [0]])).tolist()
     [0.6]
     """
-    p_sorted, tp, pos = _sorted_counts(proba, Y)
+    p_sorted, tp, k, pos = _sorted_counts(proba, Y, weights)
     n, C = p_sorted.shape
     if n == 0:
         return np.full(C, FALLBACK_THRESHOLD)
-    k = np.arange(1, n + 1)[:, None]
-    f1 = 2 * tp / (k + pos)
+    f1 = 2 * tp / np.maximum(k + pos, 1e-300)
     f1 = _last_of_ties(f1, p_sorted)
     best = np.argmax(f1, axis=0)
     return np.where(pos > 0, p_sorted[best, np.arange(C)], FALLBACK_THRESHOLD)
@@ -77,11 +81,11 @@ def precision_thresholds(proba: np.ndarray, Y: np.ndarray, target: float) -> np.
     """
     if not 0.0 < float(target) <= 1.0:
         raise MlcilError(f"target: expected a precision in (0, 1], got {target}")
-    p_sorted, tp, pos = _sorted_counts(proba, Y)
+    p_sorted, tp, k, pos = _sorted_counts(proba, Y)
     n, C = p_sorted.shape
     if n == 0:
         return np.full(C, FALLBACK_THRESHOLD)
-    precision = tp / np.arange(1, n + 1)[:, None]
+    precision = tp / k
     ok = _last_of_ties(precision >= float(target), p_sorted)
     last_ok = n - 1 - np.argmax(ok[::-1], axis=0)
     never = np.nextafter(p_sorted[0], np.inf)

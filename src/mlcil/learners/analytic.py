@@ -79,6 +79,12 @@ class Analytic(Learner):
             (sums and solves are float64 either way).
         calibration: 'platt' or 'isotonic': per-class map from ridge score to probability,
             fitted on leave-one-out scores of the class's own session (no rows held out).
+        calibrate_later: also recalibrate old classes after each later session, with that
+            session's rows as their negatives (the rows' labels for old classes are absent; read as
+            0, as ``negative`` does). Corrects the prior shift between a class's own session, where
+            every row carries one of its classes, and the test population; a single-class session
+            otherwise has no negative to calibrate on. Stores scores and labels of at most
+            ``loo_rows`` rows per session pair, never inputs.
         seed, device: seeds R and the held-out splits; 'cpu', 'cuda' or 'auto'.
 
     >>> import numpy as np
@@ -95,8 +101,8 @@ class Analytic(Learner):
 
     def __init__(self, M: int = 2048, include_x: bool = True, strategy: str = "weighted", alpha: float | None = None,
                  balance: bool = False, pseudo_threshold: Any = 0.7, n_lambdas: int = 13, loo_rows: int = 2000,
-                 precision: str = "float64", calibration: str = "platt", seed: int = 0,
-                 device: str = "cpu") -> None:
+                 precision: str = "float64", calibration: str = "platt", calibrate_later: bool = False,
+                 seed: int = 0, device: str = "cpu") -> None:
         self.M = M
         self.include_x = include_x
         self.strategy = strategy
@@ -107,6 +113,7 @@ class Analytic(Learner):
         self.loo_rows = loo_rows
         self.precision = precision
         self.calibration = calibration
+        self.calibrate_later = calibrate_later
         self.seed = seed
         self.device = device
 
@@ -190,6 +197,8 @@ class Analytic(Learner):
         L = torch.linalg.cholesky(A)
         loo = ridge.loo_scores(L, torch.cholesky_solve(B_new, L), phi_sub, Y_sub, w_sub).cpu().numpy()
         factor = (t, L)  # the last session's system, reused by leave_one_out until the statistics change
+        own = {"scores": loo.astype(np.float32), "labels": Y[sub].astype(np.uint8),
+               "weights": np.full(len(sub), X.shape[0] / max(len(sub), 1))}
         calib = fit_calibration(self.calibration, loo, Y[sub])
         thresholds = best_f1_thresholds(apply_calibration(calib, loo), Y[sub])
         # commit
@@ -202,6 +211,31 @@ class Analytic(Learner):
         self._classes = np.concatenate([self.classes_, classes])
         self._solve()
         self._factor = factor
+        self.calib_data_ = getattr(self, "calib_data_", []) + [own]
+        if self.calibrate_later and t > 0:
+            self._recalibrate_old(phi_sub, X.shape[0])
+
+    def _recalibrate_old(self, phi_sub: torch.Tensor, n_rows: int) -> None:
+        """Add the new session's rows as negatives of every old class (scores from the model that
+        has just learned them), then refit the old classes' calibration and thresholds."""
+        S = (phi_sub.to(torch.float64) @ self.W_).cpu().numpy()
+        data, calibs, thresholds, col = [], [], [], 0
+        for s, cls in enumerate(self.session_classes_):
+            k, d = len(cls), self.calib_data_[s]
+            if s < len(self.session_classes_) - 1:
+                d = {"scores": np.vstack([d["scores"], S[:, col:col + k].astype(np.float32)]),
+                     "labels": np.vstack([d["labels"], np.zeros((len(S), k), np.uint8)]),
+                     "weights": np.concatenate([d["weights"], np.full(len(S), n_rows / max(len(S), 1))])}
+            calib = fit_calibration(self.calibration, d["scores"], d["labels"], d["weights"])
+            calibs.append(calib)
+            thresholds.append(best_f1_thresholds(apply_calibration(calib, d["scores"]), d["labels"], d["weights"]))
+            data.append(d)
+            col += k
+        self.calib_data_ = data
+        self.calibration_ = calibs[0]
+        for calib in calibs[1:]:
+            self.calibration_ = concat_calibration(self.calibration_, calib)
+        self.thresholds_ = np.concatenate(thresholds)
 
     def _set_frame(self, X) -> None:
         """Fix the feature map from the first session: standardisation and R."""
@@ -412,6 +446,7 @@ class Analytic(Learner):
 
         Exactly equals a learner fed the same sessions with those label columns removed.
         """
+        sizes = [len(c) for c in self.session_classes_]
         col, B_list, sessions = 0, [], []
         for B, cls in zip(self.B_, self.session_classes_):
             k = len(cls)
@@ -421,6 +456,12 @@ class Analytic(Learner):
             col += k
         self.B_, self.session_classes_ = B_list, sessions
         self.calibration_, self.thresholds_ = select_calibration(self.calibration_, keep), self.thresholds_[keep]
+        col, data = 0, []
+        for d, k in zip(getattr(self, "calib_data_", []), sizes):
+            mask = keep[col:col + k]
+            data.append({"scores": d["scores"][:, mask], "labels": d["labels"][:, mask], "weights": d["weights"]})
+            col += k
+        self.calib_data_ = data
         self._solve()
 
     def forget_examples(self, X, Y, classes) -> "Analytic":
