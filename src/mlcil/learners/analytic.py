@@ -84,7 +84,8 @@ class Analytic(Learner):
             0, as ``negative`` does). Corrects the prior shift between a class's own session, where
             every row carries one of its classes, and the test population; a single-class session
             otherwise has no negative to calibrate on. Stores scores and labels of at most
-            ``loo_rows`` rows per session pair, never inputs.
+            ``loo_rows`` rows per session pair, never inputs. Off by default: measured on five
+            datasets it lowered ECE on three but CF1 at 0.8 on four (README, "Decisions").
         seed, device: seeds R and the held-out splits; 'cpu', 'cuda' or 'auto'.
 
     >>> import numpy as np
