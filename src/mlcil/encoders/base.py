@@ -137,6 +137,16 @@ class TorchEncoder(Encoder):
         self._model: Any = None
 
     @property
+    def id(self) -> str:
+        """Built on first use: the model is loaded lazily, and the id names what was loaded."""
+        self._build()
+        return self._id  # type: ignore[attr-defined]
+
+    def _build(self) -> None:
+        """Load the model and set ``_id`` (subclasses)."""
+        raise NotImplementedError
+
+    @property
     def device_(self) -> str:
         return select_device(self.device)
 

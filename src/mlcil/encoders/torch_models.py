@@ -125,11 +125,6 @@ class TimmEncoder(TorchEncoder):
         self._model = model
 
     @property
-    def id(self) -> str:
-        self._build()
-        return self._id  # type: ignore[return-value]
-
-    @property
     def dim(self) -> int:
         self._build()
         return int(self._model.num_features)
@@ -212,11 +207,6 @@ class OpenClipEncoder(TorchEncoder):
         self._model = model
 
     @property
-    def id(self) -> str:
-        self._build()
-        return self._id  # type: ignore[return-value]
-
-    @property
     def dim(self) -> int:
         self._build()
         return self._dim
@@ -272,11 +262,6 @@ class SentenceTransformerEncoder(TorchEncoder):
         self._id = (f"sentence-transformers:{weights}|normalize={self.normalize}|"
                     f"max_seq_length={model.max_seq_length}|sentence-transformers={sentence_transformers.__version__}")
         self._model = model
-
-    @property
-    def id(self) -> str:
-        self._build()
-        return self._id  # type: ignore[return-value]
 
     @property
     def dim(self) -> int:
