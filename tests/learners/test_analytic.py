@@ -306,6 +306,7 @@ def test_calibrate_later_recalibrates_old_classes_only_with_scores(stream3, tmp_
         plain.learn(s)
         later.learn(s)
     np.testing.assert_array_equal(plain.scores(stream3.X_test), later.scores(stream3.X_test))  # same model
+    assert not hasattr(plain, "calib_data_")  # without the option no calibration rows are kept
     Pp, Pl = plain.proba(stream3.X_test), later.proba(stream3.X_test)
     np.testing.assert_allclose(Pp[:, 4:], Pl[:, 4:], atol=1e-6)  # the last session: nothing later yet
     assert not np.allclose(Pp[:, :2], Pl[:, :2])  # the first session's classes saw two later sessions
@@ -317,3 +318,6 @@ def test_calibrate_later_recalibrates_old_classes_only_with_scores(stream3, tmp_
     np.testing.assert_array_equal(again.proba(stream3.X_test), Pl)
     later.forget([stream3.sessions[0].classes[0]])
     assert [d["scores"].shape[1] for d in later.calib_data_] == [1, 2, 2]
+    late = Analytic(M=30).learn(stream3.sessions[0]).set_params(calibrate_later=True)
+    with pytest.raises(MlcilError, match="before the first session"):
+        late.learn(stream3.sessions[1])

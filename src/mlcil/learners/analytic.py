@@ -198,8 +198,6 @@ class Analytic(Learner):
         L = torch.linalg.cholesky(A)
         loo = ridge.loo_scores(L, torch.cholesky_solve(B_new, L), phi_sub, Y_sub, w_sub).cpu().numpy()
         factor = (t, L)  # the last session's system, reused by leave_one_out until the statistics change
-        own = {"scores": loo.astype(np.float32), "labels": Y[sub].astype(np.uint8),
-               "weights": np.full(len(sub), X.shape[0] / max(len(sub), 1))}
         calib = fit_calibration(self.calibration, loo, Y[sub])
         thresholds = best_f1_thresholds(apply_calibration(calib, loo), Y[sub])
         # commit
@@ -212,31 +210,36 @@ class Analytic(Learner):
         self._classes = np.concatenate([self.classes_, classes])
         self._solve()
         self._factor = factor
-        self.calib_data_ = getattr(self, "calib_data_", []) + [own]
-        if self.calibrate_later and t > 0:
-            self._recalibrate_old(phi_sub, X.shape[0])
+        if self.calibrate_later:  # keep this session's calibration rows (scores and labels, no inputs)
+            if len(getattr(self, "calib_data_", [])) != t:
+                raise MlcilError(f"{self.name}: calibrate_later must be set before the first session")
+            own = {"scores": loo.astype(np.float32), "labels": Y[sub].astype(np.uint8),
+                   "weights": np.full(len(sub), X.shape[0] / max(len(sub), 1))}
+            self.calib_data_ = getattr(self, "calib_data_", []) + [own]
+            if t > 0:
+                self._recalibrate_old(phi_sub, X.shape[0])
 
     def _recalibrate_old(self, phi_sub: torch.Tensor, n_rows: int) -> None:
         """Add the new session's rows as negatives of every old class (scores from the model that
         has just learned them), then refit the old classes' calibration and thresholds."""
         S = (phi_sub.to(torch.float64) @ self.W_).cpu().numpy()
-        data, calibs, thresholds, col = [], [], [], 0
-        for s, cls in enumerate(self.session_classes_):
-            k, d = len(cls), self.calib_data_[s]
-            if s < len(self.session_classes_) - 1:
-                d = {"scores": np.vstack([d["scores"], S[:, col:col + k].astype(np.float32)]),
-                     "labels": np.vstack([d["labels"], np.zeros((len(S), k), np.uint8)]),
-                     "weights": np.concatenate([d["weights"], np.full(len(S), n_rows / max(len(S), 1))])}
+        k_new = len(self.session_classes_[-1])
+        newest = np.arange(len(self.classes_)) >= len(self.classes_) - k_new
+        data, calibration, thresholds, col = [], None, [], 0
+        for cls, d in zip(self.session_classes_[:-1], self.calib_data_[:-1]):
+            k = len(cls)
+            d = {"scores": np.vstack([d["scores"], S[:, col:col + k].astype(np.float32)]),
+                 "labels": np.vstack([d["labels"], np.zeros((len(S), k), np.uint8)]),
+                 "weights": np.concatenate([d["weights"], np.full(len(S), n_rows / max(len(S), 1))])}
             calib = fit_calibration(self.calibration, d["scores"], d["labels"], d["weights"])
-            calibs.append(calib)
+            calibration = concat_calibration(calibration, calib)
             thresholds.append(best_f1_thresholds(apply_calibration(calib, d["scores"]), d["labels"], d["weights"]))
             data.append(d)
             col += k
-        self.calib_data_ = data
-        self.calibration_ = calibs[0]
-        for calib in calibs[1:]:
-            self.calibration_ = concat_calibration(self.calibration_, calib)
-        self.thresholds_ = np.concatenate(thresholds)
+        # the newest session keeps the calibration fitted on its own rows in _learn
+        self.calib_data_ = data + self.calib_data_[-1:]
+        self.calibration_ = concat_calibration(calibration, select_calibration(self.calibration_, newest))
+        self.thresholds_ = np.concatenate(thresholds + [self.thresholds_[newest]])
 
     def _set_frame(self, X) -> None:
         """Fix the feature map from the first session: standardisation and R."""
@@ -457,12 +460,13 @@ class Analytic(Learner):
             col += k
         self.B_, self.session_classes_ = B_list, sessions
         self.calibration_, self.thresholds_ = select_calibration(self.calibration_, keep), self.thresholds_[keep]
-        col, data = 0, []
-        for d, k in zip(getattr(self, "calib_data_", []), sizes):
-            mask = keep[col:col + k]
-            data.append({"scores": d["scores"][:, mask], "labels": d["labels"][:, mask], "weights": d["weights"]})
-            col += k
-        self.calib_data_ = data
+        if hasattr(self, "calib_data_"):
+            col, data = 0, []
+            for d, k in zip(self.calib_data_, sizes):
+                mask = keep[col:col + k]
+                data.append({"scores": d["scores"][:, mask], "labels": d["labels"][:, mask], "weights": d["weights"]})
+                col += k
+            self.calib_data_ = data
         self._solve()
 
     def forget_examples(self, X, Y, classes) -> "Analytic":
