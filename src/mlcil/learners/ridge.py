@@ -78,12 +78,19 @@ def lambda_grid(G: torch.Tensor, n: int = 13, low: float = -4.0, high: float = 2
     return max(scale, 1e-12) * np.logspace(low, high, n)
 
 
-def ridge_solve(G: torch.Tensor, B: torch.Tensor, lam: float) -> torch.Tensor:
-    """W = (G + λI)⁻¹ B by Cholesky (float64)."""
+def ridge_factor(G: torch.Tensor, lam: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(A, L): A = G + λI and its Cholesky factor L, or None when A is not positive definite
+    (λ tiny, G singular)."""
     A = G.clone()
     A.diagonal().add_(lam)
     L, info = torch.linalg.cholesky_ex(A)
-    if int(info) != 0:  # not positive definite at this λ (λ tiny, G singular): fall back to lstsq
+    return A, (L if int(info) == 0 else None)
+
+
+def ridge_solve(G: torch.Tensor, B: torch.Tensor, lam: float) -> torch.Tensor:
+    """W = (G + λI)⁻¹ B by Cholesky (float64)."""
+    A, L = ridge_factor(G, lam)
+    if L is None:  # not positive definite at this λ: fall back to lstsq
         return torch.linalg.lstsq(A, B).solution
     return torch.cholesky_solve(B, L)
 

@@ -166,6 +166,28 @@ class TaggingService:
             else np.zeros((0, d), dtype=np.float32)
         return X, known, seqs
 
+    def _examples_by_seq(self, tx: Tx, seqs: Sequence[int], with_ids: bool = False,
+                         chunk: int = 500) -> tuple[np.ndarray, list[dict[int, int]], list[str]]:
+        """(X, known labels, external ids if ``with_ids``) of the examples ``seqs``, in seq order,
+        read ``chunk`` at a time (bounded SQL parameter lists)."""
+        seqs = sorted(seqs)
+        X, known, ext = [], [], []
+        for start in range(0, len(seqs), chunk):
+            part = seqs[start:start + chunk]
+            marks = ",".join("?" * len(part))
+            Xc, kc, sc = self._examples(tx, f"e.seq IN ({marks})", part)
+            X.append(Xc)
+            known.extend(kc)
+            if with_ids:
+                ids = dict(tx.all(f"SELECT seq, ext_id FROM examples WHERE seq IN ({marks})", part))
+                ext.extend(ids[q] for q in sc)
+        return np.vstack(X), known, ext
+
+    def _state_at(self, tx: Tx) -> tuple[int, mdl.ModelState]:
+        """(the database's latest version, the state at that version) inside ``tx``, without publishing it."""
+        target = tx.one("SELECT version FROM model WHERE id = 1")[0]
+        return target, (self._state if self._state.version == target else self._advance(tx, self._state, target))
+
     @staticmethod
     def _load_snapshot(row: tuple) -> mdl.ModelState:
         version, D, G, B, labels, n_examples = row
@@ -398,18 +420,12 @@ class TaggingService:
         {lam, version, lambdas, loo_map, rows}.
         """
         with self.store.read() as tx:
-            target = tx.one("SELECT version FROM model WHERE id = 1")[0]
-            state = self._state if self._state.version == target else self._advance(tx, self._state, target)
+            target, state = self._state_at(tx)
             seqs = [r[0] for r in tx.all("SELECT seq FROM examples WHERE version <= ? ORDER BY seq", (target,))]
             if len(seqs) < 3 or not state.label_ids or self._fmap is None:
                 raise ServiceError(409, "examples", "need at least 3 taught examples and a label to choose λ")
             pick = sorted({seqs[int(i)] for i in np.linspace(0, len(seqs) - 1, min(sample, len(seqs)))})
-            X, known, _ = [], [], None
-            for start in range(0, len(pick), 500):
-                chunk = pick[start:start + 500]
-                Xc, kc, _ = self._examples(tx, f"e.seq IN ({','.join('?' * len(chunk))})", chunk)
-                X.append(Xc), known.extend(kc)
-        X = np.vstack(X)
+            X, known, _ = self._examples_by_seq(tx, pick)
         Y = mdl.label_matrix(known, state.label_ids)
         if not bool((Y.sum(dim=0) > 0).any()):
             raise ServiceError(409, "examples", "no label has a positive example among the stored examples")
@@ -436,8 +452,7 @@ class TaggingService:
         from mlcil.decide.audit import audit_scores
 
         with self.store.read() as tx:
-            target = tx.one("SELECT version FROM model WHERE id = 1")[0]
-            state = self._state if self._state.version == target else self._advance(tx, self._state, target)
+            target, state = self._state_at(tx)
             lid = self._label_id(tx, name)
             where = "e.version <= ?" if include_absent else \
                 "e.version <= ? AND e.seq IN (SELECT seq FROM known WHERE label_id = ?)"
@@ -446,20 +461,13 @@ class TaggingService:
                                          params + (int(sample),))]
             if not seqs or self._fmap is None:
                 return {"version": int(state.version), "label": name, "audited": 0, "examples": []}
-            X, known, ext = [], [], []
-            for start in range(0, len(seqs), 500):
-                chunk = sorted(seqs[start:start + 500])
-                marks = ",".join("?" * len(chunk))
-                Xc, kc, sc = self._examples(tx, f"e.seq IN ({marks})", chunk)
-                ids = dict(tx.all(f"SELECT seq, ext_id FROM examples WHERE seq IN ({marks})", chunk))
-                X.append(Xc), known.extend(kc), ext.extend(ids[q] for q in sc)
-        X = np.vstack(X)
+            X, known, ext = self._examples_by_seq(tx, seqs, with_ids=True)
         col = state.label_ids.index(lid)
         y = np.array([k.get(lid, 0) == 1 for k in known], dtype=np.uint8)
-        A = state.G.clone()
-        A.diagonal().add_(self.lam(state))
-        L = torch.linalg.cholesky(A)
-        W = state.weights(self.lam(state))[:, col:col + 1]
+        _, L = ridge.ridge_factor(state.G, self.lam(state))
+        if L is None:
+            raise ServiceError(409, "lam", "G + λI is not positive definite; set a larger λ (POST /v1/lambda)")
+        W = torch.cholesky_solve(state.B[:, col:col + 1], L)  # one column from the one factor
         loo = ridge.loo_scores(L, W, self._fmap(X), torch.as_tensor(y[:, None], dtype=torch.float64)).numpy()[:, 0]
         result = audit_scores(y, loo)
         given = ["positive" if k.get(lid) == 1 else "negative" if k.get(lid) == 0 else "absent" for k in known]
