@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -61,7 +61,6 @@ class AuditResult:
     suspect: np.ndarray
     ranking: np.ndarray
     seconds: float = 0.0
-    extra: dict = field(default_factory=dict)
 
     def missing(self, Y: np.ndarray) -> np.ndarray:
         """(n, C) bool: suspect tags given 0 (likely missing)."""
