@@ -64,7 +64,7 @@ class DatasetInfo:
         n, d, L: verified rows, features (None for raw text) and labels.
         cardinality: verified mean number of labels per row.
         format: format of the files at ``urls``: 'arff' (Mulan/MEKA), 'mat' (MATLAB v5),
-            'tsv' (GoEmotions), or 'rda' / 'sgml', which mlcil cannot convert.
+            'tsv' (GoEmotions), or 'rda' / 'sgml' / 'csv-zip' / 'txt-tree', which mlcil cannot convert.
         stored: format of the local copy mlcil reads: 'npz' or 'jsonl'.
         splits: verified rows per split, None where the source has no official split.
         sha256: file name -> hex digest where the source publishes one (none does).
@@ -135,6 +135,7 @@ _RCV1 = ("Lewis, D.D., Yang, Y., Rose, T.G., Li, F. RCV1: A new benchmark collec
          "research. JMLR 5:361-397, 2004.")
 _RCV1_CAVEATS = ("No split (Mulan's 3000/3000 split is not recoverable from this source). "
                  "Features are RCV1-v2 tf-idf vectors, not raw text.")
+_SE_COMMIT = "c6043b40e13710fd754b436f5516e27747b3b69e"
 _STACKEX = ("chemistry", "chess", "coffee", "cooking", "cs", "philosophy")
 
 _ENTRIES: list[DatasetInfo] = [
@@ -286,6 +287,28 @@ _ENTRIES: list[DatasetInfo] = [
               for f in ("train.tsv", "dev.tsv", "test.tsv", "labels.txt")),
         54263, None, 28, 1.176, "tsv", stored="jsonl", splits={"train": 43410, "dev": 5426, "test": 5427},
         caveats="'dev' is the official validation split; CC BY 4.0 licence widely stated but not verified.",
+    ),
+    *(
+        DatasetInfo(
+            f"se_{site}", "raw text (Stack Exchange)",
+            f"{site}.stackexchange.com questions (title + body, HTML stripped); user-assigned tags; Kaggle 2016 snapshot",
+            "Kaggle. Transfer Learning on Stack Exchange Tags (competition training files), 2016; "
+            "text CC BY-SA 3.0, attribute Stack Exchange.",
+            f"Anurags2111/Kaggle-Transfer-Learning-on-Stack-Exchange-Tags@{_SE_COMMIT}: data/{site}.csv.zip",
+            (f"{_GH}/Anurags2111/Kaggle-Transfer-Learning-on-Stack-Exchange-Tags/{_SE_COMMIT}/data/{site}.csv.zip",),
+            n, None, L, card, "csv-zip", stored="jsonl",
+            caveats="No official split; long tail of tags (many with < 5 questions); at most 5 tags per question.",
+        )
+        for site, n, L, card in (("cooking", 15404, 736, 2.3073), ("crypto", 10432, 392, 2.4429))
+    ),
+    DatasetInfo(
+        "hoc", "raw text (PubMed abstracts)",
+        "Hallmarks of Cancer: PubMed abstracts labelled with the 10 top-level cancer hallmarks (document level)",
+        "Baker, S., Silins, I., Guo, Y., Ali, I., Högberg, J., Stenius, U., Korhonen, A. Automatic semantic "
+        "classification of scientific literature according to the hallmarks of cancer. Bioinformatics 32(3), 2016.",
+        "sb895/Hallmarks-of-Cancer@3bc6e6deb90cf5bc4f9988c493fe2c32e9b3cf2a: text/<PMID>.txt, labels/<PMID>.txt",
+        (), 1852, None, 10, 1.3315, "txt-tree", stored="jsonl",
+        caveats="GPL-3.0. No official split; 272 abstracts carry no hallmark (kept, no label); text is pre-tokenised.",
     ),
 ]
 
@@ -560,7 +583,7 @@ def download(info: DatasetInfo) -> Path:
     """
     if not info.downloadable:
         raise MlcilError(
-            f"{info.name} cannot be downloaded automatically: its source ({info.urls[0]}"
+            f"{info.name} cannot be downloaded automatically: its source ({(info.urls or (info.source,))[0]}"
             f"{' ...' if len(info.urls) > 1 else ''}) is {info.format.upper()}, which mlcil does not convert; "
             f"put a converted copy ({info.name}/{info.name}.{'npz' if info.stored == 'npz' else 'jsonl.gz'}) "
             f"in the folder MLCIL_DATA points to, or pass its path"
