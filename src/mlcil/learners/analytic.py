@@ -44,6 +44,9 @@ DEFAULT_ALPHA = 0.1
 ALPHA_SEARCH_ROWS = 4000
 #: rows of the first session sampled to choose the input scaling (``scaling='auto'``).
 SCALING_SEARCH_ROWS = 8000
+#: random features used while choosing the scaling (the first columns of R): the ranking of scalings
+#: needs far fewer features than the final fit, and the search costs one eigendecomposition per candidate.
+SCALING_SEARCH_FEATURES = 512
 #: values of ``scaling`` (the ridge core's scalings, plus 'auto').
 SCALING_CHOICES = ("auto", *ridge.SCALINGS)
 
@@ -71,7 +74,8 @@ class Analytic(Learner):
         scaling: input scaling z(x): 'none', 'standardize' (dense only), 'scale' (per-column root
             mean square, no centring: sparse-safe), 'l2' (unit rows), or 'auto': each candidate
             ('none', 'standardize' or, for sparse input, 'scale', and 'l2') is scored by the same
-            closed-form leave-one-out mAP that picks λ, on the first session, and the best is kept.
+            closed-form leave-one-out mAP that picks λ, on the first session (a sample of at most
+            8000 rows, the first 512 random features), and the best is kept.
         strategy: label-absence strategy: 'negative', 'known', 'weighted' or 'pseudo'.
         alpha: weight of absent labels as negatives (weighted/pseudo); None = choose on
             held-out rows of the first session by simulating label absence within it.
@@ -299,31 +303,30 @@ class Analytic(Learner):
         self.include_x_ = self._resolved_include_x(X.shape[1])
         R = ridge.gaussian_projection(X.shape[1], int(self.M), self.seed, dev)
         candidates = self._scaling_candidates(X)
-        scaling, kept = candidates[0], None
+        scaling = candidates[0]
         if len(candidates) > 1:
             rng = np.random.default_rng(int(self.seed) * 7919 + 1)
             rows = np.sort(rng.permutation(X.shape[0])[:SCALING_SEARCH_ROWS])
             loo = np.sort(rng.permutation(len(rows))[: int(self.loo_rows)])
-            whole = len(rows) == X.shape[0]  # the sample is the session: keep the winner's statistics
             Xs, Ys = X[rows], Y[rows]
             ws = None if weights is None else weights[rows]
             w_loo = None if ws is None else torch.as_tensor(ws[loo], device=dev)
             scores: dict[str, float] = {}
+            R_search = R[:, :SCALING_SEARCH_FEATURES]
             for candidate in candidates:
-                fmap = ridge.FeatureMap(R, candidate, *ridge.fit_scaling(X, candidate), self.include_x_)
+                shift, scale = ridge.fit_scaling(X, candidate)
+                fmap = ridge.FeatureMap(R_search, candidate, shift, scale, self.include_x_)
                 st = ridge.partial_statistics(fmap, Xs, Ys, ws, precision=self.precision)
                 _, maps = ridge.choose_lambda(st.G, st.B, fmap(Xs[loo]), Ys[loo],
                                               ridge.lambda_grid(st.G, self.n_lambdas), w_loo)
                 scores[candidate] = float(np.nanmax(maps)) if np.isfinite(maps).any() else float("nan")
                 if candidate == candidates[0] or scores[candidate] > scores[scaling]:  # NaN never wins
-                    scaling, kept = candidate, (st if whole else None)
+                    scaling = candidate
             self.scaling_scores_ = scores
         self.scaling_ = scaling
         self.shift_, self.scale_ = ridge.fit_scaling(X, scaling)
         self.R_ = R
         self._fmap = None
-        if kept is not None:
-            return kept.G, kept.B
         return self._stats(X, Y, weights)
 
     def _choose_lambda(self, G, B, phi_sub, Y_sub: np.ndarray, w_sub) -> float:

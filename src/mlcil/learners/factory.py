@@ -17,6 +17,8 @@ def _coerce(value: str, default: Any, key: str, name: str, annotation: Any = Non
     convert (e.g. ``pseudo_threshold=calibrated`` next to a float default).
     """
     text_ok = annotation in (Any, "Any") or "str" in str(annotation)
+    if not isinstance(default, bool) and "bool" in str(annotation) and value.lower() in ("true", "false"):
+        return value.lower() == "true"  # e.g. include_x: bool | str = 'auto'
     try:
         if isinstance(default, bool):
             low = value.lower()

@@ -314,6 +314,12 @@ class HeadLearner(Learner):
     def _begin(self, X) -> tuple[torch.device, torch.Generator]:
         """Device and this session's generator; creates the head on the first session."""
         dev = ridge.resolve_device(self.device)
+        d, hidden = X.shape[1], int(getattr(self, "hidden", 0))
+        width = hidden or (len(self.classes_) + 64)  # outputs are unknown here: a generous allowance
+        ridge.check_budget(self.name, {
+            f"head parameters and Adam state ({d}×{width} float32, 4 copies)": 4 * 4 * d * width,
+            "standardised inputs (dense rows on the device)": 0 if sp.issparse(X) else 4 * X.shape[0] * d,
+        }, hint="use fewer features (or sparse input, kept sparse)")
         if not self.is_fitted:
             self.n_features_ = X.shape[1]
             self.mean_, self.scale_ = standardizer(X)

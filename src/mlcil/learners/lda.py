@@ -10,6 +10,7 @@ from mlcil.decide.calibration import apply_platt, fit_platt
 from mlcil.errors import MlcilError
 from mlcil.learners.base import Learner, register
 from mlcil.learners.prototype import row_sums
+from mlcil.ridge import check_budget
 
 COVARIANCES = ("auto", "full", "diag")
 
@@ -125,6 +126,11 @@ class LDA(Learner):
     def _learn(self, X, Y: np.ndarray, classes: np.ndarray) -> None:
         d = X.shape[1]
         full = self.full_ if self.is_fitted else self._full(d)
+        C = len(self.classes_) + Y.shape[1]
+        cov = {f"covariance statistics and solve ({d}×{d} float64, 4 copies)": 4 * d * d * 8} if full else \
+            {f"diagonal covariance ({d} float64)": 4 * d * 8}
+        check_budget(self.name, {**cov, f"class sums and discriminants ({d}×{C})": 3 * d * C * 8},
+                     hint="use covariance='diag'" if full else "")
         S, counts, total, n = row_sums(X, Y)
         k_rows = Y.sum(axis=1).astype(np.float64)
         Q = scatter(X, k_rows, full)

@@ -7,6 +7,7 @@ import scipy.sparse as sp
 
 from mlcil.decide.calibration import apply_platt, fit_platt
 from mlcil.learners.base import Learner, register
+from mlcil.ridge import check_budget, rows_per_chunk
 
 
 def row_sums(X, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -70,6 +71,8 @@ class Prototype(Learner):
         self.center = center
 
     def _learn(self, X, Y: np.ndarray, classes: np.ndarray) -> None:
+        d, C = X.shape[1], len(self.classes_) + Y.shape[1]
+        check_budget(self.name, {f"class sums ({d} features × {C} classes, float64)": 2 * d * C * 8}, hint="")
         S, counts, total, n = row_sums(X, Y)
         if not self.is_fitted:
             self.n_features_ = X.shape[1]
@@ -91,16 +94,24 @@ class Prototype(Learner):
         """d×C class means (float64); a class without a positive example has a zero prototype."""
         return self.sums_ / np.maximum(self.counts_, 1.0)
 
-    def scores(self, X, chunk: int = 4096) -> np.ndarray:
+    def scores(self, X, chunk: int | None = None) -> np.ndarray:
         X = self._check_X(X)
         m = self.total_ / max(self.n_rows_, 1) if self.center else np.zeros(self.n_features_)
         P = self.prototypes() - m[:, None]
         P = _unit(np.where(self.counts_ > 0, P, 0.0), axis=0)
         out = np.empty((X.shape[0], P.shape[1]), dtype=np.float32)
-        for start in range(0, X.shape[0], chunk):
-            rows = X[start:start + chunk]
-            Z = (rows.toarray() if sp.issparse(rows) else rows).astype(np.float64) - m
-            out[start:start + chunk] = _unit(Z, axis=1) @ P
+        step = chunk or rows_per_chunk(self.n_features_)
+        if sp.issparse(X):  # cos(x − m, p) from sparse products: x − m is never formed
+            mP, mm = m @ P, float(m @ m)
+            for start in range(0, X.shape[0], step):
+                rows = sp.csr_matrix(X[start:start + step], dtype=np.float64)
+                xx = np.asarray(rows.multiply(rows).sum(axis=1)).ravel()
+                norm = np.sqrt(np.maximum(xx - 2 * (rows @ m) + mm, 0.0))
+                out[start:start + step] = (np.asarray(rows @ P) - mP) / np.where(norm > 1e-12, norm, 1.0)[:, None]
+            return out
+        for start in range(0, X.shape[0], step):
+            Z = np.asarray(X[start:start + step], dtype=np.float64) - m
+            out[start:start + step] = _unit(Z, axis=1) @ P
         return out
 
     def proba(self, X) -> np.ndarray:
