@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from mlcil import ridge
@@ -91,6 +92,11 @@ class JointSGD(HeadLearner):
     def _learn(self, X, Y: np.ndarray, classes: np.ndarray) -> None:
         heads.check_loss(self.loss, self.name)
         dev = ridge.resolve_device(self.device)
+        d, width = X.shape[1], int(self.hidden) or Y.shape[1]
+        ridge.check_budget(self.name, {
+            f"head parameters and Adam state ({d}×{width} float32, 4 copies)": 4 * 4 * d * width,
+            "standardised inputs (dense rows on the device)": 0 if sp.issparse(X) else 4 * X.shape[0] * d,
+        }, hint="use fewer features (or sparse input, kept sparse)")
         mean, scale = heads.standardizer(X)
         n = X.shape[0]
         perm = np.random.default_rng(self.seed).permutation(n)
