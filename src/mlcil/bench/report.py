@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlcil.metrics import DEFAULT_CONVENTION, get_convention
+from mlcil.metrics import DEFAULT_CONVENTION, MetricConvention, get_convention
 
 COLUMNS = [
     ("avg_mAP", "avg mAP", 100.0), ("last_mAP", "last mAP", 100.0), ("last_CF1", "last CF1", 100.0),
@@ -40,7 +40,7 @@ NAN_NOTE = ("– = undefined (NaN) in every seed, e.g. OP/OF1 when nothing is pr
             "the others.")
 
 
-def convention_of(report: dict):
+def convention_of(report: dict) -> MetricConvention:
     """The report's metric convention (reports written before conventions existed are `mlcil`)."""
     return get_convention(report["config"].get("metrics", DEFAULT_CONVENTION))
 
