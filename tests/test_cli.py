@@ -154,3 +154,32 @@ def test_audit_kfold_and_errors(small_npz, tmp_path):
     assert bad.exit_code == 2 and "--noise" in bad.output
     bad = run("audit", str(small_npz), "-p", "B0-C2", "-l", "prototype")
     assert bad.exit_code == 2 and "leave-one-out" in bad.output
+
+
+def test_bench_metrics_convention(small_npz, tmp_path):
+    from mlcil.metrics import CONVENTIONS
+
+    out = tmp_path / "field"
+    result = run("bench", str(small_npz), "-p", "B0-C2", "-l", "joint:M=32", "-s", "1", "--metrics", "field",
+                 "-q", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert "metric convention field" in result.output.splitlines()[0]
+    report = json.loads((out / "report.json").read_text())
+    assert report["config"]["metrics"] == "field"
+    last = report["runs"][0]["sessions"][-1]
+    assert last["CF1"] == last["conventions"]["field"]["CF1"]
+    assert sorted(last["conventions"]) == sorted(CONVENTIONS)
+    assert "Metric convention `field`" in (out / "report.md").read_text()
+    # the default says nothing more on stdout, and records mlcil
+    result = run("bench", str(small_npz), "-p", "B0-C2", "-l", "joint:M=32", "-s", "1", "-q", "-o", str(tmp_path / "d"))
+    assert "metric convention" not in result.output
+    assert json.loads((tmp_path / "d" / "report.json").read_text())["config"]["metrics"] == "mlcil"
+    # every registered convention is a choice, and only those
+    help_text = run("bench", "--help").output
+    assert "--metrics" in help_text and "[mlcil|field|multilane|l3a]" in help_text.replace("\n", "")
+    from mlcil.cli import bench
+
+    choices = next(p for p in bench.params if p.name == "metrics").type.choices
+    assert sorted(choices) == sorted(CONVENTIONS)
+    bad = run("bench", str(small_npz), "--metrics", "krt", "-q")  # click's usage error, as for --order
+    assert bad.exit_code == 2 and "'krt' is not one of 'mlcil', 'field', 'multilane', 'l3a'" in bad.output

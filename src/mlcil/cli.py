@@ -66,7 +66,8 @@ def main() -> None:
 @click.option("--test-size", default=0.3, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="Test fraction of the seeded stratified split, for datasets without an official split.")
 @click.option("--threshold", default=0.8, show_default=True, type=click.FloatRange(0, 1),
-              help="Probability threshold for CP/CR/CF1/OP/OR/OF1 (0.8 as in CSC and MULTI-LANE).")
+              help="Probability threshold for CP/CR/CF1/OP/OR/OF1 (0.8 as in KRT, CSC and MULTI-LANE; "
+                   "L3A reports 0.525).")
 @click.option("--calibration", type=click.Choice(["platt", "isotonic"]), default=None,
               help="Calibrate every learner's proba per class: the Analytic family on leave-one-out scores, "
                    "others on --holdout rows of each session (which they then do not learn). Default: each "
@@ -75,6 +76,12 @@ def main() -> None:
               help="Fraction of each session held out for --calibration (learners without leave-one-out).")
 @click.option("--top-k", type=click.IntRange(1), default=None,
               help="k of the top-k decision [default: label cardinality of the training sessions, rounded].")
+@click.option("--metrics", "metrics", default="mlcil", show_default=True,
+              type=click.Choice(["mlcil", "field", "multilane", "l3a"]),
+              help="Metric convention the tables show: mlcil (order-free AP, classes without a test positive "
+                   "excluded, p >= threshold, CF1 = harmonic mean of CP and CR); field (KRT and CSC: AP over "
+                   "their sort order, such classes counted as AP 0, p > threshold, CF1 = mean of per-class F1, "
+                   "NaN where undefined); multilane; l3a. report.json stores every convention.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device: cpu, cuda or auto.")
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder for report.json, report.md and map_per_session.png "
@@ -85,7 +92,7 @@ def main() -> None:
 @click.option("--encoder", "-e", default=None,
               help="Embed a raw dataset first (as `mlcil embed`, through the embedding cache), e.g. tfidf-svd:dim=256.")
 def bench(dataset, protocol, learners, seeds, order, n_classes, few_shot, test_size, threshold, calibration, holdout,
-          top_k, device, out, data_dir, quiet, encoder) -> None:
+          top_k, metrics, device, out, data_dir, quiet, encoder) -> None:
     """Run learners on DATASET under a class-incremental protocol and write a report.
 
     DATASET is a registered name (see `mlcil datasets`) or a path to a .npz, .arff or
@@ -105,11 +112,12 @@ def bench(dataset, protocol, learners, seeds, order, n_classes, few_shot, test_s
     ds = load_dataset(dataset, data_dir=data_dir) if encoder is None else _embed(dataset, encoder, data_dir, quiet)
     config = BenchConfig(protocol=protocol, learners=tuple(specs), seeds=tuple(range(seeds)), order=order,
                          n_classes=n_classes, few_shot=few_shot, test_size=test_size, threshold=threshold,
-                         device=device, calibration=calibration, holdout=holdout, top_k=top_k)
+                         device=device, calibration=calibration, holdout=holdout, top_k=top_k, metrics=metrics)
     report = run_benchmark(ds, config, progress=not quiet)
     out = out or Path("results") / f"{ds.name}-{protocol}"
     paths = write_report(report, out)
-    click.echo(f"{ds.name} {protocol}: {report['protocol']['n_sessions']} sessions, seeds {seeds}")
+    click.echo(f"{ds.name} {protocol}: {report['protocol']['n_sessions']} sessions, seeds {seeds}"
+               + (f", metric convention {metrics}" if metrics != "mlcil" else ""))
     click.echo(markdown_table(report))
     click.echo(f"wrote {paths['md']}, {paths['json']}, {paths['png']}")
 

@@ -5,7 +5,7 @@ import pytest
 from sklearn.metrics import f1_score, precision_score, recall_score
 
 from mlcil.errors import MlcilError
-from mlcil.metrics import DEFAULT_THRESHOLD, decide_threshold, threshold_metrics
+from mlcil.metrics import DEFAULT_THRESHOLD, decide_threshold, field_threshold_metrics, threshold_metrics
 
 KEYS = ["CP", "CR", "CF1", "OP", "OR", "OF1"]
 
@@ -43,14 +43,19 @@ def test_matches_sklearn(seed, shape):
         assert 0.0 <= got[k] <= 1.0
 
 
-def test_of1_is_micro_f1_and_cf1_is_not_macro_f1():
+def test_of1_is_micro_f1_and_cf1_is_harmonic_not_macro_f1():
     rng = np.random.default_rng(11)
     y = (rng.random((200, 8)) < 0.3).astype(int)
     p = (rng.random((200, 8)) < 0.2).astype(int)
     got = threshold_metrics(y, p)
     assert got["OF1"] == pytest.approx(f1_score(y, p, average="micro"), rel=1e-12)
-    # CF1 = harmonic mean of the averages, not the average of per-class F1.
-    assert got["CF1"] != pytest.approx(f1_score(y, p, average="macro"), rel=1e-6)
+    # mlcil's CF1 (convention `mlcil`, ML-GCN's definition) = harmonic mean of the averages, which is
+    # not the average of per-class F1 -- and never below it (the harmonic mean is concave). The MLCIL
+    # codebases (KRT, CSC, MULTI-LANE, L3A) report the average of per-class F1: field_threshold_metrics.
+    macro = f1_score(y, p, average="macro")
+    assert got["CF1"] != pytest.approx(macro, rel=1e-6)
+    assert got["CF1"] > macro
+    assert field_threshold_metrics(y, p)["CF1"] == pytest.approx(macro, rel=1e-12)
 
 
 def test_zero_division_conventions():
@@ -104,6 +109,22 @@ def test_decide_threshold_default_and_ties():
     assert d.dtype == bool
     np.testing.assert_array_equal(d, [[True, False, True], [False, True, False]])
     np.testing.assert_array_equal(decide_threshold(proba, 0.5), proba >= 0.5)
+
+
+def test_decide_threshold_strict():
+    proba = np.array([[0.8, 0.79999, 1.0], [0.0, 0.81, 0.5]])
+    np.testing.assert_array_equal(decide_threshold(proba, strict=True), proba > 0.8)
+    np.testing.assert_array_equal(decide_threshold(proba, [0.8, 0.81, 0.5], strict=True),
+                                  [[False, False, True], [False, False, False]])
+    # compared in the probabilities' own dtype, as torch's preds.gt(0.8) is
+    for dtype in (np.float16, np.float32):
+        p = np.array([[0.8, 0.9]], dtype=dtype)
+        assert decide_threshold(p, 0.8, strict=True).tolist() == [[False, True]]
+    # the default >= keeps comparing with the float64 threshold, as before: float32's 0.8 rounds up
+    # (present), float16's rounds down to 0.7998 (absent)
+    assert decide_threshold(np.array([[0.8]], dtype=np.float32), 0.8).tolist() == [[True]]
+    assert decide_threshold(np.array([[0.8]], dtype=np.float16), 0.8).tolist() == [[False]]
+    assert decide_threshold(np.array([[1, 0]]), 0, strict=True).tolist() == [[True, False]]
 
 
 def test_decide_threshold_per_class_and_logits():

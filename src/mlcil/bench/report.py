@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mlcil.metrics import DEFAULT_CONVENTION, MetricConvention, get_convention
+
 COLUMNS = [
     ("avg_mAP", "avg mAP", 100.0), ("last_mAP", "last mAP", 100.0), ("last_CF1", "last CF1", 100.0),
     ("last_OF1", "last OF1", 100.0), ("forgetting", "forgetting", 100.0), ("learn_s", "learn s", 1.0),
@@ -23,11 +25,24 @@ def human_bytes(n: float) -> str:
 
 
 def _cell(stat: dict, scale: float, n_seeds: int) -> str:
+    """mean ± std; "–" when undefined (NaN) in every seed; a trailing "†" when NaN in some
+    seeds (the mean is over the others; NAN_NOTE explains it under the table)."""
     mean, std = stat["mean"] * scale, stat["std"] * scale
     if math.isnan(mean):
         return "–"
     digits = 1 if scale == 100.0 else 2
-    return f"{mean:.{digits}f} ± {std:.{digits}f}" if n_seeds > 1 else f"{mean:.{digits}f}"
+    cell = f"{mean:.{digits}f} ± {std:.{digits}f}" if n_seeds > 1 else f"{mean:.{digits}f}"
+    return cell + ("†" if stat.get("n_nan") else "")
+
+
+NAN_NOTE = ("– = undefined (NaN) in every seed, e.g. OP/OF1 when nothing is predicted under a convention that "
+            "returns NaN there (`field`, as KRT and CSC), or not applicable; † = NaN in some seeds, mean ± std over "
+            "the others.")
+
+
+def convention_of(report: dict) -> MetricConvention:
+    """The report's metric convention (reports written before conventions existed are `mlcil`)."""
+    return get_convention(report["config"].get("metrics", DEFAULT_CONVENTION))
 
 
 def markdown_table(report: dict) -> str:
@@ -74,10 +89,12 @@ def markdown(report: dict) -> str:
         f"{pr['n_train']} train / {pr['n_test']} test; seeds {', '.join(map(str, seeds))}; "
         f"CF1/OF1 at threshold {report['config']['threshold']}.",
         "",
+        f"Metric convention {convention_of(report).describe()} (README, \"Metric conventions\").",
+        "",
         markdown_table(report),
         "",
         "mAP, CF1, OF1 and forgetting in %; forgetting on the full test set (DESIGN.md §4); learn s = total "
-        "learning time over all sessions; state = learner state after the last session.",
+        "learning time over all sessions; state = learner state after the last session." + _nan_note(report),
         "",
         "## Decisions after the last session (%)",
         "",
@@ -102,9 +119,38 @@ def markdown(report: dict) -> str:
         for spec, stats in report["summary"].items():
             curve = stats.get(f"{metric}_per_session", {"mean": [float("nan")] * n})["mean"]
             lines.append(f"| `{spec}` | " + " | ".join(f"{100 * v:.1f}" for v in curve) + " |")
+    if convention_of(report).name != DEFAULT_CONVENTION:
+        lines += ["", "## Every metric convention (%)", "", conventions_table(report), "",
+                  "The same scores and probabilities, read under each registered convention (README, \"Metric "
+                  "conventions\"); CP … OF1 after the last session at the global threshold. " + NAN_NOTE]
     lines += ["", f"mlcil {report['versions']['mlcil']}, torch {report['versions']['torch']}, "
               f"{report['versions']['machine']}; wall time {report['wall_s']:.1f} s."]
     return "\n".join(lines) + "\n"
+
+
+CONVENTION_COLUMNS = [("avg_mAP", "avg mAP"), ("last_mAP", "last mAP"), ("last_CP", "CP"), ("last_CR", "CR"),
+                      ("last_CF1", "CF1"), ("last_OP", "OP"), ("last_OR", "OR"), ("last_OF1", "OF1")]
+
+
+def conventions_table(report: dict) -> str:
+    """One row per learner and metric convention: avg/last mAP and the last session's F1 family (%)."""
+    n_seeds = len(report["config"]["seeds"])
+    head = ["learner", "convention"] + [label for _, label in CONVENTION_COLUMNS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for spec, stats in report["summary"].items():
+        for name, conv_stats in stats.get("conventions", {}).items():
+            cells = [f"`{spec}`", f"`{name}`"] + [_cell(conv_stats[key], 100.0, n_seeds) for key, _ in CONVENTION_COLUMNS]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _nan_note(report: dict) -> str:
+    """NAN_NOTE, when a cell of the summary table needs it (a NaN mean or a † cell)."""
+    for stats in report["summary"].values():
+        for key, _, _ in COLUMNS:
+            if math.isnan(stats[key]["mean"]) or stats[key].get("n_nan"):
+                return " " + NAN_NOTE
+    return ""
 
 
 def plot(report: dict, path: Path) -> Path:

@@ -15,14 +15,14 @@ from mlcil.learners.base import Learner
 from mlcil.learners.factory import make_learner
 from mlcil.decide.calibrated import Calibrated
 from mlcil.decide.thresholds import top_k
-from mlcil.metrics import (average_precision, decide_threshold, expected_calibration_error, forgetting,
-                           mean_average_precision, threshold_metrics)
+from mlcil.metrics import (CONVENTIONS, DEFAULT_CONVENTION, MetricConvention, average_precision, decide_threshold,
+                           expected_calibration_error, forgetting, get_convention)
 from mlcil.protocols import Protocol, Stream
 
 
 @dataclass
 class BenchConfig:
-    """What to run: the protocol's parameters, the learners, the seeds and the threshold."""
+    """What to run: the protocol's parameters, the learners, the seeds, the threshold and the metric convention."""
 
     protocol: str = "B0-C10"
     learners: tuple[str, ...] = ("joint", "finetune")
@@ -36,6 +36,7 @@ class BenchConfig:
     calibration: str | None = None  # None: each learner's own; 'platt'/'isotonic': held-out (or LOO) calibration
     holdout: float = 0.2  # fraction of each session held out to calibrate learners without LOO calibration
     top_k: int | None = None  # None: k = label cardinality of the training sessions so far, rounded
+    metrics: str = DEFAULT_CONVENTION  # the convention tables show (mlcil.metrics.conventions); every one is stored
 
 
 def make_bench_learner(spec: str, seed: int, config: BenchConfig) -> Learner:
@@ -50,14 +51,21 @@ def make_bench_learner(spec: str, seed: int, config: BenchConfig) -> Learner:
 
 
 def evaluate_session(learner: Learner, stream: Stream, t: int, threshold: float,
-                     k: int = 1) -> tuple[dict, np.ndarray]:
+                     k: int = 1, convention: str | MetricConvention = DEFAULT_CONVENTION) -> tuple[dict, np.ndarray]:
     """Metrics after session t, and per-class AP on the full fixed test set (for forgetting).
 
     mAP, ECE and the F1 family use the protocol's test set after t (test examples with a seen
-    class, scored on the seen classes); the returned AP vector covers every test example.
-    Decisions three ways: the global ``threshold`` (CF1, OF1), the learner's tuned per-class
-    ``thresholds_`` where it has them (CF1_tuned, OF1_tuned; NaN otherwise), and top-``k``.
+    class, scored on the seen classes); the returned AP vector covers every test example and
+    is always mlcil's order-free AP (forgetting is mlcil's measure whatever the convention).
+    Decisions three ways: the global ``threshold`` (CF1, OF1; ``p > threshold`` or ``>=`` as
+    the convention says), the learner's tuned per-class ``thresholds_`` where it has them
+    (CF1_tuned, OF1_tuned; NaN otherwise; always ``>=``, the rule they were tuned for), and
+    top-``k``; the F1 family of all three, and mAP, follow ``convention``
+    (:mod:`mlcil.metrics.conventions`). ``metrics["conventions"]`` holds mAP and the F1 family
+    at the global threshold under *every* registered convention, so that a report can be read
+    either way.
     """
+    conv = get_convention(convention)
     seen = stream.seen_classes(t)
     classes = learner.classes_
     if set(classes.tolist()) != set(seen.tolist()):
@@ -68,18 +76,24 @@ def evaluate_session(learner: Learner, stream: Stream, t: int, threshold: float,
     P = learner.proba(stream.X_test)
     Y = stream.Y_test[:, classes]
     rows = stream.test_rows(t)
-    mAP, excluded = mean_average_precision(Y[rows], S[rows])
-    f1 = threshold_metrics(Y[rows], decide_threshold(P[rows], threshold))
+    Yr, Sr, Pr = Y[rows], S[rows], P[rows]
+    by_convention = {name: {"mAP": c.mean_average_precision(Yr, Sr)[0], **c.threshold_metrics(Yr, c.decide(Pr, threshold))}
+                     for name, c in CONVENTIONS.items()}
+    mAP, no_positive = conv.mean_average_precision(Yr, Sr)
+    f1 = conv.threshold_metrics(Yr, conv.decide(Pr, threshold))
     tuned = getattr(learner, "thresholds_", None)
     nan = float("nan")
-    f1_tuned = threshold_metrics(Y[rows], decide_threshold(P[rows], tuned)) if tuned is not None else {}
-    f1_top = threshold_metrics(Y[rows], top_k(S[rows], k))
+    f1_tuned = conv.threshold_metrics(Yr, decide_threshold(Pr, tuned)) if tuned is not None else {}
+    f1_top = conv.threshold_metrics(Yr, top_k(Sr, k))
+    excluded = no_positive if conv.no_positive == "exclude" else np.zeros(0, dtype=np.int64)
     metrics = {
         "t": t, "n_test": int(len(rows)), "mAP": float(mAP), **{m: float(v) for m, v in f1.items()},
-        "ECE": expected_calibration_error(Y[rows], P[rows]),
+        "ECE": expected_calibration_error(Yr, Pr),
         "CF1_tuned": f1_tuned.get("CF1", nan), "OF1_tuned": f1_tuned.get("OF1", nan),
         "CF1_topk": f1_top["CF1"], "OF1_topk": f1_top["OF1"], "k": int(k),
         "excluded_classes": classes[excluded].tolist(),
+        "no_positive_classes": classes[no_positive].tolist(),
+        "conventions": by_convention,
         "predict_ms_per_1k": 1000.0 * predict_s / max(len(stream.Y_test), 1) * 1000.0,
         "state_bytes": int(learner.state_bytes),
     }
@@ -102,7 +116,7 @@ def run_learner(spec: str, stream: Stream, seed: int, config: BenchConfig, progr
         seen_rows.update(session.index.tolist())
         n_positive += int(np.count_nonzero(session.Y))
         k = config.top_k or max(1, int(round(n_positive / max(len(seen_rows), 1))))
-        metrics, ap_full = evaluate_session(learner, stream, t, config.threshold, k)
+        metrics, ap_full = evaluate_session(learner, stream, t, config.threshold, k, config.metrics)
         metrics.update(classes=session.classes.tolist(), n_train=int(data.n), learn_s=learn_s)
         sessions.append(metrics)
         history[t, [position[c] for c in learner.classes_.tolist()]] = ap_full
@@ -123,27 +137,46 @@ def run_learner(spec: str, stream: Stream, seed: int, config: BenchConfig, progr
         "forgetting": float(forgetting(history, np.array([position[c] for c in last.tolist()]))),
         "learn_s": float(sum(s["learn_s"] for s in sessions)),
         "state_bytes": sessions[-1]["state_bytes"],
+        "conventions": {name: {"avg_mAP": float(np.mean([s["conventions"][name]["mAP"] for s in sessions])),
+                               **{f"last_{m}": v for m, v in sessions[-1]["conventions"][name].items()}}
+                        for name in CONVENTIONS},
     }
     return {"learner": spec, "name": learner.name, "params": learner.get_params(), "seed": seed,
             "sessions": sessions, "ap_history": history.tolist(), "summary": summary}
 
 
 def summarize(runs: list[dict]) -> dict:
-    """Mean and std over seeds of every summary metric, per learner spec (in run order)."""
+    """Mean and std over seeds of every summary metric, per learner spec (in run order).
+
+    NaN values (undefined under the convention, e.g. OF1 when nothing is predicted under
+    ``field``; or not applicable, e.g. tuned thresholds of a learner without them) are left
+    out of the mean and std; ``n_nan`` counts the seeds they were left out of.
+    """
     out: dict[str, dict] = {}
     for spec in dict.fromkeys(r["learner"] for r in runs):
         rows = [r["summary"] for r in runs if r["learner"] == spec]
-        out[spec] = {
-            key: {"mean": float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan"),
-                  "std": float(np.nanstd(vals)) if np.isfinite(vals).any() else float("nan")}
-            for key in rows[0]
-            for vals in [np.array([row[key] for row in rows], dtype=float)]
-        }
+        out[spec] = {key: _stat([row[key] for row in rows]) for key in rows[0] if key != "conventions"}
+        if "conventions" in rows[0]:
+            out[spec]["conventions"] = {
+                name: {key: _stat([row["conventions"][name][key] for row in rows]) for key in values}
+                for name, values in rows[0]["conventions"].items()
+            }
         for metric in ("mAP", "ECE"):
             curves = np.array([[s[metric] for s in r["sessions"]] for r in runs if r["learner"] == spec])
             out[spec][f"{metric}_per_session"] = {"mean": curves.mean(axis=0).tolist(),
                                                   "std": curves.std(axis=0).tolist()}
     return out
+
+
+def _stat(values: list) -> dict:
+    """{"mean", "std"} over the finite values (NaN when none), plus "n_nan" when some were NaN."""
+    vals = np.array(values, dtype=float)
+    finite = np.isfinite(vals)
+    stat = {"mean": float(np.mean(vals[finite])) if finite.any() else float("nan"),
+            "std": float(np.std(vals[finite])) if finite.any() else float("nan")}
+    if not finite.all():
+        stat["n_nan"] = int((~finite).sum())
+    return stat
 
 
 def versions() -> dict:
@@ -160,6 +193,7 @@ def versions() -> dict:
 
 def run_benchmark(dataset: Dataset, config: BenchConfig, progress: bool = True) -> dict:
     """Every learner × seed on ``dataset`` under ``config.protocol``; returns the report dict."""
+    get_convention(config.metrics)  # fail before any learning on an unknown convention
     started = time.time()
     streams = {}
     for seed in config.seeds:
@@ -183,7 +217,7 @@ def run_benchmark(dataset: Dataset, config: BenchConfig, progress: bool = True) 
                      "few_shot": config.few_shot, "class_order": [first.label_names[c] for c in first.class_order]},
         "config": {"learners": list(config.learners), "seeds": list(config.seeds), "threshold": config.threshold,
                    "device": config.device, "test_size": config.test_size, "calibration": config.calibration,
-                   "holdout": config.holdout, "top_k": config.top_k},
+                   "holdout": config.holdout, "top_k": config.top_k, "metrics": config.metrics},
         "versions": versions(),
         "wall_s": time.time() - started,
         "runs": runs,

@@ -1,10 +1,13 @@
 """Ranking metrics: per-class average precision (AP) and mean AP (mAP).
 
-These are the field's headline numbers for multi-label classification (MS-COCO, VOC;
-ML-GCN, KRT, CSC, MULTI-LANE, L3A): each class is a separate binary ranking problem over
-the test examples, scored by non-interpolated average precision exactly as
-:func:`sklearn.metrics.average_precision_score` computes it, and mAP is the mean over the
-classes that have at least one positive test example (DESIGN.md section 4).
+These are the field's headline numbers for multi-label classification (MS-COCO, VOC):
+each class is a separate binary ranking problem over the test examples. mlcil's default
+(DESIGN.md section 4, convention ``mlcil``) scores it by non-interpolated average
+precision exactly as :func:`sklearn.metrics.average_precision_score` computes it (tied
+scores enter the ranking as a group), and mAP is the mean over the classes that have at
+least one positive test example -- as MULTI-LANE does (through torchmetrics). KRT, CSC and
+L3A rank tied scores in their sort order and count a class without a positive as AP 0:
+that variant is :mod:`mlcil.metrics.field` (convention ``field``).
 
 Values are fractions in [0, 1], not percent.
 """
@@ -45,8 +48,9 @@ def average_precision(y_true: object, scores: object) -> np.ndarray:
         #{positives j with s_j >= s_i} / #{examples j with s_j >= s_i}.
 
     No interpolation is applied (unlike the 11-point VOC2007 AP or the "max precision to
-    the right" envelope of VOC2010+): this is the definition used by the multi-label
-    continual-learning papers whose numbers mlcil reports against.
+    the right" envelope of VOC2010+), as in the multi-label continual-learning codebases;
+    among them, MULTI-LANE also groups ties this way, while KRT, CSC and L3A rank tied
+    scores in numpy's sort order (:func:`mlcil.metrics.field.field_average_precision`).
 
     The computation is vectorised: scores are argsorted once per class along the examples
     axis for a whole block of classes at a time, tie groups are found by comparing

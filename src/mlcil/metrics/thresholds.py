@@ -2,11 +2,15 @@
 
 Where AP measures a ranking, these measure *decided* label sets: every (example, class)
 pair is predicted present or absent, e.g. by :func:`decide_threshold` on calibrated
-probabilities with the field's threshold 0.8 (CSC, MULTI-LANE), and the decisions are
+probabilities with the field's threshold 0.8 (CSC, KRT, MULTI-LANE), and the decisions are
 compared with the ground truth per class ("C", macro) and over all pairs ("O", overall,
-micro). The definitions are those of the field's evaluation code (ML-GCN's
-``AveragePrecisionMeter.evaluation``, reused by CSC, KRT, MULTI-LANE), with the
-zero-division cases pinned down as scikit-learn's ``zero_division=0``.
+micro). This module is mlcil's own convention (``--metrics mlcil``, the default): CF1 is
+the harmonic mean of the averaged CP and CR, as in ML-GCN's evaluation meter (Chen et al.,
+CVPR 2019) and static multi-label papers after it, with the zero-division cases pinned
+down as scikit-learn's ``zero_division=0``. The MLCIL codebases (KRT, CSC, MULTI-LANE, L3A)
+compute CF1 differently -- as the mean of per-class F1 -- and decide with ``p > threshold``:
+their semantics are in :mod:`mlcil.metrics.field`, and :mod:`mlcil.metrics.conventions`
+names both.
 
 Values are fractions in [0, 1], not percent.
 """
@@ -20,7 +24,7 @@ from mlcil.metrics._validation import as_array, binary_2d, check_same_shape, fin
 
 __all__ = ["decide_threshold", "threshold_metrics"]
 
-#: The field's decision threshold on probabilities (CSC, MULTI-LANE); DESIGN.md section 4.
+#: The field's decision threshold on probabilities (KRT, CSC, MULTI-LANE; L3A reports 0.525); DESIGN.md section 4.
 DEFAULT_THRESHOLD = 0.8
 
 
@@ -31,17 +35,20 @@ def threshold_metrics(y_true: object, y_pred: object) -> dict[str, float]:
     c that do not, FN_c = #carrying c that are not predicted, and C = number of classes:
 
     - ``CP`` = (1/C) sum_c TP_c / (TP_c + FP_c): per-class precision averaged over classes.
-      A class that is never predicted (TP_c + FP_c = 0) contributes **0**, as in the
-      field's code (which sets the denominator to 1) and in
+      A class that is never predicted (TP_c + FP_c = 0) contributes **0**, as in
+      ML-GCN's meter (which sets the denominator to 1) and in
       ``sklearn.metrics.precision_score(average="macro", zero_division=0)``.
     - ``CR`` = (1/C) sum_c TP_c / (TP_c + FN_c): per-class recall averaged over classes.
       A class with no positive example (TP_c + FN_c = 0) contributes **0** and still
-      counts in C, as in ``recall_score(average="macro", zero_division=0)``. (The field's
-      code divides by zero there and returns NaN; mlcil's test sets normally contain a
+      counts in C, as in ``recall_score(average="macro", zero_division=0)``. (ML-GCN's
+      meter divides by zero there and returns NaN; mlcil's test sets normally contain a
       positive of every seen class, so the two agree in practice.)
-    - ``CF1`` = 2 CP CR / (CP + CR): the harmonic mean **of the two averages**, not the
-      mean of per-class F1 scores (which is sklearn's ``f1_score(average="macro")`` and
-      is a different, usually smaller, number). 0 when CP + CR = 0.
+    - ``CF1`` = 2 CP CR / (CP + CR): the harmonic mean **of the two averages** (ML-GCN's
+      definition), not the mean of per-class F1 scores (sklearn's
+      ``f1_score(average="macro")``), which is what KRT, CSC, MULTI-LANE and L3A report
+      (:func:`mlcil.metrics.field.field_threshold_metrics`). Both use the same per-class
+      precisions and recalls; the harmonic mean is concave, so by Jensen's inequality the
+      mean of per-class F1 is never larger than this CF1. 0 when CP + CR = 0.
     - ``OP`` = sum_c TP_c / sum_c (TP_c + FP_c): precision over all (example, class)
       pairs, 0 when nothing is predicted.
     - ``OR`` = sum_c TP_c / sum_c (TP_c + FN_c): recall over all pairs, 0 when there is no
@@ -98,21 +105,32 @@ def threshold_metrics(y_true: object, y_pred: object) -> dict[str, float]:
     }
 
 
-def decide_threshold(proba: object, threshold: float | object = DEFAULT_THRESHOLD) -> np.ndarray:
-    """Decide labels by thresholding: ``proba >= threshold``, elementwise.
+def decide_threshold(proba: object, threshold: float | object = DEFAULT_THRESHOLD, *,
+                     strict: bool = False) -> np.ndarray:
+    """Decide labels by thresholding: ``proba >= threshold`` (or ``>`` with ``strict``), elementwise.
 
-    The field's evaluation code compares with ``>=`` (ML-GCN's ``scores >= 0`` on logits;
-    CSC and MULTI-LANE report CF1/OF1 at probability 0.8); a value exactly equal to the
-    threshold is therefore decided *present*. The default 0.8 is meaningful only for
-    calibrated probabilities (``learner.proba``), not for raw scores such as ridge
-    outputs, whose scale is arbitrary; the range of ``proba`` is not checked, so
-    ``decide_threshold(logits, 0.0)`` reproduces ML-GCN's decision on logits.
+    mlcil's default compares with ``>=``, as ML-GCN's meter does (``scores >= 0`` on
+    logits): a value exactly equal to the threshold is decided *present*. The MLCIL
+    codebases (KRT, CSC, MULTI-LANE, L3A) decide with ``p > threshold`` on probabilities
+    (torch's ``preds.gt(thre)``); ``strict=True`` reproduces that, including torch's
+    comparison in the dtype of the probabilities: the threshold is first cast to the dtype of
+    a float32 or float16 ``proba`` (so a float32 0.8 is *not* above 0.8, as in torch,
+    whereas comparing it with the float64 0.8 would say it is). Scores sitting exactly on
+    the threshold are common with rounded or saturated calibrations, and the two rules
+    then differ by several points of recall (README, "Metric conventions").
+
+    The default 0.8 is meaningful only for calibrated probabilities (``learner.proba``),
+    not for raw scores such as ridge outputs, whose scale is arbitrary; the range of
+    ``proba`` is not checked, so ``decide_threshold(logits, 0.0)`` reproduces ML-GCN's
+    decision on logits.
 
     Args:
         proba: array-like (n_examples, n_classes) of finite numbers, normally
             probabilities in [0, 1].
         threshold: a finite scalar applied to every class (default 0.8), or an
             array-like of shape (n_classes,) with one threshold per class (column).
+        strict: ``False`` (default): present iff ``proba >= threshold``; ``True``:
+            present iff ``proba > threshold``, compared in ``proba``'s float dtype.
 
     Returns:
         bool ndarray of shape (n_examples, n_classes): True where the label is decided
@@ -127,6 +145,8 @@ def decide_threshold(proba: object, threshold: float | object = DEFAULT_THRESHOL
         >>> from mlcil.metrics import decide_threshold
         >>> decide_threshold(np.array([[0.9, 0.8, 0.1]])).tolist()
         [[True, True, False]]
+        >>> decide_threshold(np.array([[0.9, 0.8, 0.1]]), strict=True).tolist()
+        [[True, False, False]]
         >>> decide_threshold(np.array([[0.9, 0.8, 0.1]]), [0.95, 0.5, 0.05]).tolist()
         [[False, True, True]]
     """
@@ -143,7 +163,12 @@ def decide_threshold(proba: object, threshold: float | object = DEFAULT_THRESHOL
         )
     if not np.all(np.isfinite(th)):
         raise MlcilError(f"threshold: expected finite values, got {np.asarray(threshold).tolist()}")
-    return pr >= th
+    if not strict:
+        return pr >= th
+    given = np.asarray(proba)
+    if given.dtype.kind == "f":  # compare in the probabilities' own precision, as torch does
+        return given > th.astype(given.dtype)
+    return pr > th
 
 
 def _safe_div(num: np.ndarray | float, den: np.ndarray | float) -> np.ndarray:
