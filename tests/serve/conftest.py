@@ -12,6 +12,7 @@ import uuid
 import numpy as np
 import pytest
 
+from mlcil.serve.service import TaggingService
 from mlcil.serve.store import Store
 
 PG_ENV = "MLCIL_TEST_POSTGRES_URL"
@@ -19,16 +20,25 @@ PG_ENV = "MLCIL_TEST_POSTGRES_URL"
 
 @pytest.fixture(autouse=True)
 def close_stores(monkeypatch):
-    """Close every store a test opened (each worker thread holds a connection)."""
+    """Stop every service's background thread and close every store a test opened."""
     opened: list[Store] = []
-    init = Store.__init__
+    services: list[TaggingService] = []
+    init, service_init = Store.__init__, TaggingService.__init__
 
     def tracking_init(self, *args, **kwargs):
         opened.append(self)
         init(self, *args, **kwargs)
 
+    def tracking_service_init(self, *args, **kwargs):
+        services.append(self)
+        service_init(self, *args, **kwargs)
+
     monkeypatch.setattr(Store, "__init__", tracking_init)
+    monkeypatch.setattr(TaggingService, "__init__", tracking_service_init)
     yield
+    for service in services:
+        if hasattr(service, "_stop"):
+            service.close()
     for store in opened:
         store.close()
 
