@@ -245,7 +245,12 @@ class TaggingService:
 
     @property
     def dim(self) -> int | None:
-        """Embedding dimension d, or None before the first teach (when not set at creation)."""
+        """Embedding dimension d, or None before the first teach (when not set at creation).
+
+        While unknown, each call asks the database (another process may have set it)."""
+        if self.options.d is None:
+            with self.store.read() as tx:
+                self._learn_dim(tx)
         return self.options.d
 
     # ---- the published model ---------------------------------------------------------------
