@@ -226,6 +226,7 @@ class Store:
     @contextmanager
     def read(self) -> Iterator["Tx"]:
         """A read-only transaction over one consistent snapshot of the database."""
+        self._check_identity()
         with self._connection() as conn:
             conn.execute("BEGIN" if self.dialect == "sqlite" else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             yield Tx(self, conn)
