@@ -240,7 +240,7 @@ def serve(db, host, port, keys_file, generate_key, dim, M, lam, seed, include_x,
         "max_body_bytes": int(max_body_mb * 1024 * 1024), "max_batch": max_batch, "cors": list(cors),
         "policy": policy})
     uvicorn.run("mlcil.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level="warning", timeout_graceful_shutdown=10)
+                log_level="warning", access_log=False, timeout_graceful_shutdown=10)
 
 
 def _embed(dataset: str, spec: str, data_dir, quiet: bool, root=None, **kwargs):

@@ -103,6 +103,7 @@ class Policy:
     calib_per_label: int = 200
     calib_growth: float = 1.25
     calib_min_interval: float = 2.0
+    calib_min_rows: int = 10
     snapshot_rows_per_feature: float = 8.0
     snapshot_events: int = 5000
     snapshot_share: float = 0.5
@@ -606,7 +607,7 @@ class TaggingService:
             head = self._head(tx)
             rows = tx.all("SELECT positives, calib FROM labels")
             n = int(tx.one("SELECT COUNT(*) FROM examples")[0])
-        if n < 3:
+        if n < max(3, self.policy.calib_min_rows):
             return False
         if not head["lam_fixed"] and (head["lam_n"] == 0 or n >= g * head["lam_n"]):
             return any(p >= 2 for p, _ in rows)
