@@ -185,7 +185,7 @@ def _lam(value):
                    "on a busy machine).")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Server processes sharing the port and the database (each builds its own model copy).")
-@click.option("--refresh-interval", type=click.FloatRange(0), default=0.25, show_default=True,
+@click.option("--refresh-interval", type=click.FloatRange(0), default=1.0, show_default=True,
               help="Seconds between model rebuilds while writes arrive (bounds staleness and CPU).")
 @click.option("--export", "export_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the model as an Analytic learner file (Learner.load reads it), then exit.")
@@ -205,13 +205,14 @@ def serve(db, host, port, keys_file, generate_key, dim, M, lam, seed, include_x,
         click.echo(f"key (shown once, give it to the client): {key}")
         click.echo(f"keys-file line: {hash_key(key)} {generate_key}")
         return
-    import torch
     import uvicorn
 
     from mlcil.serve.service import Options, Policy, TaggingService
     from mlcil.serve.store import Store
 
-    torch.set_num_threads(threads)
+    from mlcil.serve.app import limit_threads
+
+    limit_threads(threads)
     keys = KeyRing.load(keys_file)
     options = Options(d=dim, M=M, seed=seed, lam=lam, scaling=scaling,
                       include_x=None if include_x is None else {"auto": "auto", "true": True,

@@ -8,12 +8,13 @@ snapshot, a refresh, a calibration) runs on its path.
 
 **Predictions never wait for a factorisation.** A background thread per process (the refresher)
 follows the database (woken by this process's commits, and polling every ``poll_s`` for other
-processes'), catches its statistics up, solves W = (G + λI)⁻¹B once (at most once per
-``refresh_interval``) and publishes an immutable :class:`~mlcil.serve.model.Model`. A prediction
-reads the published model — no database round trip, no lock — and names its version. Staleness
-bound: a write committed at time t is in every prediction answered after t + poll_s (other
-processes only) + refresh_interval + the time of one refresh; a client that needs its own write
-passes ``min_version`` and waits for it.
+processes'), catches its statistics up, solves W = (G + λI)⁻¹B once and publishes an immutable
+:class:`~mlcil.serve.model.Model` — at most once per max(``refresh_interval``, 2 × the last
+refresh's duration), so refreshing never takes more than a third of a core. A prediction reads
+the published model — no database round trip, no lock — and names its version. Staleness bound:
+a write committed at time t is in every prediction answered after t + poll_s (other processes
+only) + max(refresh_interval, 2r) + r, r = the duration of one refresh; a client that needs its
+own write passes ``min_version`` and waits for it.
 
 **Calibration and λ** follow the library's ``Analytic``: the same thread recalibrates when the
 stored examples (or a label's positives) have grown by ``calib_growth`` since the last fit: λ by
@@ -96,7 +97,7 @@ class Policy:
     """Background work. Times in seconds."""
 
     background: bool = True
-    refresh_interval: float = 0.25
+    refresh_interval: float = 1.0
     poll_s: float = 0.05
     calibrate: bool = True
     calib_rows: int = 2000
@@ -160,6 +161,7 @@ class TaggingService:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._last_refresh = 0.0
+        self._refresh_took = 0.0
         self._last_calibration = 0.0
         self._thread: threading.Thread | None = None
         self.refresh()
@@ -272,8 +274,9 @@ class TaggingService:
         if state.version > self._model.version or self._model.fmap is None and self._fmap is not None:
             self._publish(Model.build(state, self._fmap))
         self._last_refresh = time.monotonic()
+        self._refresh_took = time.perf_counter() - start
         self.counters.refreshes += 1
-        self.counters.refresh_seconds += time.perf_counter() - start
+        self.counters.refresh_seconds += self._refresh_took
         return self._model
 
     def _publish(self, model: Model) -> None:
@@ -321,7 +324,9 @@ class TaggingService:
                     latest = int(tx.one("SELECT version FROM model WHERE id = 1")[0])
                 self.counters.db_version = max(self.counters.db_version, latest)
                 if latest > self._model.version:
-                    wait = self._last_refresh + p.refresh_interval - time.monotonic()
+                    # at most one refresh per interval, and never more than a third of a core on refreshing
+                    interval = max(p.refresh_interval, 2.0 * self._refresh_took)
+                    wait = self._last_refresh + interval - time.monotonic()
                     if wait > 0 and self._stop.wait(wait):
                         return
                     self.refresh()
@@ -603,10 +608,12 @@ class TaggingService:
     def _calibration_due(self) -> bool:
         """Whether the stored examples or a label's positives grew by ``calib_growth`` since the last fit."""
         g = self.policy.calib_growth
+        n = self._state.n_examples if self._state is not None else 0  # as of the last refresh: no table scan
+        if n < max(3, self.policy.calib_min_rows):
+            return False
         with self.store.read() as tx:
             head = self._head(tx)
             rows = tx.all("SELECT positives, calib FROM labels")
-            n = int(tx.one("SELECT COUNT(*) FROM examples")[0])
         if n < max(3, self.policy.calib_min_rows):
             return False
         if not head["lam_fixed"] and (head["lam_n"] == 0 or n >= g * head["lam_n"]):

@@ -24,6 +24,10 @@ from mlcil import ridge
 DEFAULT_PLATT = (4.0, -2.0)
 
 
+#: rows whose largest |component| lies in this range have a finite, non-zero float32 norm as they are
+SAFE_RANGE = (2.0 ** -40, 2.0 ** 40)
+
+
 class ServiceFeatureMap(ridge.FeatureMap):
     """The ridge core's φ with inputs first scaled by a power of two per row when the scaling is 'l2'.
 
@@ -35,9 +39,10 @@ class ServiceFeatureMap(ridge.FeatureMap):
     def inputs(self, X):
         if self.scaling == "l2" and not hasattr(X, "tocsr"):
             X = np.asarray(X, dtype=np.float32)
-            top = np.abs(X).max(axis=1, keepdims=True) if X.size else np.zeros((X.shape[0], 1), np.float32)
-            _, exp = np.frexp(np.where(top > 0, top, 1.0))
-            X = np.ldexp(X, -exp).astype(np.float32)
+            top = np.abs(X).max(axis=1, keepdims=True) if X.size else np.ones((X.shape[0], 1), np.float32)
+            if ((top > SAFE_RANGE[1]) | ((top < SAFE_RANGE[0]) & (top > 0))).any():  # rare: rescale those rows
+                _, exp = np.frexp(np.where(top > 0, top, 1.0))
+                X = np.ldexp(X, -exp).astype(np.float32)
         return super().inputs(X)
 
 
