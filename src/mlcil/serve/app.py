@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -63,6 +64,7 @@ STATUS = {Invalid: 422, NotFound: 404, Conflict: 409, TooLarge: 413, Unavailable
           NotReady: 503}
 #: methods counted under their own name in metrics; any other is counted as 'other'
 METHODS = {"GET", "POST", "PATCH", "DELETE", "PUT", "HEAD", "OPTIONS"}
+F32_MAX = float(np.finfo(np.float32).max)
 #: predictions of at most this many rows are computed on the event loop (cheaper than a thread hop)
 INLINE_ROWS = 16
 
@@ -185,13 +187,21 @@ class _Gate:
         self.scopes = scopes
         self.limit = limit
         self.count = count
+        self._routes: dict[tuple[str, str], str | None] = {}
 
     def _route(self, scope) -> str | None:
+        key = (scope["method"], scope["path"])
+        if key in self._routes:
+            return self._routes[key]
+        found = None
         for route in self.fastapi.router.routes:
             match, _ = route.matches(scope)
             if match == Match.FULL:
-                return getattr(route, "path", None)
-        return None
+                found = getattr(route, "path", None)
+                break
+        if len(self._routes) < 4096:  # hot paths are few; label names in paths could be many
+            self._routes[key] = found
+        return found
 
     def _authorise(self, scope, needed: str) -> JSONResponse | None:
         headers = {k.lower(): v for k, v in scope.get("headers") or []}
@@ -237,6 +247,7 @@ class _Gate:
             while more:
                 message = await receive()
                 if message["type"] == "http.disconnect":
+                    status["code"] = 499  # the client went away: not a server error
                     return
                 body += message.get("body", b"")
                 if len(body) > self.limit:
@@ -281,6 +292,10 @@ def create_app(db: str | Store | TaggingService = "sqlite:///tagger.db", *, opti
     keys = keys or KeyRing()
     @contextlib.asynccontextmanager
     async def lifespan(_app):
+        # everything loaded so far (torch, the model, the app) lives as long as the process: move it out
+        # of the cyclic collector's reach, so that its full collections stay short under load
+        gc.collect()
+        gc.freeze()
         yield
         service.close()
 
@@ -388,16 +403,19 @@ def create_app(db: str | Store | TaggingService = "sqlite:///tagger.db", *, opti
         else:
             vecs = rows
         d = service.dim if service.dim is not None else len(vecs[0])
-        for i, v in enumerate(vecs):
-            if len(v) > service.limits.max_dim:
-                raise TooLarge(fields[i], f"{len(v)} numbers, over the dimension limit of {service.limits.max_dim}")
-            if len(v) != d:
-                raise Invalid(fields[i], f"expected embedding dimension {d}, got {len(v)}")
-        if d == 0:
+        lengths = [len(v) for v in vecs]
+        if min(lengths) != d or max(lengths) != d or d == 0:
+            for i, v in enumerate(vecs):
+                if len(v) > service.limits.max_dim:
+                    raise TooLarge(fields[i], f"{len(v)} numbers, over the dimension limit of {service.limits.max_dim}")
+                if len(v) != d:
+                    raise Invalid(fields[i], f"expected embedding dimension {d}, got {len(v)}")
             raise Invalid(fields[0], "vectors must be non-empty")
+        if d > service.limits.max_dim:
+            raise TooLarge(fields[0], f"{d} numbers, over the dimension limit of {service.limits.max_dim}")
         X = np.asarray(vecs, dtype=np.float64)
-        bad = ~np.isfinite(X) | (np.abs(X) > np.finfo(np.float32).max)
-        if bad.any():
+        if not (np.isfinite(X).all() and np.abs(X).max() <= F32_MAX):
+            bad = ~np.isfinite(X) | (np.abs(X) > F32_MAX)
             i, j = map(int, np.argwhere(bad)[0])
             raise Invalid(f"{fields[i]}[{j}]", "not a finite float32 (NaN, inf or too large)")
         X32 = X.astype(np.float32)
