@@ -5,7 +5,7 @@
 
 Teaches --n random examples in batches of --batch through the service's domain API (no HTTP), with
 the background work of a running server done in line after each batch (snapshots by the default
-policy; calibration off: it adds one small event), then reports the database size on disk (SQLite:
+policy, a refresh every 10 batches; calibration off: it adds one small event), then reports the database size on disk (SQLite:
 file + WAL after a checkpoint; PostgreSQL: the service's tables with indexes and TOAST) against
 n × d × 4 bytes of float32 vectors, the snapshots kept, the events left in the log, and the
 time to open the database again (snapshot + replay of the log).
@@ -50,6 +50,8 @@ def main() -> None:
         Y = X @ A > 0.8
         labels = [{nm: int(y[j]) for j, nm in enumerate(names) if rng.random() < 0.6} for y in Y]
         svc.teach(list(X), labels, [f"x{b + i}" for i in range(len(X))])
+        if (b // args.batch) % 10 == 9:  # what the refresher of a running server does meanwhile
+            svc.refresh()
         snapshots += svc.maybe_snapshot()
     teach_s = time.perf_counter() - start
     svc.store.vacuum()
