@@ -64,7 +64,8 @@ for line in io.lines("%(teach)s") do teach_vectors[#teach_vectors + 1] = line en
 local teach_share = %(teach_share)f
 local threads = {}
 local counter = 0
-local tid = 0
+tid = 0  -- global: setup() numbers the threads, each thread's copy is set before init()
+local prefix = ""
 
 function setup(thread)
   tid = tid + 1
@@ -74,7 +75,8 @@ end
 
 function init(args)
   predicts, teaches, teach_ok, predict_ok = 0, 0, 0, 0
-  math.randomseed(1000 + tid)
+  math.randomseed(1000 * os.time() + tid)
+  prefix = "w" .. os.time() .. "-" .. tid .. "-"  -- a new id for every teach, across runs too
 end
 
 function request()
@@ -82,7 +84,7 @@ function request()
   if math.random() < teach_share then
     teaches = teaches + 1
     local v = teach_vectors[math.random(#teach_vectors)]
-    local body = '{"examples": [{"id": "w' .. tid .. '-' .. counter .. '", ' .. v .. '}]}'
+    local body = '{"examples": [{"id": "' .. prefix .. counter .. '", ' .. v .. '}]}'
     return wrk.format("POST", "/v1/teach", {["Content-Type"] = "application/json"}, body)
   end
   predicts = predicts + 1
@@ -257,9 +259,10 @@ def main() -> None:
               f"- mixed runs p99 / p50: **{mixed['p99_ms'] / mixed['p50_ms']:.1f}×** (goal ≤ 10×); "
               f"predict-only p99 / p50: {serve['p99_ms'] / serve['p50_ms']:.1f}×",
               f"- rows per φ(X)ᵀW in the server (micro-batching of concurrent predictions): {mean_batch:.1f} on average",
-              f"- teaches acknowledged in the mixed run: {mixed['ok_teach']}; examples stored after it: "
-              f"{health['examples']} (preload {args.preload}); served version {health['version']} of "
-              f"{health['db_version']}"]
+              f"- teaches acknowledged in the mixed runs: {mixed['ok_teach']}; examples stored after them: "
+              f"{health['examples']} = preload {args.preload} + {health['examples'] - args.preload} "
+              f"(a teach in flight when wrk stops may be stored unacknowledged); served version "
+              f"{health['version']} of {health['db_version']}"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

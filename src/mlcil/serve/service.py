@@ -16,10 +16,11 @@ a write committed at time t is in every prediction answered after t + poll_s (ot
 only) + max(refresh_interval, 2r) + r, r = the duration of one refresh; a client that needs its
 own write passes ``min_version`` and waits for it.
 
-**Calibration and λ** follow the library's ``Analytic``: the same thread recalibrates when the
-stored examples (or a label's positives) have grown by ``calib_growth`` since the last fit: λ by
-closed-form leave-one-out mAP (unless fixed by an admin), per-label Platt maps on leave-one-out
-scores (:mod:`mlcil.serve.calibrate`). The result is a ``calibrate`` event, so every process
+**Calibration and λ** follow the library's ``Analytic``: the same thread recalibrates (at most
+every ``calib_min_interval``) when the stored examples (or a label's positives) have grown by
+``calib_growth`` since the last fit: per-label Platt maps on leave-one-out scores, and λ by
+closed-form leave-one-out mAP (unless fixed by an admin) when they have grown by ``lam_growth``
+(:mod:`mlcil.serve.calibrate`). The result is a ``calibrate`` event, so every process
 applies the same calibration at the same version.
 
 **Storage stays bounded**: the log is pruned at each snapshot and each forget; at most one
@@ -103,7 +104,8 @@ class Policy:
     calib_rows: int = 2000
     calib_per_label: int = 200
     calib_growth: float = 1.25
-    calib_min_interval: float = 2.0
+    lam_growth: float = 2.0
+    calib_min_interval: float = 10.0
     calib_min_rows: int = 10
     snapshot_rows_per_feature: float = 8.0
     snapshot_events: int = 5000
@@ -616,7 +618,7 @@ class TaggingService:
             rows = tx.all("SELECT positives, calib FROM labels")
         if n < max(3, self.policy.calib_min_rows):
             return False
-        if not head["lam_fixed"] and (head["lam_n"] == 0 or n >= g * head["lam_n"]):
+        if not head["lam_fixed"] and (head["lam_n"] == 0 or n >= self.policy.lam_growth * head["lam_n"]):
             return any(p >= 2 for p, _ in rows)
         for positives, calib in rows:
             if positives < 2 or n - positives < 2:
@@ -642,7 +644,8 @@ class TaggingService:
             n = int(tx.one("SELECT COUNT(*) FROM examples")[0])
             if fmap is None or n < 3 or not state.labels:
                 raise Conflict("examples", "need at least 3 stored examples and a label to calibrate or choose λ")
-            choose = (not head["lam_fixed"]) if choose is None else bool(choose)
+            if choose is None:  # λ again when never chosen or the examples grew by lam_growth (eigh of G)
+                choose = not head["lam_fixed"] and (head["lam_n"] == 0 or n >= p.lam_growth * head["lam_n"])
             seqs = [r[0] for r in tx.all("SELECT seq FROM examples ORDER BY seq")]
             even = {seqs[int(i)] for i in np.linspace(0, len(seqs) - 1, min(p.calib_rows, len(seqs)))}
             extra: set[int] = set()
