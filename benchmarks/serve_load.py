@@ -173,6 +173,7 @@ def main() -> None:
     ap.add_argument("--labels", type=int, default=20)
     ap.add_argument("--preload", type=int, default=5000, help="examples taught before measuring")
     ap.add_argument("--workers", type=int, default=1, help="mlcil serve --workers")
+    ap.add_argument("--refresh-interval", type=float, default=None, help="mlcil serve --refresh-interval")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "serve_load.md")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
@@ -196,7 +197,8 @@ def main() -> None:
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     bare_url = f"http://127.0.0.1:{port}"
     db = args.db or f"sqlite:///{folder}/load.db"
-    proc, url = start_server(db, None, "--features", str(args.M), "--workers", str(args.workers), timeout=300)
+    extra = [] if args.refresh_interval is None else ["--refresh-interval", str(args.refresh_interval)]
+    proc, url = start_server(db, None, "--features", str(args.M), "--workers", str(args.workers), *extra, timeout=300)
     try:
         for _ in range(300):
             try:
@@ -239,7 +241,8 @@ def main() -> None:
     mean_batch = float(batch_sum.group(1)) / max(float(batch_count.group(1)), 1) if batch_sum else float("nan")
     lines = [
         f"# Tagging service load test (wrk, {time.strftime('%Y-%m-%d %H:%M')})", "",
-        f"`python benchmarks/serve_load.py --seconds {args.seconds:g} --rounds {args.rounds} --workers {args.workers}`; "
+        f"`python benchmarks/serve_load.py --seconds {args.seconds:g} --rounds {args.rounds} --workers {args.workers}"
+        f"{'' if args.refresh_interval is None else f' --refresh-interval {args.refresh_interval:g}'}`; "
         f"{platform.node()}, {os.cpu_count()} cores shared with other jobs, {platform.python_version()}; "
         f"database {'SQLite' if db.startswith('sqlite') else 'PostgreSQL'}; d = {args.d}, M = {args.M}, "
         f"{args.labels} labels, {args.preload} examples preloaded; wrk -t{args.threads} -c{args.connections} "

@@ -9,11 +9,11 @@ snapshot, a refresh, a calibration) runs on its path.
 **Predictions never wait for a factorisation.** A background thread per process (the refresher)
 follows the database (woken by this process's commits, and polling every ``poll_s`` for other
 processes'), catches its statistics up, solves W = (G + λI)⁻¹B once and publishes an immutable
-:class:`~mlcil.serve.model.Model` — at most once per max(``refresh_interval``, 2 × the last
-refresh's duration), so refreshing never takes more than a third of a core. A prediction reads
+:class:`~mlcil.serve.model.Model` — at most once per max(``refresh_interval``, 4 × the last
+refresh's duration), so refreshing never takes more than a fifth of a core. A prediction reads
 the published model — no database round trip, no lock — and names its version. Staleness bound:
 a write committed at time t is in every prediction answered after t + poll_s (other processes
-only) + max(refresh_interval, 2r) + r, r = the duration of one refresh; a client that needs its
+only) + max(refresh_interval, 4r) + r, r = the duration of one refresh; a client that needs its
 own write passes ``min_version`` and waits for it.
 
 **Calibration and λ** follow the library's ``Analytic``: the same thread recalibrates (at most
@@ -59,6 +59,9 @@ DEFAULTS = {"d": None, "M": 1024, "seed": 0, "lam": "auto", "include_x": "auto",
 #: what a user calls each option (CLI flags) in error messages
 FLAGS = {"d": "--dim", "M": "--features", "seed": "--seed", "lam": "--lam", "include_x": "--include-x",
          "scaling": "--scaling"}
+#: the refresher waits at least this many times its last refresh's duration before the next one, so
+#: that refreshing takes at most 1/(1 + REFRESH_SHARE) of a core while writes keep coming
+REFRESH_SHARE = 4.0
 #: with scaling 'none', components above this magnitude are refused (φφᵀ would lose all precision)
 MAX_ABS_UNSCALED = 1e6
 
@@ -326,8 +329,8 @@ class TaggingService:
                     latest = int(tx.one("SELECT version FROM model WHERE id = 1")[0])
                 self.counters.db_version = max(self.counters.db_version, latest)
                 if latest > self._model.version:
-                    # at most one refresh per interval, and never more than a third of a core on refreshing
-                    interval = max(p.refresh_interval, 2.0 * self._refresh_took)
+                    # at most one refresh per interval, and never more than a fifth of a core on refreshing
+                    interval = max(p.refresh_interval, REFRESH_SHARE * self._refresh_took)
                     wait = self._last_refresh + interval - time.monotonic()
                     if wait > 0 and self._stop.wait(wait):
                         return
