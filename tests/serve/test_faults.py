@@ -27,7 +27,7 @@ def stored_ids(url: str) -> set[str]:
 
 def test_disk_full_acknowledges_only_committed_writes(tmp_path):
     url = f"sqlite:///{tmp_path / 'small.db'}"
-    svc = TaggingService(Store(url, max_pages=160), Options(M=16), policy=FAST)  # 160 pages of 4 KiB
+    svc = TaggingService(Store(url, max_pages=40), Options(M=16), policy=FAST)  # 40 pages of 16 KiB
     c = TestClient(create_app(svc))
     assert c.post("/v1/labels", json={"name": "a"}).status_code == 201
     rng = np.random.default_rng(0)
