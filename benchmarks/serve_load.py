@@ -1,26 +1,31 @@
-"""Load test of the tagging service on loopback: many clients, mostly predicts, some teaches.
+"""Load test of the tagging service with wrk, side by side with a bare FastAPI endpoint, one run.
 
-    python benchmarks/serve_load.py                         # 32 clients, 120 s per batch size
-    python benchmarks/serve_load.py --seconds 30 --batches 1 --db postgresql://...
+    python benchmarks/serve_load.py                       # 30 s per run, 32 connections
+    python benchmarks/serve_load.py --seconds 60 --db postgresql://...
 
-Starts ``mlcil serve`` in a subprocess on a fresh database (SQLite in a temporary folder unless
---db names one), creates --labels labels, teaches a warm-up batch, then runs --clients concurrent
-clients (asyncio + httpx, one process) for --seconds per batch size: each request is a teach with
-probability --teach (else a predict) of --batch examples, d-dimensional random embeddings with
-labels from a fixed random linear rule (each label known for 60% of the examples).
+Starts, one after the other on the same machine (loopback):
 
-Columns: requests and examples per second, p50/p99 latency per operation (ms, client side,
-including JSON encoding on the server), errors (non-2xx or transport), and the durability
-check: examples acknowledged by teach (+ warm-up) == examples stored in the database.
+1. ``bare``: a FastAPI app whose one endpoint parses the same predict JSON body with pydantic
+   (``{"vectors": list[list[float]]}``) and returns a fixed answer (uvicorn, same flags);
+2. ``mlcil serve`` on a fresh database (SQLite in a temporary folder unless --db), d = 512,
+   M = 1024, 20 labels, --preload examples taught and λ chosen and calibrated before measuring;
+
+and drives each with wrk (--threads threads, --connections connections, Lua scripts for the POST
+bodies): bare predict-only, service predict-only (batch 1), service with --teach of the requests
+being teaches (batch 1, a new id each), then bare again (the machine is shared: the two bare runs
+bracket the load drift). Reports requests/s, latency percentiles, non-2xx, the predict rate of the
+mixed run (counted by the Lua script from the replies) and the ratios the issue asks for.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
+import os
 import platform
-import random
+import re
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,134 +35,240 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from serve.helpers import start_server, stop  # noqa: E402
+from serve.helpers import free_port, start_server, stop  # noqa: E402
+
+BARE = '''
+from fastapi import FastAPI
+from pydantic import BaseModel
 
 
-def bodies(rng: np.random.Generator, kind: str, n_bodies: int, batch: int, d: int, labels: list[str],
-           A: np.ndarray) -> list[tuple[bytes, int]]:
-    """Pre-encoded request bodies (so the client spends its CPU on sending, not on JSON)."""
-    out = []
-    for _ in range(n_bodies):
-        X = rng.normal(size=(batch, d)).astype(np.float32)
-        if kind == "predict":
-            out.append((json.dumps({"vectors": np.round(X, 5).tolist()}).encode(), batch))
-            continue
-        Y = (X @ A > 0.8)
-        examples = [{"vector": np.round(x, 5).tolist(),
-                     "labels": {name: int(y[j]) for j, name in enumerate(labels) if rng.random() < 0.6}}
-                    for x, y in zip(X, Y)]
-        out.append((json.dumps({"examples": examples}).encode(), batch))
-    return out
+class PredictIn(BaseModel):
+    vectors: list[list[float]]
 
 
-async def run(url: str, clients: int, seconds: float, batch: int, teach_p: float, d: int, labels: list[str],
-              A: np.ndarray, seed: int) -> dict:
+app = FastAPI()
+FIXED = {"version": 1, "predictions": [{"labels": ["cat"], "proba": {"cat": 0.9}, "scores": {"cat": 1.0}}]}
+
+
+@app.post("/v1/predict")
+async def predict(body: PredictIn) -> dict:
+    return FIXED
+'''
+
+LUA = r'''
+-- bodies: one predict body per line in PREDICT, teach bodies are built with a fresh id each
+local predict_bodies = {}
+local teach_vectors = {}
+for line in io.lines("%(predict)s") do predict_bodies[#predict_bodies + 1] = line end
+for line in io.lines("%(teach)s") do teach_vectors[#teach_vectors + 1] = line end
+local teach_share = %(teach_share)f
+local threads = {}
+local counter = 0
+tid = 0  -- global: setup() numbers the threads, each thread's copy is set before init()
+local prefix = ""
+
+function setup(thread)
+  tid = tid + 1
+  thread:set("tid", tid)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  predicts, teaches, teach_ok, predict_ok = 0, 0, 0, 0
+  math.randomseed(1000 * os.time() + tid)
+  prefix = "w" .. os.time() .. "-" .. tid .. "-"  -- a new id for every teach, across runs too
+end
+
+function request()
+  counter = counter + 1
+  if math.random() < teach_share then
+    teaches = teaches + 1
+    local v = teach_vectors[math.random(#teach_vectors)]
+    local body = '{"examples": [{"id": "' .. prefix .. counter .. '", ' .. v .. '}]}'
+    return wrk.format("POST", "/v1/teach", {["Content-Type"] = "application/json"}, body)
+  end
+  predicts = predicts + 1
+  return wrk.format("POST", "/v1/predict", {["Content-Type"] = "application/json"},
+                    predict_bodies[math.random(#predict_bodies)])
+end
+
+function response(status, headers, body)
+  if status == 200 then
+    if string.find(body, '"ids"', 1, true) then teach_ok = teach_ok + 1 else predict_ok = predict_ok + 1 end
+  end
+end
+
+function done(summary, latency, requests)
+  local p, t, tok, pok = 0, 0, 0, 0
+  for _, thread in ipairs(threads) do
+    p = p + thread:get("predicts"); t = t + thread:get("teaches")
+    tok = tok + thread:get("teach_ok"); pok = pok + thread:get("predict_ok")
+  end
+  io.write(string.format("MLCIL {\"sent_predict\": %%d, \"sent_teach\": %%d, \"ok_teach\": %%d, \"ok_predict\": %%d, " ..
+    "\"requests\": %%d, \"seconds\": %%f, \"errors\": %%d, \"p50_ms\": %%f, \"p90_ms\": %%f, \"p99_ms\": %%f, " ..
+    "\"max_ms\": %%f}\n", p, t, tok, pok, summary.requests, summary.duration / 1e6,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.status +
+    summary.errors.timeout, latency:percentile(50) / 1000, latency:percentile(90) / 1000,
+    latency:percentile(99) / 1000, latency.max / 1000))
+end
+'''
+
+
+def write_bodies(folder: Path, d: int, labels: list[str], A: np.ndarray, seed: int = 0) -> tuple[Path, Path]:
     rng = np.random.default_rng(seed)
-    pool = {"teach": bodies(rng, "teach", 64, batch, d, labels, A),
-            "predict": bodies(rng, "predict", 64, batch, d, labels, A)}
-    lat: dict[str, list[float]] = {"teach": [], "predict": []}
-    errors = {"teach": 0, "predict": 0}
-    acked = 0
-    stop_at = time.perf_counter() + seconds
-    headers = {"content-type": "application/json"}
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-
-    async def client(k: int, http: httpx.AsyncClient) -> None:
-        nonlocal acked
-        r = random.Random(seed * 1000 + k)
-        while time.perf_counter() < stop_at:
-            op = "teach" if r.random() < teach_p else "predict"
-            body, n = pool[op][r.randrange(len(pool[op]))]
-            start = time.perf_counter()
-            try:
-                resp = await http.post(f"{url}/v1/{op}", content=body, headers=headers)
-                ok = resp.status_code == 200
-            except httpx.HTTPError:
-                ok = False
-            if ok:
-                lat[op].append(time.perf_counter() - start)
-                if op == "teach":
-                    acked += len(resp.json()["ids"])
-            else:
-                errors[op] += 1
-
-    start = time.perf_counter()
-    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
-        await asyncio.gather(*(client(k, http) for k in range(clients)))
-    elapsed = time.perf_counter() - start
-    return {"lat": lat, "errors": errors, "acked": acked, "elapsed": elapsed}
+    predict, teach = folder / "predict.txt", folder / "teach.txt"
+    X = rng.normal(size=(256, d)).astype(np.float32)
+    predict.write_text("\n".join(json.dumps({"vectors": [np.round(x, 5).tolist()]}) for x in X) + "\n")
+    lines = []
+    for x in rng.normal(size=(256, d)).astype(np.float32):
+        y = x @ A > 0.8
+        lab = {name: int(y[j]) for j, name in enumerate(labels) if rng.random() < 0.6}
+        lines.append(json.dumps({"vector": np.round(x, 5).tolist(), "labels": lab})[1:-1])
+    teach.write_text("\n".join(lines) + "\n")
+    return predict, teach
 
 
-def pct(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q) * 1000) if values else float("nan")
+def wrk(url: str, lua: Path, seconds: float, threads: int, connections: int) -> dict:
+    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{int(seconds)}s", "--timeout", "30s",
+                          "-s", str(lua), url], capture_output=True, text=True, check=True).stdout
+    stats = json.loads(re.search(r"^MLCIL (\{.*\})$", out, re.M).group(1))
+    stats["rps"] = stats["requests"] / stats["seconds"]
+    stats["non2xx"] = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
+    return stats
+
+
+def preload(url: str, n: int, d: int, labels: list[str], A: np.ndarray) -> int:
+    rng = np.random.default_rng(7)
+    with httpx.Client(timeout=300) as http:
+        for name in labels:
+            http.post(url + "/v1/labels", json={"name": name}).raise_for_status()
+        version = 0
+        for start in range(0, n, 500):
+            X = rng.normal(size=(min(500, n - start), d)).astype(np.float32)
+            Y = X @ A > 0.8
+            body = {"examples": [{"vector": np.round(x, 5).tolist(),
+                                  "labels": {nm: int(y[j]) for j, nm in enumerate(labels) if rng.random() < 0.6}}
+                                 for x, y in zip(X, Y)]}
+            version = http.post(url + "/v1/teach", json=body).raise_for_status().json()["version"]
+        http.post(url + "/v1/lambda", json={}).raise_for_status()  # λ by leave-one-out + calibration now
+        head = http.get(url + "/v1/health").json()["db_version"]
+        http.post(url + "/v1/predict", json={"vectors": [[0.1] * d], "min_version": head}).raise_for_status()
+    return version
+
+
+def loadavg() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--db", default=None, help="database URL (default: a fresh SQLite file in a temp folder)")
-    ap.add_argument("--clients", type=int, default=32)
-    ap.add_argument("--seconds", type=float, default=120.0, help="per batch size")
-    ap.add_argument("--batches", default="1,64", help="batch sizes, comma-separated")
-    ap.add_argument("--teach", type=float, default=0.1, help="share of teach requests")
+    ap.add_argument("--seconds", type=float, default=20.0, help="per wrk run")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds of bare, predict-only, mixed")
+    ap.add_argument("--threads", type=int, default=2, help="wrk threads")
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--teach", type=float, default=0.1, help="share of teach requests in the mixed run")
     ap.add_argument("--d", type=int, default=512)
     ap.add_argument("--M", type=int, default=1024)
     ap.add_argument("--labels", type=int, default=20)
+    ap.add_argument("--preload", type=int, default=5000, help="examples taught before measuring")
+    ap.add_argument("--workers", type=int, default=1, help="mlcil serve --workers")
+    ap.add_argument("--refresh-interval", type=float, default=None, help="mlcil serve --refresh-interval")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "serve_load.md")
     args = ap.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed (apt-get install wrk)")
 
     tmp = tempfile.TemporaryDirectory()
-    db = args.db or f"sqlite:///{tmp.name}/load.db"
-    proc, url = start_server(db, None, "--features", str(args.M), "--dim", str(args.d), "--max-batch", "1024",
-                             "--max-body-mb", "64")
+    folder = Path(tmp.name)
+    labels = [f"label{j}" for j in range(args.labels)]
+    A = np.random.default_rng(1).normal(size=(args.d, args.labels)) / np.sqrt(args.d)
+    predict_txt, teach_txt = write_bodies(folder, args.d, labels, A)
+    luas = {}
+    for name, share in (("predict", 0.0), ("mixed", args.teach)):
+        luas[name] = folder / f"{name}.lua"
+        luas[name].write_text(LUA % {"predict": predict_txt, "teach": teach_txt, "teach_share": share})
+    (folder / "bare_app.py").write_text(BARE)
+
     rows = []
+    port = free_port()
+    bare_proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port),
+                                  "--log-level", "warning", "--no-access-log"], cwd=folder,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    bare_url = f"http://127.0.0.1:{port}"
+    db = args.db or f"sqlite:///{folder}/load.db"
+    extra = [] if args.refresh_interval is None else ["--refresh-interval", str(args.refresh_interval)]
+    proc, url = start_server(db, None, "--features", str(args.M), "--workers", str(args.workers), *extra, timeout=300)
     try:
-        names = [f"label{j}" for j in range(args.labels)]
-        for name in names:
-            httpx.post(f"{url}/v1/labels", json={"name": name}).raise_for_status()
-        rng = np.random.default_rng(0)
-        A = rng.normal(size=(args.d, args.labels)) / np.sqrt(args.d) * 2
-        warm = bodies(rng, "teach", 4, 64, args.d, names, A)
-        for body, _ in warm:
-            httpx.post(f"{url}/v1/teach", content=body, headers={"content-type": "application/json"},
-                       timeout=60).raise_for_status()
-        expected = 4 * 64
-        for b in [int(x) for x in args.batches.split(",")]:
-            res = asyncio.run(run(url, args.clients, args.seconds, b, args.teach, args.d, names, A, seed=b))
-            expected += res["acked"]
-            stored = httpx.get(f"{url}/v1/health", timeout=60).json()["examples"]
-            for op in ("predict", "teach"):
-                n = len(res["lat"][op])
-                rows.append({"batch": b, "op": op, "requests": n, "req_s": n / res["elapsed"],
-                             "ex_s": n * b / res["elapsed"], "p50": pct(res["lat"][op], 50),
-                             "p99": pct(res["lat"][op], 99), "errors": res["errors"][op],
-                             "seconds": res["elapsed"]})
-            rows.append({"batch": b, "check": f"acknowledged {expected} == stored {stored}: {expected == stored}"})
+        for _ in range(300):
+            try:
+                httpx.post(bare_url + "/v1/predict", json={"vectors": [[0.0]]}, timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        preload(url, args.preload, args.d, labels, A)
+        for r in range(args.rounds):  # the machine is shared: alternate, so that drift hits every kind alike
+            rows.append((f"bare-{r + 1}", "bare FastAPI, predict only", wrk(
+                bare_url, luas["predict"], args.seconds, args.threads, args.connections), loadavg()))
+            rows.append((f"serve-{r + 1}", "mlcil serve, predict only", wrk(
+                url, luas["predict"], args.seconds, args.threads, args.connections), loadavg()))
+            rows.append((f"mixed-{r + 1}", f"mlcil serve, {args.teach:.0%} teach", wrk(
+                url, luas["mixed"], args.seconds, args.threads, args.connections), loadavg()))
+        rows.append((f"bare-{args.rounds + 1}", "bare FastAPI, predict only", wrk(
+            bare_url, luas["predict"], args.seconds, args.threads, args.connections), loadavg()))
+        health = httpx.get(url + "/v1/health", timeout=60).json()
+        metrics = httpx.get(url + "/metrics", timeout=60).text
     finally:
         stop(proc)
-        tmp.cleanup()
+        bare_proc.terminate()
+        bare_proc.wait()
 
-    lines = [f"# Tagging service load test\n",
-             f"`python benchmarks/serve_load.py --clients {args.clients} --seconds {args.seconds:g} "
-             f"--batches {args.batches} --teach {args.teach} --d {args.d} --M {args.M} --labels {args.labels}`"
-             f"{'' if args.db is None else ' --db <url>'}\n",
-             f"Backend: {db.split(':')[0]}; one `mlcil serve` process (uvicorn, 1 worker) and the clients on the "
-             f"same machine over loopback ({platform.machine()}, {__import__('os').cpu_count()} cores, shared); "
-             f"latencies measured by the clients, in ms.\n",
-             "| batch | op | requests | req/s | examples/s | p50 ms | p99 ms | errors |",
-             "|---|---|---|---|---|---|---|---|"]
-    checks = []
-    for r in rows:
-        if "check" in r:
-            checks.append(f"- batch {r['batch']}: {r['check']}")
-            continue
-        lines.append(f"| {r['batch']} | {r['op']} | {r['requests']} | {r['req_s']:.1f} | {r['ex_s']:.1f} | "
-                     f"{r['p50']:.1f} | {r['p99']:.1f} | {r['errors']} |")
-    text = "\n".join(lines) + "\n\nDurability (cumulative over the runs, incl. a 256-example warm-up):\n\n" + \
-        "\n".join(checks) + "\n"
-    print(text)
+    def total(kind: str, key: str) -> float:
+        picked = [s for tag, _, s, _ in rows if tag.startswith(kind)]
+        return sum(s[key] for s in picked) / sum(s["seconds"] for s in picked)
+
+    bare = total("bare", "requests")
+    serve_rps = total("serve", "requests")
+    mixed_predict_rps = total("mixed", "ok_predict")
+    mixed = {"p50_ms": float(np.median([s["p50_ms"] for t, _, s, _ in rows if t.startswith("mixed")])),
+             "p99_ms": float(np.median([s["p99_ms"] for t, _, s, _ in rows if t.startswith("mixed")])),
+             "ok_teach": sum(s["ok_teach"] for t, _, s, _ in rows if t.startswith("mixed"))}
+    serve = {"rps": serve_rps,
+             "p50_ms": float(np.median([s["p50_ms"] for t, _, s, _ in rows if t.startswith("serve")])),
+             "p99_ms": float(np.median([s["p99_ms"] for t, _, s, _ in rows if t.startswith("serve")]))}
+    batch_sum = re.search(r"^mlcil_predict_batch_rows_sum (\S+)$", metrics, re.M)
+    batch_count = re.search(r"^mlcil_predict_batch_rows_count (\S+)$", metrics, re.M)
+    mean_batch = float(batch_sum.group(1)) / max(float(batch_count.group(1)), 1) if batch_sum else float("nan")
+    lines = [
+        f"# Tagging service load test (wrk, {time.strftime('%Y-%m-%d %H:%M')})", "",
+        f"`python benchmarks/serve_load.py --seconds {args.seconds:g} --rounds {args.rounds} --workers {args.workers}"
+        f"{'' if args.refresh_interval is None else f' --refresh-interval {args.refresh_interval:g}'}`; "
+        f"{platform.node()}, {os.cpu_count()} cores shared with other jobs, {platform.python_version()}; "
+        f"database {'SQLite' if db.startswith('sqlite') else 'PostgreSQL'}; d = {args.d}, M = {args.M}, "
+        f"{args.labels} labels, {args.preload} examples preloaded; wrk -t{args.threads} -c{args.connections} "
+        f"-d{int(args.seconds)}s on the same machine; batch 1.", "",
+        "| run | server | requests/s | predict/s | teach/s | p50 ms | p90 ms | p99 ms | max ms | non-2xx | "
+        "load avg (1/5/15 min) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for tag, what, s, load in rows:
+        lines.append(f"| {tag} | {what} | {s['rps']:.0f} | {s['ok_predict'] / s['seconds']:.0f} | "
+                     f"{s['ok_teach'] / s['seconds']:.1f} | {s['p50_ms']:.1f} | {s['p90_ms']:.1f} | "
+                     f"{s['p99_ms']:.1f} | {s['max_ms']:.0f} | {s['non2xx'] + s['errors']} | {load} |")
+    lines += ["", f"Over the {args.rounds} alternating rounds (requests summed over seconds; latencies: medians of "
+                  "the runs' percentiles):", "",
+              f"- predict-only rate / bare FastAPI: **{serve['rps'] / bare:.0%}** ({serve['rps']:.0f} vs {bare:.0f} "
+              f"requests/s; goal ≥ 50%)",
+              f"- predict rate with {args.teach:.0%} teaches / predict-only: **{mixed_predict_rps / serve['rps']:.0%}** "
+              f"({mixed_predict_rps:.0f} predictions/s; goal ≥ 70%)",
+              f"- mixed runs p99 / p50: **{mixed['p99_ms'] / mixed['p50_ms']:.1f}×** (goal ≤ 10×); "
+              f"predict-only p99 / p50: {serve['p99_ms'] / serve['p50_ms']:.1f}×",
+              f"- rows per φ(X)ᵀW in the server (micro-batching of concurrent predictions): {mean_batch:.1f} on average",
+              f"- teaches acknowledged in the mixed runs: {mixed['ok_teach']}; examples stored after them: "
+              f"{health['examples']} = preload {args.preload} + {health['examples'] - args.preload} "
+              f"(a teach in flight when wrk stops may be stored unacknowledged); served version "
+              f"{health['version']} of {health['db_version']}"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(f"wrote {args.out}")
+    args.out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -148,6 +148,19 @@ def _fmt(value, pattern: str = "{}") -> str:
 
 
 
+def _lam(value):
+    """--lam: 'auto' or a positive number."""
+    if value is None or value == "auto":
+        return value
+    try:
+        lam = float(value)
+    except ValueError:
+        raise click.BadParameter(f"expected 'auto' or a number > 0, got {value!r}") from None
+    if not (lam > 0 and lam < float("inf")):
+        raise click.BadParameter(f"expected 'auto' or a finite number > 0, got {value!r}")
+    return lam
+
+
 @main.command()
 @click.option("--db", default="sqlite:///tagger.db", show_default=True, envvar="MLCIL_SERVE_DB",
               help="sqlite:///path.db (created if absent) or postgresql://user@host:port/dbname [env: MLCIL_SERVE_DB].")
@@ -160,25 +173,39 @@ def _fmt(value, pattern: str = "{}") -> str:
 @click.option("--generate-key", type=click.Choice(["read", "write", "admin"]), default=None,
               help="Print a new random key and its keys-file line, then exit.")
 @click.option("--dim", type=click.IntRange(1), default=None,
-              help="Embedding dimension (new database only; default: set by the first teach).")
-@click.option("--features", "M", type=click.IntRange(1), default=1024, show_default=True,
-              help="Random features M (new database only).")
-@click.option("--lam", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
-              help="Ridge λ on L2-normalised inputs (new database only).")
-@click.option("--seed", default=0, show_default=True, help="Seed of the random features (new database only).")
-@click.option("--max-batch", type=click.IntRange(1), default=1024, show_default=True,
+              help="Embedding dimension (new database; default: set by the first teach).")
+@click.option("--features", "M", type=click.IntRange(1), default=None,
+              help="Random features M (new database; default 1024).")
+@click.option("--lam", default=None, callback=lambda ctx, param, value: _lam(value),
+              help="Ridge λ, or 'auto' to choose it by leave-one-out as the library does (new database; default auto).")
+@click.option("--seed", type=int, default=None, help="Seed of the random features (new database; default 0).")
+@click.option("--include-x", type=click.Choice(["auto", "true", "false"]), default=None,
+              help="Also use the scaled input as features (new database; default auto: when d <= 1024).")
+@click.option("--scaling", type=click.Choice(["l2", "none"]), default=None,
+              help="Input scaling of the feature map (new database; default l2).")
+@click.option("--max-batch", type=click.IntRange(1, 65536), default=1024, show_default=True,
               help="Most examples (or vectors) per request.")
-@click.option("--max-body-mb", type=click.FloatRange(0, min_open=True), default=16.0, show_default=True,
+@click.option("--max-body-mb", type=click.FloatRange(0, 1024, min_open=True), default=16.0, show_default=True,
               help="Largest request body in MiB.")
 @click.option("--cors", multiple=True, help="Allowed CORS origin (repeatable; default: CORS off).")
 @click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
               help="Torch threads per operation (requests already run in parallel; more threads thrash "
                    "on a busy machine).")
-def serve(db, host, port, keys_file, generate_key, dim, M, lam, seed, max_batch, max_body_mb, cors, threads) -> None:
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Server processes sharing the port and the database (each builds its own model copy).")
+@click.option("--refresh-interval", type=click.FloatRange(0), default=1.0, show_default=True,
+              help="Seconds between model rebuilds while writes arrive (bounds staleness and CPU).")
+@click.option("--export", "export_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the model as an Analytic learner file (Learner.load reads it), then exit.")
+def serve(db, host, port, keys_file, generate_key, dim, M, lam, seed, include_x, scaling, max_batch, max_body_mb,
+          cors, threads, workers, refresh_interval, export_path) -> None:
     """Run the tagging service: create labels, teach, predict, forget over HTTP (docs at /docs).
 
     Example: mlcil serve --db sqlite:///tagger.db --port 8000
     """
+    import json
+    import os
+
     from mlcil.serve.auth import KeyRing, generate_key as new_key, hash_key
 
     if generate_key:
@@ -186,28 +213,43 @@ def serve(db, host, port, keys_file, generate_key, dim, M, lam, seed, max_batch,
         click.echo(f"key (shown once, give it to the client): {key}")
         click.echo(f"keys-file line: {hash_key(key)} {generate_key}")
         return
-    import torch
     import uvicorn
 
-    from mlcil.serve.app import create_app
+    from mlcil.serve.service import Options, Policy, TaggingService
+    from mlcil.serve.store import Store
 
-    torch.set_num_threads(threads)
-    from mlcil.serve.service import Options
+    from mlcil.serve.app import limit_threads
 
+    limit_threads(threads)
     keys = KeyRing.load(keys_file)
-    app = create_app(db, options=Options(d=dim, M=M, seed=seed, lam=lam), keys=keys,
-                     max_body_bytes=int(max_body_mb * 1024 * 1024), max_batch=max_batch,
-                     cors_origins=list(cors) or None)
-    service = app.state.service
-    o = service.options
-    click.echo(f"mlcil serve: {service.store.dialect} database, model version {service.state.version}, "
-               f"d={o.d}, M={o.M}, λ={o.lam}, seed={o.seed}; http://{host}:{port}/docs", err=True)
+    options = Options(d=dim, M=M, seed=seed, lam=lam, scaling=scaling,
+                      include_x=None if include_x is None else {"auto": "auto", "true": True,
+                                                                "false": False}[include_x])
+    policy = {"refresh_interval": refresh_interval}
+    store = Store(db)
+    created = store.created
+    service = TaggingService(store, options, policy=Policy(background=False, **policy))  # checks flags vs database
+    o, state = service.options, service.model
+    if export_path is not None:
+        service.export_learner().save(export_path)
+        click.echo(f"wrote {export_path} (version {service.model.version})", err=True)
+        service.close()
+        return
+    service.close()
+    click.echo(f"mlcil serve: {'created a new' if created else 'opened the'} {store.dialect} database "
+               f"(model version {state.version}), d={o.d}, M={o.M}, λ={o.lam}, seed={o.seed}, scaling={o.scaling}; "
+               f"{workers} worker(s); http://{host}:{port}/docs", err=True)
     if not keys:
         click.echo("WARNING: auth disabled: no API keys configured (--keys FILE or $MLCIL_SERVE_KEYS); anyone who "
                    f"can reach {host}:{port} can teach and forget. Create keys with --generate-key admin.", err=True)
     else:
         click.echo(f"auth enabled: {len(keys.keys)} API key(s)", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    os.environ["MLCIL_SERVE_CONFIG"] = json.dumps({
+        "db": db, "threads": threads, "keys_file": str(keys_file) if keys_file else None,
+        "max_body_bytes": int(max_body_mb * 1024 * 1024), "max_batch": max_batch, "cors": list(cors),
+        "policy": policy})
+    uvicorn.run("mlcil.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level="warning", access_log=False, timeout_graceful_shutdown=10)
 
 
 def _embed(dataset: str, spec: str, data_dir, quiet: bool, root=None, **kwargs):

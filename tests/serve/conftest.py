@@ -12,25 +12,41 @@ import uuid
 import numpy as np
 import pytest
 
+from mlcil.serve.service import TaggingService
 from mlcil.serve.store import Store
 
 PG_ENV = "MLCIL_TEST_POSTGRES_URL"
+_SERVICES: list[TaggingService] = []
+_STORES: list[Store] = []
+
+
+def close_all() -> None:
+    """Stop the background threads of every service a test opened, then close every store."""
+    while _SERVICES:
+        service = _SERVICES.pop()
+        if hasattr(service, "_stop"):
+            service.close()
+    while _STORES:
+        _STORES.pop().close()
 
 
 @pytest.fixture(autouse=True)
 def close_stores(monkeypatch):
-    """Close every store a test opened (each worker thread holds a connection)."""
-    opened: list[Store] = []
-    init = Store.__init__
+    """Stop every service's background thread and close every store a test opened."""
+    init, service_init = Store.__init__, TaggingService.__init__
 
     def tracking_init(self, *args, **kwargs):
-        opened.append(self)
+        _STORES.append(self)
         init(self, *args, **kwargs)
 
+    def tracking_service_init(self, *args, **kwargs):
+        _SERVICES.append(self)
+        service_init(self, *args, **kwargs)
+
     monkeypatch.setattr(Store, "__init__", tracking_init)
+    monkeypatch.setattr(TaggingService, "__init__", tracking_service_init)
     yield
-    for store in opened:
-        store.close()
+    close_all()
 
 
 def postgres_url() -> str | None:
@@ -53,6 +69,7 @@ def pg_schema_url():
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
     yield url + ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
+    close_all()  # before the schema goes
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
 

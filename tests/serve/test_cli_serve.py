@@ -30,9 +30,49 @@ def test_bad_database_url_and_keys_file_are_one_line_errors(tmp_path):
     assert result.exit_code == 2 and "SHA-256" in result.output
 
 
-def test_startup_says_auth_is_disabled(tmp_path):
+def test_restart_with_contradicting_flags_is_a_one_line_error(tmp_path):
+    from mlcil.serve.service import Options, Policy, TaggingService
+    from mlcil.serve.store import Store
+
+    db = f"sqlite:///{tmp_path}/t.db"
+    TaggingService(Store(db), Options(d=4, M=16), policy=Policy(background=False)).close()
+    result = CliRunner().invoke(main, ["serve", "--db", db, "--features", "32"])
+    assert result.exit_code == 2, result.output
+    assert "--features 32" in result.output and "M = 16" in result.output
+    result = CliRunner().invoke(main, ["serve", "--db", db, "--lam", "-1"])
+    assert result.exit_code == 2 and "--lam" in result.output
+
+
+def test_export_writes_a_learner_file(tmp_path):
+    import numpy as np
+
+    from mlcil.learners import Learner
+    from mlcil.serve.service import Options, Policy, TaggingService
+    from mlcil.serve.store import Store
+
+    db = f"sqlite:///{tmp_path}/t.db"
+    svc = TaggingService(Store(db), Options(M=16), policy=Policy(background=False))
+    svc.create_label("a")
+    X = np.random.default_rng(0).normal(size=(12, 3)).astype(np.float32)
+    svc.teach(list(X), [{"a": int(x[0] > 0)} for x in X], [None] * 12)
+    svc.close()
+    result = CliRunner().invoke(main, ["serve", "--db", db, "--export", str(tmp_path / "m.npz")])
+    assert result.exit_code == 0, result.output
+    assert Learner.load(tmp_path / "m.npz").scores(X).shape == (12, 1)
+
+
+def test_two_workers_share_the_port_and_the_database(tmp_path):
+    import httpx
+
     from .helpers import start_server, stop
 
-    proc, _ = start_server(f"sqlite:///{tmp_path}/t.db")
-    stop(proc)
-    assert "auth disabled" in proc.stderr_text
+    proc, url = start_server(f"sqlite:///{tmp_path}/t.db", None, "--workers", "2", "--features", "16")
+    try:
+        assert httpx.post(url + "/v1/labels", json={"name": "a"}).status_code == 201
+        v = httpx.post(url + "/v1/teach", json={"examples": [{"vector": [1.0, 0.0], "labels": {"a": 1}}]}).json()
+        for _ in range(6):  # whichever worker answers has the write (or waits for it)
+            r = httpx.post(url + "/v1/predict", json={"vectors": [[1.0, 0.0]], "min_version": v["version"]},
+                           timeout=60)
+            assert r.status_code == 200 and r.json()["version"] >= v["version"]
+    finally:
+        stop(proc)

@@ -12,12 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlcil.serve.app import create_app
-from mlcil.serve.service import Options
+from mlcil.serve.service import Options, Policy
 
 D = 4
 ENDPOINTS = [("POST", "/v1/teach"), ("POST", "/v1/predict"), ("POST", "/v1/labels"), ("POST", "/v1/forget"),
              ("POST", "/v1/lambda"),
-             ("DELETE", "/v1/labels/{}"), ("PATCH", "/v1/labels/{}"), ("GET", "/v1/labels"), ("GET", "/v1/health")]
+             ("DELETE", "/v1/labels/{}"), ("PATCH", "/v1/labels/{}"), ("GET", "/v1/labels"), ("GET", "/v1/health"),
+             ("GET", "/v1/labels/{}/suspicious"), ("GET", "/v1/model"), ("GET", "/metrics")]
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=8),
@@ -27,7 +28,8 @@ numbers = st.floats(allow_nan=True, allow_infinity=True) | st.integers(-10**40, 
 vectors = st.lists(numbers, min_size=0, max_size=D + 2) | st.lists(st.just(0.25), min_size=D, max_size=D)
 label_maps = st.dictionaries(st.sampled_from(["cat", "dog", "cow", ""]) | st.text(max_size=4),
                              st.sampled_from([0, 1, 2, -1, True, None, "1", 0.5]), max_size=3)
-examples = st.fixed_dictionaries({}, optional={"vector": vectors, "labels": label_maps, "id": st.text(max_size=6),
+examples = st.fixed_dictionaries({}, optional={"vector": vectors, "labels": label_maps,
+                                               "id": st.text(max_size=6) | st.sampled_from(["e0", "e1"]),
                                                "input": json_values})
 good_vectors = st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=D, max_size=D)
 good_labels = st.dictionaries(st.sampled_from(["cat", "dog"]), st.sampled_from([0, 1]), max_size=2)
@@ -59,7 +61,8 @@ bodies = {
 def fuzz_client(request, db_url):
     """A client on a new database (d unknown), on labels without examples (d fixed), or on a taught model."""
     d = D if request.param == "labels-only" else None
-    c = TestClient(create_app(db_url, options=Options(d=d, M=16), max_batch=3), raise_server_exceptions=False)
+    c = TestClient(create_app(db_url, options=Options(d=d, M=16), max_batch=3,
+                              policy=Policy(refresh_interval=0.0, poll_s=0.01)), raise_server_exceptions=False)
     if request.param == "empty":
         return c
     for name in ("cat", "dog"):
@@ -83,7 +86,8 @@ def check(r) -> None:
 def test_fuzz_endpoints_never_500(fuzz_client, data):
     method, path = data.draw(st.sampled_from(ENDPOINTS))
     if "{}" in path:
-        path = path.format(data.draw(st.text(alphabet="abcdogt%20._-", min_size=1, max_size=6)))
+        path = path.format(data.draw(st.sampled_from(["cat", "dog"]) |
+                                     st.text(alphabet="abcdogt%20._-/", min_size=1, max_size=6)))
     if method == "PATCH":
         body = data.draw(st.fixed_dictionaries({}, optional={"threshold": numbers | st.none(),
                                                              "description": json_values}) | json_values)

@@ -1,168 +1,112 @@
-"""The service's model: one ridge system over random features, updated batch by batch.
+"""The model a service process answers predictions with: W solved once per published version.
 
-φ(x) = ReLU(x̂ᵀR) ⊕ x̂ (⊕ x̂ only when ``include_x``), x̂ = x / ‖x‖, R d×M Gaussian (seeded).
-Statistics over every taught example: G = Σ φφᵀ (D×D, D = M [+ d]) and B[:, c] = Σ φ·[c positive]
-(D×C; absent and explicit negatives both count as 0: the ``negative`` label-absence strategy,
-DESIGN.md §3.1). Weights W = (G + λI)⁻¹B are solved lazily, once per model version.
-
-A :class:`ModelState` is immutable once published: every update returns a new state, so a
-reader holding one always sees one consistent version (no torn reads). Updates are pure and
-deterministic (same inputs, same float operations in the same order), which is what lets any
-process rebuild a version bit for bit from the database's log.
+A :class:`Model` is built from a :class:`~mlcil.serve.state.ModelState` off the request path (the
+background refresher of :mod:`mlcil.serve.service`) and then only read: scores φ(x)ᵀW, calibrated
+probabilities (per-label Platt maps, :mod:`mlcil.decide.calibration`), decisions. It is the
+library's model: :func:`to_learner` turns it into an :class:`~mlcil.learners.Analytic` learner
+(strategy 'negative') whose ``scores`` and ``proba`` equal the service's.
 """
 
 from __future__ import annotations
 
-import threading
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from mlcil import ridge
+from mlcil.decide.calibration import apply_platt
+from mlcil.serve.state import DEFAULT_PLATT, Label, ModelState, ServiceFeatureMap
+
+#: decision threshold on probabilities of a label without its own
+DEFAULT_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
-class FeatureConfig:
-    """Fixed at service creation. d: embedding dimension; M: random features; lam: ridge λ."""
-
-    d: int
-    M: int = 1024
-    seed: int = 0
-    lam: float = 1.0
-    include_x: bool = True
-
-    @property
-    def D(self) -> int:
-        """Feature dimension: M, plus d when ``include_x``."""
-        return self.M + (self.d if self.include_x else 0)
-
-
-class FeatureMap:
-    """φ for one :class:`FeatureConfig`: the ridge core's map with unit-norm rows (R built once, float32, CPU)."""
-
-    def __init__(self, config: FeatureConfig) -> None:
-        self.config = config
-        self.R = ridge.gaussian_projection(config.d, config.M, config.seed, torch.device("cpu"))
-        self._map = ridge.FeatureMap(self.R, "l2", include_x=config.include_x)
-
-    def __call__(self, X: np.ndarray) -> torch.Tensor:
-        """X n×d (float32, finite) -> Φ n×D float32. Zero rows stay zero (no division by 0)."""
-        return self._map(np.ascontiguousarray(X, dtype=np.float32))
-
-
-@dataclass
-class ModelState:
-    """Statistics at one model version. G D×D float64, B D×C float64, columns = ``label_ids``.
-
-    Treat as immutable: :func:`apply_teach` and friends return new states.
-    """
+class Model:
+    """An immutable, solved model at ``version``. W is D×C float64 (None before the dimension is known)."""
 
     version: int
-    G: torch.Tensor
-    B: torch.Tensor
-    label_ids: tuple[int, ...]
+    labels: tuple[Label, ...]
+    fmap: ServiceFeatureMap | None
+    W: torch.Tensor | None
+    lam: float
     n_examples: int
-    label_names: tuple[str, ...] = ()
-    thresholds: tuple[float | None, ...] = ()
-    lam: float | None = None  # ridge λ chosen after creation (set_lambda); None = the configured one
-    _W: torch.Tensor | None = field(default=None, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    built_at: float = field(default_factory=time.monotonic)
 
     @staticmethod
-    def empty(D: int) -> "ModelState":
-        """Version 0: no example, no label."""
-        return ModelState(0, torch.zeros(D, D, dtype=torch.float64), torch.zeros(D, 0, dtype=torch.float64), (), 0)
+    def build(state: ModelState, fmap: ServiceFeatureMap | None) -> "Model":
+        """Solve W = (G + λI)⁻¹B (Cholesky; least squares if not positive definite)."""
+        W = None
+        if state.stats is not None and fmap is not None:
+            if state.stats.C:
+                W = ridge.ridge_solve(state.stats.G, state.stats.B, state.lam)
+            else:
+                W = torch.zeros(state.stats.D, 0, dtype=torch.float64)
+        return Model(state.version, state.labels, fmap, W, state.lam, state.n_examples)
 
-    def with_stats(self, version: int, G: torch.Tensor, B: torch.Tensor, n_examples: int) -> "ModelState":
-        """A new state at ``version`` with the same labels and new statistics."""
-        return ModelState(version, G, B, self.label_ids, n_examples, self.label_names, self.thresholds, self.lam)
+    @property
+    def names(self) -> list[str]:
+        return [lab.name for lab in self.labels]
 
-    def weights(self, lam: float) -> torch.Tensor:
-        """W = (G + λI)⁻¹B (D×C float64), solved once per state (Cholesky), then cached."""
-        with self._lock:
-            if self._W is None:
-                if self.B.shape[1] == 0:
-                    self._W = torch.zeros_like(self.B)
-                else:
-                    self._W = ridge.ridge_solve(self.G, self.B, lam)
-            return self._W
+    @property
+    def platt(self) -> tuple[np.ndarray, np.ndarray]:
+        """(a, b) per label; labels not calibrated yet get :data:`DEFAULT_PLATT`."""
+        ab = np.array([lab.platt or DEFAULT_PLATT for lab in self.labels], dtype=np.float64).reshape(-1, 2)
+        return ab[:, 0], ab[:, 1]
 
-    def nbytes(self) -> int:
-        """Bytes held by G and B (the state the service keeps besides its log)."""
-        return self.G.numel() * 8 + self.B.numel() * 8
+    @property
+    def thresholds(self) -> np.ndarray:
+        return np.array([DEFAULT_THRESHOLD if lab.threshold is None else lab.threshold for lab in self.labels])
 
+    def scores(self, X: np.ndarray) -> np.ndarray:
+        """Ridge scores φ(x)ᵀW, n×C float64 (zeros before the first example)."""
+        if self.W is None or not self.labels:
+            return np.zeros((X.shape[0], len(self.labels)))
+        phi = self.fmap(np.ascontiguousarray(X, dtype=np.float32)).to(torch.float64)
+        return (phi @ self.W).numpy()
 
-def label_matrix(known: list[dict[int, int]], label_ids: tuple[int, ...]) -> torch.Tensor:
-    """n×C float64 targets: 1 where the label is a known positive, else 0 (absent or negative)."""
-    col = {lid: j for j, lid in enumerate(label_ids)}
-    Y = torch.zeros(len(known), len(label_ids), dtype=torch.float64)
-    for i, labels in enumerate(known):
-        for lid, value in labels.items():
-            if value and lid in col:
-                Y[i, col[lid]] = 1.0
-    return Y
+    def proba(self, S: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities of scores S (n×C)."""
+        a, b = self.platt
+        return apply_platt(S, a, b)
 
-
-def batch_statistics(fmap: FeatureMap, X: np.ndarray, known: list[dict[int, int]],
-                     label_ids: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ΦᵀΦ, ΦᵀY) in float64 of one batch: X n×d, known = per-row {label id: 0/1}."""
-    phi = fmap(X)
-    return ridge.statistics(phi, label_matrix(known, label_ids), precision="float64")
-
-
-def apply_teach(state: ModelState, version: int, fmap: FeatureMap, X: np.ndarray,
-                known: list[dict[int, int]]) -> ModelState:
-    """New state at ``version``: G += ΦᵀΦ, B += ΦᵀY for one taught batch."""
-    if state.G.shape[0] != fmap.config.D:  # first examples ever: the dimension was unknown until now
-        if state.n_examples:
-            raise ValueError(f"feature dimension changed from {state.G.shape[0]} to {fmap.config.D}")
-        D = fmap.config.D
-        state = state.with_stats(state.version, torch.zeros(D, D, dtype=torch.float64),
-                                 torch.zeros(D, state.B.shape[1], dtype=torch.float64), 0)
-    g, b = batch_statistics(fmap, X, known, state.label_ids)
-    return state.with_stats(version, state.G + g, state.B + b, state.n_examples + len(known))
+    def decide(self, P: np.ndarray, threshold: float | None = None, top_k: int | None = None) -> list[list[str]]:
+        """Label names per row: the ``top_k`` most probable, else P ≥ ``threshold``, else P ≥ each label's own."""
+        names = self.names
+        if top_k is not None:
+            order = np.argsort(-P, axis=1, kind="stable")[:, :min(int(top_k), len(names))]
+            return [[names[j] for j in row] for row in order]
+        t = np.full(len(names), float(threshold)) if threshold is not None else self.thresholds
+        return [[names[j] for j in np.flatnonzero(row >= t)] for row in P]
 
 
-def apply_forget_examples(state: ModelState, version: int, fmap: FeatureMap, X: np.ndarray,
-                          known: list[dict[int, int]]) -> ModelState:
-    """New state at ``version`` without these examples: G −= ΦᵀΦ, B −= ΦᵀY (exact up to rounding)."""
-    g, b = batch_statistics(fmap, X, known, state.label_ids)
-    return state.with_stats(version, state.G - g, state.B - b, state.n_examples - len(known))
+def to_learner(state: ModelState, fmap: ServiceFeatureMap, model: Model, seed: int = 0):
+    """The service's model as an ``Analytic`` learner (strategy 'negative', Platt calibration).
 
+    One session holding every label (global class ids = label ids); its ``scores`` and ``proba``
+    equal the service's; save it with ``learner.save(path)`` and read it with ``Learner.load``.
+    """
+    from mlcil.learners.analytic import Analytic
 
-def apply_create_label(state: ModelState, version: int, label_id: int, name: str,
-                       threshold: float | None) -> ModelState:
-    """New state at ``version`` with a zero column for a new label (no example yet)."""
-    B = torch.cat([state.B, torch.zeros(state.B.shape[0], 1, dtype=torch.float64)], dim=1)
-    return ModelState(version, state.G, B, state.label_ids + (label_id,), state.n_examples,
-                      state.label_names + (name,), state.thresholds + (threshold,), state.lam)
-
-
-def apply_forget_label(state: ModelState, version: int, label_id: int) -> ModelState:
-    """New state at ``version`` without the label's B column (exact: G does not depend on labels)."""
-    keep = [j for j, lid in enumerate(state.label_ids) if lid != label_id]
-    return ModelState(version, state.G, state.B[:, keep].clone(), tuple(state.label_ids[j] for j in keep),
-                      state.n_examples, tuple(state.label_names[j] for j in keep),
-                      tuple(state.thresholds[j] for j in keep), state.lam)
-
-
-def apply_set_threshold(state: ModelState, version: int, label_id: int, threshold: float | None) -> ModelState:
-    """New state at ``version`` where one label decides at ``threshold`` (None = the default)."""
-    thresholds = tuple(threshold if lid == label_id else t for lid, t in zip(state.label_ids, state.thresholds))
-    return ModelState(version, state.G, state.B, state.label_ids, state.n_examples, state.label_names, thresholds,
-                      state.lam)
-
-
-def apply_set_lambda(state: ModelState, version: int, lam: float) -> ModelState:
-    """New state at ``version`` solved with ridge λ = ``lam`` from now on."""
-    return ModelState(version, state.G, state.B, state.label_ids, state.n_examples, state.label_names,
-                      state.thresholds, float(lam))
-
-
-def scores(state: ModelState, fmap: FeatureMap, lam: float, X: np.ndarray) -> np.ndarray:
-    """Ridge scores φ(x)ᵀW, n×C float64 ndarray (≈1 for positives, ≈0 otherwise; not probabilities)."""
-    if not state.label_ids or state.G.shape[0] != fmap.config.D:  # no label, or no example taught yet
-        return np.zeros((X.shape[0], len(state.label_ids)))
-    W = state.weights(state.lam if state.lam is not None else lam)
-    return (fmap(X).to(torch.float64) @ W).numpy()
+    if state.stats is None or model.W is None:
+        raise ValueError("the model has no example yet: nothing to export")
+    ids = np.array(state.label_ids, dtype=np.int64)
+    learner = Analytic(M=fmap.M, include_x=fmap.include_x, scaling=fmap.scaling, strategy="negative",
+                       calibration="platt", seed=int(seed))
+    learner.n_features_ = fmap.d
+    learner.include_x_ = fmap.include_x
+    learner.scaling_ = fmap.scaling
+    learner.shift_, learner.scale_ = fmap.shift, fmap.scale
+    learner.R_ = fmap.R
+    learner.lambda_, learner.alpha_ = float(state.lam), 1.0
+    learner.G_, learner.B_ = [state.stats.G.clone()], [state.stats.B.clone()]
+    learner.session_classes_ = [ids.tolist()]
+    learner.session_rows_ = [state.n_examples]
+    a, b = model.platt
+    learner.calibration_ = {"a": a.copy(), "b": b.copy()}
+    learner.thresholds_ = model.thresholds
+    learner.W_ = model.W.clone()
+    learner._classes = ids  # the learner's class ids (what Learner.load restores)
+    return learner
