@@ -30,6 +30,7 @@ from mlcil.data.dataset import check_labels
 from mlcil.decide.calibration import (apply_calibration, concat_calibration, fit_calibration,
                                      select_calibration)
 from mlcil.decide.thresholds import best_f1_thresholds
+from mlcil.engines import resolve_engine
 from mlcil.errors import MlcilError
 from mlcil import ridge
 from mlcil.learners.base import Learner, register
@@ -112,6 +113,8 @@ class Analytic(Learner):
     ([0, 1, 2, 3], (300, 4))
     """
 
+    distributable = True  # full-data passes go through the engine of learn(session, engine=...)
+
     def __init__(self, M: int = 2048, include_x: bool | str = "auto", scaling: str = "auto", strategy: str = "weighted",
                  alpha: float | None = None, balance: bool = False, pseudo_threshold: Any = 0.7, n_lambdas: int = 13,
                  loo_rows: int = 2000, precision: str = "float64", calibration: str = "platt",
@@ -180,7 +183,8 @@ class Analytic(Learner):
         return self.feature_map(X)
 
     def _stats(self, X, Y: np.ndarray, weights: np.ndarray | None, gram: bool = True):
-        st = ridge.partial_statistics(self.feature_map, X, Y, weights, precision=self.precision, gram=gram)
+        st = resolve_engine(self._engine).statistics(self.feature_map, X, Y, weights, precision=self.precision,
+                                                     gram=gram)
         return (st.G if gram else None), st.B
 
     # ---- learning ------------------------------------------------------------------------
@@ -311,7 +315,8 @@ class Analytic(Learner):
             scores: dict[str, float] = {}
             for candidate in candidates:
                 fmap = ridge.FeatureMap(R, candidate, *ridge.fit_scaling(X, candidate), self.include_x_)
-                st = ridge.partial_statistics(fmap, Xs, Ys, ws, precision=self.precision)
+                st = resolve_engine(self._engine if whole else None).statistics(fmap, Xs, Ys, ws,
+                                                                                precision=self.precision)
                 _, maps = ridge.choose_lambda(st.G, st.B, fmap(Xs[loo]), Ys[loo],
                                               ridge.lambda_grid(st.G, self.n_lambdas), w_loo)
                 scores[candidate] = float(np.nanmax(maps)) if np.isfinite(maps).any() else float("nan")
