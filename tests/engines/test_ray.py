@@ -209,7 +209,7 @@ def failing_block(X, Y):
 
 
 def test_an_error_in_a_block_reaches_the_driver_as_mlcil_error(ray_engine):
-    with pytest.raises(MlcilError, match="this block is bad"):
+    with pytest.raises(MlcilError, match="^statistics: this block is bad$"):
         engine_with(ray_engine, 2).accumulate(failing_block, np.zeros((4, 2), np.float32), np.zeros((4, 1)))
 
 

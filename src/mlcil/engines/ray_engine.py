@@ -312,11 +312,13 @@ class RayEngine(Engine):
                     done, pending = ray.wait(pending, num_returns=1)
                     bar.update(len(done))
                 ids, value = ray.get(level[0])
-        except ray.exceptions.RayTaskError as exc:
-            cause = exc.as_instanceof_cause()
+        except ray.exceptions.RayTaskError as exc:  # the block function raised: its own error, if it is ours
+            cause = getattr(exc, "cause", None)
             if isinstance(cause, MlcilError):
-                raise MlcilError(str(cause).splitlines()[-1] if str(cause) else repr(cause)) from None
+                raise MlcilError(str(cause)) from None
             raise
+        except ray.exceptions.RayError as exc:  # workers or objects lost beyond the retries
+            raise MlcilError(f"engine ray: {desc} failed after {self.max_retries} retries: {exc}") from None
         if tuple(ids) != tuple(range(len(refs))):
             raise MlcilError(f"reduction: expected blocks 0..{len(refs) - 1} once each, got {sorted(ids)}")
         return unpack(value)
