@@ -149,6 +149,13 @@ def test_large_session_goes_through_the_engine_and_a_gradient_learner_is_refused
         make_learner("finetune").learn(s, engine=ray_engine)
 
 
+def test_the_private_cluster_talks_over_loopback(ray_engine):
+    import ray
+
+    assert [node["NodeManagerAddress"] for node in ray.nodes() if node["Alive"]] == ["127.0.0.1"]
+    assert ray_engine.describe()["cpus"] == 2
+
+
 # ---- faults ------------------------------------------------------------------------------------
 def slow_statistics(X, Y, weights, fmap, marks: str):
     """Ridge statistics of the block; the first task to get here records its pid in ``victim`` and

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,8 +44,15 @@ MIN_BLOCK_ROWS = 1024
 EMBED_BLOCK_BATCHES = 8
 
 
-def import_ray():
-    """The ``ray`` module, or a clear error naming the extra to install."""
+def import_ray(private: bool = False):
+    """The ``ray`` module, or a clear error naming the extra to install.
+
+    ``private``: about to start a private single-machine cluster; when ray is not imported yet, its
+    processes then address each other on 127.0.0.1 instead of this machine's network address (Ray
+    reads this once, at import: a process that later joins a remote cluster must not pass here first).
+    """
+    if private and "ray" not in sys.modules:
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # Ray's switch for "local only"
     try:
         import ray
     except ImportError:
@@ -167,8 +176,8 @@ class RayEngine(Engine):
     """Run the additive passes of learning, and embedding, on a Ray cluster.
 
     Args:
-        address: None starts a private local cluster in this process's machine (on loopback), or
-            reuses the one this process already started; 'auto' or 'host:port' joins a running
+        address: None starts a private local cluster on this machine (its processes talk over
+            127.0.0.1 when ray was not imported before), or reuses the one this process already started; 'auto' or 'host:port' joins a running
             cluster (``ray start --head``); 'ray://host:10001' connects through Ray Client.
         blocks: rows are split into this many blocks (or these block sizes); None = one block per
             CPU of the cluster, no block under :data:`MIN_BLOCK_ROWS` rows.
@@ -210,7 +219,7 @@ class RayEngine(Engine):
     # ---- cluster ---------------------------------------------------------------------------------
     def start(self):
         """Connect to (or start) the cluster; returns the ``ray`` module. Called by every operation."""
-        ray = import_ray()
+        ray = import_ray(private=self.address is None)
         if ray.is_initialized():
             return ray
         if self.quiet:
@@ -220,8 +229,7 @@ class RayEngine(Engine):
                                       logging_level=logging.WARNING if self.quiet else logging.INFO)
         if self.address is None:
             # 'local' never joins a cluster someone else started on this machine
-            kwargs.update(address="local", num_cpus=self.num_cpus, _node_ip_address="127.0.0.1",
-                          object_store_memory=self.object_store_memory)
+            kwargs.update(address="local", num_cpus=self.num_cpus, object_store_memory=self.object_store_memory)
         else:
             kwargs["address"] = self.address
         try:
