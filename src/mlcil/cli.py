@@ -91,8 +91,14 @@ def main() -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--encoder", "-e", default=None,
               help="Embed a raw dataset first (as `mlcil embed`, through the embedding cache), e.g. tfidf-svd:dim=256.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where the work runs: this process, or a Ray cluster (pip install 'mlcil[ray]'; additive "
+                   "learners only: analytic, joint, prototype, lda).")
+@click.option("--ray-address", default=None, envvar="MLCIL_RAY_ADDRESS",
+              help="With --engine ray: join this cluster ('auto', 'host:port' or 'ray://host:10001') instead of "
+                   "starting a local one [env: MLCIL_RAY_ADDRESS].")
 def bench(dataset, protocol, learners, seeds, order, n_classes, few_shot, test_size, threshold, calibration, holdout,
-          top_k, metrics, device, out, data_dir, quiet, encoder) -> None:
+          top_k, metrics, device, out, data_dir, quiet, encoder, engine, ray_address) -> None:
     """Run learners on DATASET under a class-incremental protocol and write a report.
 
     DATASET is a registered name (see `mlcil datasets`) or a path to a .npz, .arff or
@@ -109,11 +115,14 @@ def bench(dataset, protocol, learners, seeds, order, n_classes, few_shot, test_s
 
     parse_spec(protocol)
     specs = resolve_learner_names(learners)
-    ds = load_dataset(dataset, data_dir=data_dir) if encoder is None else _embed(dataset, encoder, data_dir, quiet)
-    config = BenchConfig(protocol=protocol, learners=tuple(specs), seeds=tuple(range(seeds)), order=order,
-                         n_classes=n_classes, few_shot=few_shot, test_size=test_size, threshold=threshold,
-                         device=device, calibration=calibration, holdout=holdout, top_k=top_k, metrics=metrics)
-    report = run_benchmark(ds, config, progress=not quiet)
+    with _make_engine(engine, ray_address, quiet, specs) as engine:
+        ds = load_dataset(dataset, data_dir=data_dir) if encoder is None else _embed(dataset, encoder, data_dir, quiet,
+                                                                                     engine=engine)
+        config = BenchConfig(protocol=protocol, learners=tuple(specs), seeds=tuple(range(seeds)), order=order,
+                             n_classes=n_classes, few_shot=few_shot, test_size=test_size, threshold=threshold,
+                             device=device, calibration=calibration, holdout=holdout, top_k=top_k, metrics=metrics,
+                             engine=engine)
+        report = run_benchmark(ds, config, progress=not quiet)
     out = out or Path("results") / f"{ds.name}-{protocol}"
     paths = write_report(report, out)
     click.echo(f"{ds.name} {protocol}: {report['protocol']['n_sessions']} sessions, seeds {seeds}"
@@ -252,11 +261,16 @@ def serve(db, host, port, keys_file, generate_key, dim, M, lam, seed, include_x,
                 log_level="warning", access_log=False, timeout_graceful_shutdown=10)
 
 
-def _embed(dataset: str, spec: str, data_dir, quiet: bool, root=None, **kwargs):
-    """Raw dataset -> embedded Dataset through the default embedding cache (for bench --encoder and embed)."""
+def _embed(dataset: str, spec: str, data_dir, quiet: bool, root=None, engine=None, **kwargs):
+    """Raw dataset -> embedded Dataset through the default embedding cache (for bench --encoder and embed);
+    with a Ray engine, encoded on its cluster instead (no cache)."""
     from mlcil.data.raw import load_raw
     from mlcil.encoders import default_cache_dir, embed_dataset, make_encoder, select_device
 
+    if engine is not None and not engine.local:
+        ds = engine.embed_dataset(load_raw(dataset, root=root, data_dir=data_dir), spec, **kwargs)
+        ds.name = f"{ds.name}-{_slug(spec)}"
+        return ds
     cache = kwargs.pop("cache", default_cache_dir())
     device = select_device(kwargs.pop("device", "auto"))  # fail early on a bad device, whatever the encoder
     encoder = make_encoder(spec, device=device, precision=kwargs.pop("precision", "auto"))
@@ -264,6 +278,25 @@ def _embed(dataset: str, spec: str, data_dir, quiet: bool, root=None, **kwargs):
     ds = embed_dataset(raw, encoder, cache_dir=cache, progress=not quiet, **kwargs)
     ds.name = f"{raw.name}-{_slug(spec)}"
     return ds
+
+
+def _make_engine(engine: str, address: str | None, quiet: bool, learners=()):
+    """The engine of ``--engine``: the local one, or a RayEngine (its cluster starts on first use).
+    Learners that cannot be distributed are refused before anything starts."""
+    from mlcil.engines import LocalEngine, RayEngine
+
+    if engine == "local":
+        if address:
+            raise MlcilError("--ray-address needs --engine ray")
+        return LocalEngine()
+    from mlcil.learners import make_learner
+
+    for spec in learners:
+        learner = make_learner(spec)
+        if not learner.distributable:
+            raise MlcilError(f"--engine ray: {learner.name} cannot be distributed: its training is sequential "
+                             "gradient descent; run it with --engine local")
+    return RayEngine(address=address, progress=not quiet)
 
 
 def _slug(spec: str) -> str:
@@ -298,8 +331,14 @@ def _slug(spec: str) -> str:
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None, envvar="MLCIL_DATA",
               help="Folder holding <name>/ dataset folders [env: MLCIL_DATA].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where the work runs: this process, or a Ray cluster (pip install 'mlcil[ray]'; encoder "
+                   "actors, no embedding cache).")
+@click.option("--ray-address", default=None, envvar="MLCIL_RAY_ADDRESS",
+              help="With --engine ray: join this cluster ('auto', 'host:port' or 'ray://host:10001') instead of "
+                   "starting a local one [env: MLCIL_RAY_ADDRESS].")
 def embed(dataset, encoder, root, out, batch_size, workers, device, precision, cache, no_cache, skip_bad, data_dir,
-          quiet) -> None:
+          quiet, engine, ray_address) -> None:
     """Encode raw DATASET with a frozen encoder into an embedded .npz (X, Y, label_names, split).
 
     DATASET: voc2007 or coco2014 (with --root), reuters21578 (ModApte R90), goemotions (dev merged into
@@ -318,9 +357,10 @@ def embed(dataset, encoder, root, out, batch_size, workers, device, precision, c
 
     started = time.perf_counter()
     stats: dict = {}
-    ds = _embed(dataset, encoder, data_dir, quiet, root=root, device=device, precision=precision,
-                cache=None if no_cache else (cache or default_cache_dir()), batch_size=batch_size, workers=workers,
-                on_error="skip" if skip_bad else "raise", stats=stats)
+    with _make_engine(engine, ray_address, quiet) as engine:
+        ds = _embed(dataset, encoder, data_dir, quiet, root=root, engine=engine, device=device, precision=precision,
+                    cache=None if no_cache else (cache or default_cache_dir()), batch_size=batch_size,
+                    workers=workers, on_error="skip" if skip_bad else "raise", stats=stats)
     out = out or data_cache_dir() / ds.name / f"{ds.name}.npz"
     write_npz(ds, out)
     info = {"dataset": dataset, "name": ds.name, "encoder_spec": encoder, "encoder_id": ds.meta["encoder"],

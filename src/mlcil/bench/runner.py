@@ -5,11 +5,13 @@ from __future__ import annotations
 import platform
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from mlcil.data.dataset import Dataset
+from mlcil.engines import resolve_engine
 from mlcil.errors import MlcilError
 from mlcil.learners.base import Learner
 from mlcil.learners.factory import make_learner
@@ -37,6 +39,7 @@ class BenchConfig:
     holdout: float = 0.2  # fraction of each session held out to calibrate learners without LOO calibration
     top_k: int | None = None  # None: k = label cardinality of the training sessions so far, rounded
     metrics: str = DEFAULT_CONVENTION  # the convention tables show (mlcil.metrics.conventions); every one is stored
+    engine: Any = None  # where additive learners accumulate: None/'local', 'ray' or an mlcil.engines.Engine
 
 
 def make_bench_learner(spec: str, seed: int, config: BenchConfig) -> Learner:
@@ -111,7 +114,7 @@ def run_learner(spec: str, stream: Stream, seed: int, config: BenchConfig, progr
     for t, session in enumerate(stream):
         data = stream.joint_session(t) if learner.needs_full_labels else session
         start = time.perf_counter()
-        learner.learn(data)
+        learner.learn(data, engine=config.engine)
         learn_s = time.perf_counter() - start
         seen_rows.update(session.index.tolist())
         n_positive += int(np.count_nonzero(session.Y))
@@ -217,7 +220,8 @@ def run_benchmark(dataset: Dataset, config: BenchConfig, progress: bool = True) 
                      "few_shot": config.few_shot, "class_order": [first.label_names[c] for c in first.class_order]},
         "config": {"learners": list(config.learners), "seeds": list(config.seeds), "threshold": config.threshold,
                    "device": config.device, "test_size": config.test_size, "calibration": config.calibration,
-                   "holdout": config.holdout, "top_k": config.top_k, "metrics": config.metrics},
+                   "holdout": config.holdout, "top_k": config.top_k, "metrics": config.metrics,
+                   "engine": resolve_engine(config.engine).describe()},
         "versions": versions(),
         "wall_s": time.time() - started,
         "runs": runs,

@@ -43,6 +43,7 @@ class Calibrated(Learner):
     """
 
     name = "calibrated"
+    distributable = True  # the engine goes to the wrapped learner, which refuses it if it is not distributable
 
     def __init__(self, base: Learner, method: str = "platt", holdout: float = 0.2, seed: int = 0) -> None:
         self.base = base
@@ -69,7 +70,7 @@ class Calibrated(Learner):
             train, hold = np.arange(n), np.arange(n)  # too small to split: calibrate in-sample
         else:
             train, hold = np.sort(perm[n_hold:]), np.sort(perm[:n_hold])
-        self.base.learn(Session(take_rows(X, train), Y[train], classes, np.asarray(train)))
+        self.base.learn(Session(take_rows(X, train), Y[train], classes, np.asarray(train)), engine=self._engine)
         # columns of this session's classes in the base learner's order (a full-label learner such as
         # joint-sgd relearns every seen class each session: its calibration is then refitted whole)
         position = {c: i for i, c in enumerate(classes.tolist())}

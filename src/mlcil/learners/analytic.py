@@ -30,6 +30,7 @@ from mlcil.data.dataset import check_labels
 from mlcil.decide.calibration import (apply_calibration, concat_calibration, fit_calibration,
                                      select_calibration)
 from mlcil.decide.thresholds import best_f1_thresholds
+from mlcil.engines import resolve_engine
 from mlcil.errors import MlcilError
 from mlcil import ridge
 from mlcil.learners.base import Learner, register
@@ -116,6 +117,8 @@ class Analytic(Learner):
     ([0, 1, 2, 3], (300, 4))
     """
 
+    distributable = True  # full-data passes go through the engine of learn(session, engine=...)
+
     def __init__(self, M: int = 2048, include_x: bool | str = "auto", scaling: str = "auto", strategy: str = "weighted",
                  alpha: float | None = None, balance: bool = False, pseudo_threshold: Any = 0.7, n_lambdas: int = 13,
                  loo_rows: int = 2000, precision: str = "float64", calibration: str = "platt",
@@ -184,7 +187,8 @@ class Analytic(Learner):
         return self.feature_map(X)
 
     def _stats(self, X, Y: np.ndarray, weights: np.ndarray | None, gram: bool = True):
-        st = ridge.partial_statistics(self.feature_map, X, Y, weights, precision=self.precision, gram=gram)
+        st = resolve_engine(self._engine).statistics(self.feature_map, X, Y, weights, precision=self.precision,
+                                                     gram=gram)
         return (st.G if gram else None), st.B
 
     # ---- learning ------------------------------------------------------------------------

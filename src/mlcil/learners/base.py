@@ -47,6 +47,11 @@ class Learner:
     name: ClassVar[str] = "learner"
     #: True for upper bounds that must see all labels (the harness passes ``Stream.joint_session``).
     needs_full_labels: ClassVar[bool] = False
+    #: True when training is a sum of per-row statistics that a non-local engine (:mod:`mlcil.engines`)
+    #: may accumulate over blocks of rows on other processes or machines.
+    distributable: ClassVar[bool] = False
+    #: The engine of the ``learn`` call in progress (None outside one: local).
+    _engine = None
 
     # ---- parameters (scikit-learn style) -------------------------------------------------
     def get_params(self) -> dict[str, Any]:
@@ -90,17 +95,30 @@ class Learner:
         return total + self.classes_.nbytes
 
     # ---- the contract --------------------------------------------------------------------
-    def learn(self, session: Session) -> "Learner":
+    def learn(self, session: Session, engine=None) -> "Learner":
         """Learn one session. Input is validated before any state changes, and a failure while
-        learning (e.g. a numerical error) restores the learner's previous state."""
+        learning (e.g. a numerical error) restores the learner's previous state.
+
+        ``engine``: where the full-data passes run: None or 'local' (this process), 'ray', or an
+        :class:`mlcil.engines.Engine`; only ``distributable`` learners accept a non-local one.
+        """
+        from mlcil.engines import resolve_engine
+
         X, Y, classes = self._check_session(session)
+        engine = resolve_engine(engine)
+        if not engine.local and not self.distributable:
+            raise MlcilError(f"{self.name} cannot be distributed: its training is sequential gradient descent; "
+                             "use engine='local'")
         before = dict(vars(self))  # _learn assigns new objects, so a shallow copy restores
+        self._engine = engine
         try:
             self._learn(X, Y, classes)
         except BaseException:
             vars(self).clear()
             vars(self).update(before)
             raise
+        finally:
+            vars(self).pop("_engine", None)
         return self
 
     def _learn(self, X, Y: np.ndarray, classes: np.ndarray) -> None:

@@ -7,6 +7,7 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from mlcil.decide.calibration import apply_platt, fit_platt
+from mlcil.engines import resolve_engine
 from mlcil.errors import MlcilError
 from mlcil.learners.base import Learner, register
 from mlcil.learners.prototype import row_sums
@@ -28,6 +29,12 @@ def scatter(X, weights: np.ndarray, full: bool) -> np.ndarray:
         return np.asarray(Xw.multiply(X).sum(axis=0), dtype=np.float64).ravel()
     X64 = np.asarray(X, dtype=np.float64)
     return (X64 * w[:, None]).T @ X64 if full else (X64 * X64 * w[:, None]).sum(axis=0)
+
+
+def class_statistics(X, Y: np.ndarray, full: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]:
+    """The additive statistics of one block of rows: :func:`row_sums` (S, counts, total, n) and
+    Q = Σ_i k_i x_i x_iᵀ (or its diagonal), k_i = positives of row i."""
+    return (*row_sums(X, Y), scatter(X, np.asarray(Y).sum(axis=1).astype(np.float64), full))
 
 
 def within_covariance(Q: np.ndarray, between: np.ndarray, K: float) -> np.ndarray:
@@ -112,6 +119,8 @@ class LDA(Learner):
     (300, 3)
     """
 
+    distributable = True  # class_statistics over blocks, through the engine of learn(session, engine=...)
+
     def __init__(self, shrinkage: float | str = "oas", covariance: str = "auto") -> None:
         self.shrinkage = shrinkage
         self.covariance = covariance
@@ -131,9 +140,9 @@ class LDA(Learner):
             {f"diagonal covariance ({d} float64)": 4 * d * 8}
         check_budget(self.name, {**cov, f"class sums and discriminants ({d}×{C})": 3 * d * C * 8},
                      hint="use covariance='diag'" if full else "")
-        S, counts, total, n = row_sums(X, Y)
+        S, counts, total, n, Q = resolve_engine(self._engine).accumulate(class_statistics, X, Y, args=(full,),
+                                                                         desc="class statistics")
         k_rows = Y.sum(axis=1).astype(np.float64)
-        Q = scatter(X, k_rows, full)
         Sn = S / np.maximum(counts, 1.0)
         between = Sn @ S.T if full else (Sn * S).sum(axis=1)
         if not self.is_fitted:

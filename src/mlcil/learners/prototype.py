@@ -6,6 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from mlcil.decide.calibration import apply_platt, fit_platt
+from mlcil.engines import resolve_engine
 from mlcil.learners.base import Learner, register
 from mlcil.ridge import check_budget, rows_per_chunk
 
@@ -67,13 +68,15 @@ class Prototype(Learner):
     [[0.999 0.055]]
     """
 
+    distributable = True  # row_sums over blocks, through the engine of learn(session, engine=...)
+
     def __init__(self, center: bool = True) -> None:
         self.center = center
 
     def _learn(self, X, Y: np.ndarray, classes: np.ndarray) -> None:
         d, C = X.shape[1], len(self.classes_) + Y.shape[1]
         check_budget(self.name, {f"class sums ({d} features × {C} classes, float64)": 2 * d * C * 8}, hint="")
-        S, counts, total, n = row_sums(X, Y)
+        S, counts, total, n = resolve_engine(self._engine).accumulate(row_sums, X, Y, desc="class sums")
         if not self.is_fitted:
             self.n_features_ = X.shape[1]
             self.sums_ = np.zeros((X.shape[1], 0))
