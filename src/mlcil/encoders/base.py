@@ -81,11 +81,14 @@ class Encoder(ABC):
         kind: the spec kind ('tfidf-svd', 'timm', 'open_clip', 'sentence-transformers').
         modality: 'text' (inputs are strings) or 'image' (inputs are image file paths).
         needs_fit: True when :meth:`fit` must see the training inputs first (TF-IDF + SVD).
+        short_name: readable name used in embedded dataset names (``minilm``, ``tfidf-svd-dim-256``).
     """
 
     kind: str = ""
     modality: str = "text"
     needs_fit: bool = False
+    short_name: str | None = None
+    """Readable name for embedded datasets (``goemotions@minilm``); set by ``make_encoder`` when None."""
 
     @property
     @abstractmethod
