@@ -83,7 +83,8 @@ def main() -> None:
               help="Folder holding <name>/ dataset folders [env: MLCIL_DATA].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--encoder", "-e", default=None,
-              help="Embed a raw dataset first (as `mlcil embed`, through the embedding cache), e.g. tfidf-svd:dim=256.")
+              help="Embed a raw dataset first (as `mlcil embed`, through the embedding cache), e.g. minilm or "
+                   "tfidf-svd:dim=256 [default for raw texts: minilm].")
 def bench(dataset, protocol, learners, seeds, order, n_classes, few_shot, test_size, threshold, calibration, holdout,
           top_k, device, out, data_dir, quiet, encoder) -> None:
     """Run learners on DATASET under a class-incremental protocol and write a report.
@@ -102,7 +103,15 @@ def bench(dataset, protocol, learners, seeds, order, n_classes, few_shot, test_s
 
     parse_spec(protocol)
     specs = resolve_learner_names(learners)
-    ds = load_dataset(dataset, data_dir=data_dir) if encoder is None else _embed(dataset, encoder, data_dir, quiet)
+    if encoder is None:
+        ds = load_dataset(dataset, data_dir=data_dir)
+        if ds.is_raw:  # raw texts: embed with the default text encoder (through its view and the cache)
+            from mlcil.data.raw import text_view
+
+            ds.meta["modality"] = "text"
+            ds = _embed(dataset, None, data_dir, quiet, raw=text_view(ds))
+    else:
+        ds = _embed(dataset, encoder, data_dir, quiet)
     config = BenchConfig(protocol=protocol, learners=tuple(specs), seeds=tuple(range(seeds)), order=order,
                          n_classes=n_classes, few_shot=few_shot, test_size=test_size, threshold=threshold,
                          device=device, calibration=calibration, holdout=holdout, top_k=top_k)
@@ -202,37 +211,50 @@ def serve(db, host, port, keys_file, generate_key, dim, M, lam, seed, max_batch,
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
-def _embed(dataset: str, spec: str, data_dir, quiet: bool, root=None, **kwargs):
-    """Raw dataset -> embedded Dataset through the default embedding cache (for bench --encoder and embed)."""
+def _embed(dataset: str, spec: str | None, data_dir, quiet: bool, root=None, raw=None, **kwargs):
+    """Raw dataset -> embedded Dataset through the default embedding cache (for bench --encoder and embed).
+
+    ``spec`` None = the default encoder of the data's modality (minilm for texts, effnet-lite0 for
+    images). The result is named ``<dataset>@<encoder short name>`` (``goemotions@minilm``); the
+    encoder's full id is in ``meta['encoder']``.
+    """
     from mlcil.data.raw import load_raw
-    from mlcil.encoders import default_cache_dir, embed_dataset, make_encoder, select_device
+    from mlcil.encoders import DEFAULT_ENCODERS, default_cache_dir, embed_dataset, make_encoder, select_device
 
     cache = kwargs.pop("cache", default_cache_dir())
     device = select_device(kwargs.pop("device", "auto"))  # fail early on a bad device, whatever the encoder
-    encoder = make_encoder(spec, device=device, precision=kwargs.pop("precision", "auto"))
-    raw = load_raw(dataset, root=root, data_dir=data_dir)
+    precision = kwargs.pop("precision", "auto")
+    if spec is not None:
+        encoder = make_encoder(spec, device=device, precision=precision)  # a bad spec fails before reading data
+    raw = raw if raw is not None else load_raw(dataset, root=root, data_dir=data_dir)
+    if spec is None:
+        spec = DEFAULT_ENCODERS[raw.meta.get("modality", "text")]
+        if not quiet:
+            click.echo(f"{raw.name}: raw {raw.meta.get('modality', 'text')}s, embedding with the default encoder "
+                       f"{spec} (--encoder to choose another)", err=True)
+        encoder = make_encoder(spec, device=device, precision=precision)
     ds = embed_dataset(raw, encoder, cache_dir=cache, progress=not quiet, **kwargs)
-    ds.name = f"{raw.name}-{_slug(spec)}"
+    ds.name = embedded_name(raw.name, encoder.short_name)
     return ds
 
 
-def _slug(spec: str) -> str:
-    import re
-
-    return re.sub(r"[^A-Za-z0-9._]+", "-", spec).strip("-")
+def embedded_name(dataset: str, encoder: str | None) -> str:
+    """``goemotions`` + ``minilm`` -> ``goemotions@minilm``: the name `mlcil bench` finds an embedded dataset by."""
+    return f"{dataset}@{encoder}" if encoder else dataset
 
 
 @main.command()
 @click.argument("dataset")
-@click.option("--encoder", "-e", required=True,
-              help="Encoder spec: tfidf-svd:dim=256, timm:vit_base_patch16_224.augreg_in21k, "
-                   "open_clip:ViT-B-32/laion2b_s34b_b79k[,tower=text], sentence-transformers:all-MiniLM-L6-v2.")
+@click.option("--encoder", "-e", default=None,
+              help="Encoder spec [default: minilm for texts, effnet-lite0 for images, both packaged and offline]: "
+                   "minilm, effnet-lite0, tfidf-svd:dim=256, timm:vit_base_patch16_224.augreg_in21k, "
+                   "open_clip:ViT-B-32/laion2b_s34b_b79k[,tower=text], sentence-transformers:NAME_OR_FOLDER.")
 @click.option("--root", type=click.Path(exists=True, path_type=Path), default=None,
               help="Folder of the raw files: VOC2007 (or VOCdevkit), COCO 2014 (annotations/, train2014/, val2014/), "
                    "the images of a label file, or a text dataset's folder.")
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Output .npz [default: $MLCIL_CACHE/data/<name>-<encoder>/<name>-<encoder>.npz, "
-                   "so that `mlcil bench <name>-<encoder>` finds it].")
+              help="Output .npz [default: $MLCIL_CACHE/data/<name>@<encoder>/<name>@<encoder>.npz, "
+                   "so that `mlcil bench <name>@<encoder>` finds it, e.g. goemotions@minilm].")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Inputs per forward pass.")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(0),
               help="DataLoader worker processes decoding images (text encoders use 0).")
@@ -253,11 +275,12 @@ def embed(dataset, encoder, root, out, batch_size, workers, device, precision, c
     """Encode raw DATASET with a frozen encoder into an embedded .npz (X, Y, label_names, split).
 
     DATASET: voc2007 or coco2014 (with --root), reuters21578 (ModApte R90), goemotions (dev merged into
-    train), an image label file (.csv/.jsonl with image, labels, split), or a JSON-lines text file.
-    Embeddings are cached by (encoder id, input content): re-running never re-encodes, and an
-    interrupted run resumes. Encoders that are fitted (tfidf-svd) see the training split only.
+    train), se_cooking, se_crypto, hoc (a seeded split), an image label file (.csv/.jsonl with image,
+    labels, split), or a JSON-lines text file. Embeddings are cached by (encoder id, input content):
+    re-running never re-encodes, and an interrupted run resumes. Encoders that are fitted (tfidf-svd)
+    see the training split only. The result is named <dataset>@<encoder>, its full encoder id inside.
 
-    Example: mlcil embed goemotions --encoder tfidf-svd:dim=256 && mlcil bench goemotions-tfidf-svd-dim-256
+    Example: mlcil embed goemotions -e minilm && mlcil bench goemotions@minilm -p B0-C7
     """
     import json
     import time
