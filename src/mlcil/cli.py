@@ -261,7 +261,8 @@ def embedded_name(dataset: str, encoder: str | None) -> str:
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto (CUDA if available).")
 @click.option("--precision", default="auto", show_default=True,
               type=click.Choice(["auto", "float32", "bfloat16", "float16"]),
-              help="On CUDA: autocast dtype (auto = bf16 where supported, else fp16). CPU runs float32.")
+              help="Autocast dtype of the forward pass: auto = bf16 (else fp16) on CUDA, float32 on CPU; bfloat16 "
+                   "also on CPU (fast where the CPU has AMX/AVX512-BF16). Part of the encoder id.")
 @click.option("--cache", "cache", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Embedding cache folder [default: $MLCIL_CACHE/embeddings].")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the embedding cache.")

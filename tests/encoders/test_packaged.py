@@ -272,3 +272,23 @@ def test_open_clip_checkpoint_loads_strictly(tiny_clip, tmp_path, images):
     torch.save(state, bad)
     with pytest.raises(MlcilError, match=r"shape mismatch"):
         make_encoder(f"open_clip:{tiny_clip}/{bad}", device="cpu").dim
+
+
+# --------------------------------------------------------------------------- precision
+
+def test_precision_is_part_of_the_id_and_bf16_runs_on_cpu(tiny_sentence_model):
+    from mlcil.encoders.base import autocast_dtype
+
+    assert autocast_dtype("cpu", "auto") is None and autocast_dtype("cpu", "bfloat16") == "bfloat16"
+    assert autocast_dtype("cuda", "float32") is None
+    with pytest.raises(MlcilError, match="float16 runs on CUDA only"):
+        autocast_dtype("cpu", "float16")
+    with pytest.raises(MlcilError, match="precision: expected"):
+        autocast_dtype("cpu", "half")
+    fp32 = make_encoder(f"sentence-transformers:{tiny_sentence_model}", device="cpu")
+    bf16 = make_encoder(f"sentence-transformers:{tiny_sentence_model}", device="cpu", precision="bfloat16")
+    assert bf16.id == fp32.id + "|autocast=bfloat16" and "autocast" not in fp32.id
+    texts = ["the cat sat on the mat", "a dog ran"]
+    A, B = fp32.encode(texts), bf16.encode(texts)
+    cos = (A * B).sum(1) / np.linalg.norm(A, axis=1) / np.linalg.norm(B, axis=1)
+    assert cos.min() > 0.99 and not np.array_equal(A, B)

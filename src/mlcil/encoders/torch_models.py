@@ -479,6 +479,23 @@ def offline():
                 os.environ[k] = v
 
 
+@contextlib.contextmanager
+def _no_load_progress_bar():
+    """Silence transformers' per-load "Loading weights" progress bar (restored afterwards)."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover - sentence-transformers depends on transformers
+        yield
+        return
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
+
+
 @functools.lru_cache(maxsize=8)
 def _folder_digest(folder: str, stamp: tuple) -> str:
     return file_digest(folder)
@@ -531,7 +548,7 @@ class SentenceTransformerEncoder(TorchEncoder):
 
         try:
             if local.is_dir():
-                with offline():
+                with offline(), _no_load_progress_bar():
                     model = sentence_transformers.SentenceTransformer(str(local), device=self.device_,
                                                                       local_files_only=True)
             else:
