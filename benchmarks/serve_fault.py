@@ -33,7 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from serve.helpers import start_server, stop  # noqa: E402
 
-from mlcil.learners.ridge import gaussian_projection  # noqa: E402
+from mlcil.ridge import gaussian_projection  # noqa: E402
 from mlcil.serve.service import TaggingService  # noqa: E402
 from mlcil.serve.store import Store  # noqa: E402
 

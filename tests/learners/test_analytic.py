@@ -22,12 +22,13 @@ def phi(learner, X):
 
 
 def test_feature_map_is_relu_of_standardised_projection(stream3):
-    learner = Analytic(M=40).learn(stream3.sessions[0])
+    learner = Analytic(M=40, scaling="standardize", include_x=True).learn(stream3.sessions[0])
     X = stream3.X_test
-    Z = (np.asarray(X, np.float64) - learner.mean_) / learner.scale_
+    Z = (np.asarray(X, np.float64) - learner.shift_) / learner.scale_
     F = np.maximum(Z @ learner.R_.numpy().astype(np.float64), 0)
     np.testing.assert_allclose(phi(learner, X), np.hstack([F, Z]), rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(learner.mean_, stream3.sessions[0].X.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(learner.shift_, stream3.sessions[0].X.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(learner.scale_, stream3.sessions[0].X.std(0), rtol=1e-5, atol=1e-6)
 
 
 def reference_weights(learner, sessions):
@@ -233,7 +234,7 @@ def test_one_gram_matrix_unless_absence_needs_more(stream3):
 
 
 def test_failure_while_learning_restores_the_previous_state(stream3, monkeypatch):
-    from mlcil.learners import ridge
+    from mlcil import ridge
 
     def broken(*args, **kwargs):
         raise RuntimeError("numerical failure")

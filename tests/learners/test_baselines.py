@@ -241,21 +241,19 @@ def test_masked_entries_leave_the_loss():
 
 def test_finetune_matches_the_original_training_loop(stream):
     """The refactor onto heads.py keeps FineTune's behaviour bit for bit (reference: its former loop)."""
-    from mlcil.learners import ridge
-
     model = FineTune(epochs=3, batch_size=64)
     W, b = None, None
     for t, s in enumerate(stream):
         model.learn(s)
         X, Y = s.X, s.Y
         if t == 0:
-            mean, scale = ridge.standardizer(X)
+            mean, scale = heads.standardizer(X)
             W, b = torch.zeros(X.shape[1], 0), torch.zeros(0)
         gen = torch.Generator().manual_seed(t)
         k, d = Y.shape[1], X.shape[1]
         W = torch.cat([W, (torch.rand(d, k, generator=gen) * 2 - 1) * (1.0 / np.sqrt(d))], dim=1).requires_grad_(True)
         b = torch.cat([b, torch.zeros(k)]).requires_grad_(True)
-        Z = ridge.to_tensor(X, torch.device("cpu"), mean, scale)
+        Z = heads.to_tensor(X, torch.device("cpu"), mean, scale)
         target = torch.zeros(X.shape[0], W.shape[1])
         target[:, -k:] = torch.as_tensor(Y, dtype=torch.float32)
         opt = torch.optim.Adam([W, b], lr=1e-3)

@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import torch
 
-from mlcil.learners.ridge import gaussian_projection
+from mlcil.ridge import gaussian_projection
 from mlcil.serve import model as mdl
 from mlcil.serve.service import Options, TaggingService
 from mlcil.serve.store import Store

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mlcil.learners.ridge import gaussian_projection
+from mlcil.ridge import gaussian_projection
 from mlcil.serve.service import Options, ServiceError, TaggingService
 from mlcil.serve.store import Store
 

@@ -1,8 +1,9 @@
 """``Analytic``: exact, exemplar-free multi-label continual learning (DESIGN.md §3.1).
 
-Random features φ(x) = ReLU(x̃ᵀR) (x̃ = x standardised with first-session statistics,
-optionally concatenated) and ridge regression through sufficient statistics that only
-grow by addition: per session s, G_s = Σ φφᵀ (M×M) and B_s = Σ φ yᵀ (M×|C_s|).
+Random features φ(x) = ReLU(z(x)ᵀR) [⊕ z(x)] (z = an input scaling chosen with λ by leave-one-out
+on the first session; the ridge core's :class:`~mlcil.ridge.FeatureMap`) and ridge regression through
+sufficient statistics that only grow by addition: per session s, G_s = Σ φφᵀ (D×D) and
+B_s = Σ φ yᵀ (D×|C_s|).
 
 Label absence: for the classes C_s introduced in session s, rows of other sessions are
 negatives with weight α:
@@ -25,12 +26,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from mlcil.data.dataset import check_features, check_labels
+from mlcil.data.dataset import check_labels
 from mlcil.decide.calibration import (apply_calibration, concat_calibration, fit_calibration,
                                      select_calibration)
 from mlcil.decide.thresholds import best_f1_thresholds
 from mlcil.errors import MlcilError
-from mlcil.learners import ridge
+from mlcil import ridge
 from mlcil.learners.base import Learner, register
 from mlcil.metrics import average_precision
 
@@ -41,6 +42,10 @@ ALPHA_GRID = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0)
 DEFAULT_ALPHA = 0.1
 #: rows of the first session sampled for the α search.
 ALPHA_SEARCH_ROWS = 4000
+#: rows of the first session sampled to choose the input scaling (``scaling='auto'``).
+SCALING_SEARCH_ROWS = 8000
+#: values of ``scaling`` (the ridge core's scalings, plus 'auto').
+SCALING_CHOICES = ("auto", *ridge.SCALINGS)
 
 
 def absence_system(G_all: torch.Tensor, K: torch.Tensor, alpha: float, lam: float) -> torch.Tensor:
@@ -60,8 +65,13 @@ class Analytic(Learner):
     """Random-feature ridge learner through sufficient statistics (the flagship).
 
     Args:
-        M: number of random features (ReLU(x̃ᵀR), R ~ N(0, 1/d), seeded).
-        include_x: also use the standardised input x̃ as features (M + d columns).
+        M: number of random features (ReLU(zᵀR), R ~ N(0, 1/d), seeded).
+        include_x: also use the scaled input z as features (D = M + d columns); 'auto' = only when
+            d ≤ :data:`mlcil.ridge.INCLUDE_X_MAX_FEATURES` (wide inputs would make the D×D state huge).
+        scaling: input scaling z(x): 'none', 'standardize' (dense only), 'scale' (per-column root
+            mean square, no centring: sparse-safe), 'l2' (unit rows), or 'auto': each candidate
+            ('none', 'standardize' or, for sparse input, 'scale', and 'l2') is scored by the same
+            closed-form leave-one-out mAP that picks λ, on the first session, and the best is kept.
         strategy: label-absence strategy: 'negative', 'known', 'weighted' or 'pseudo'.
         alpha: weight of absent labels as negatives (weighted/pseudo); None = choose on
             held-out rows of the first session by simulating label absence within it.
@@ -86,6 +96,8 @@ class Analytic(Learner):
             otherwise has no negative to calibrate on. Stores scores and labels of at most
             ``loo_rows`` rows per session pair, never inputs. Off by default: measured on five
             datasets it lowered ECE on three but CF1 at 0.8 on four (README, "Decisions").
+        memory_budget: bytes ('8GB', an int) or a fraction of RAM the state may take; None = the
+            default budget (:func:`mlcil.ridge.memory_budget`). Checked before anything is allocated.
         seed, device: seeds R and the held-out splits; 'cpu', 'cuda' or 'auto'.
 
     >>> import numpy as np
@@ -100,12 +112,13 @@ class Analytic(Learner):
     ([0, 1, 2, 3], (300, 4))
     """
 
-    def __init__(self, M: int = 2048, include_x: bool = True, strategy: str = "weighted", alpha: float | None = None,
-                 balance: bool = False, pseudo_threshold: Any = 0.7, n_lambdas: int = 13, loo_rows: int = 2000,
-                 precision: str = "float64", calibration: str = "platt", calibrate_later: bool = False,
-                 seed: int = 0, device: str = "cpu") -> None:
+    def __init__(self, M: int = 2048, include_x: bool | str = "auto", scaling: str = "auto", strategy: str = "weighted",
+                 alpha: float | None = None, balance: bool = False, pseudo_threshold: Any = 0.7, n_lambdas: int = 13,
+                 loo_rows: int = 2000, precision: str = "float64", calibration: str = "platt",
+                 calibrate_later: bool = False, memory_budget: Any = None, seed: int = 0, device: str = "cpu") -> None:
         self.M = M
         self.include_x = include_x
+        self.scaling = scaling
         self.strategy = strategy
         self.alpha = alpha
         self.balance = balance
@@ -115,6 +128,7 @@ class Analytic(Learner):
         self.precision = precision
         self.calibration = calibration
         self.calibrate_later = calibrate_later
+        self.memory_budget = memory_budget
         self.seed = seed
         self.device = device
 
@@ -130,8 +144,12 @@ class Analytic(Learner):
             raise MlcilError(f"{self.name}: precision must be 'float64' or 'float32', got {self.precision!r}")
         if self.calibration not in ("platt", "isotonic"):
             raise MlcilError(f"{self.name}: calibration must be 'platt' or 'isotonic', got {self.calibration!r}")
-        if int(self.M) < 1:
-            raise MlcilError(f"{self.name}: M must be a positive number of random features, got {self.M}")
+        if isinstance(self.M, bool) or not isinstance(self.M, (int, np.integer)) or int(self.M) < 1:
+            raise MlcilError(f"{self.name}: M must be a positive number of random features, got {self.M!r}")
+        if self.include_x not in (True, False, "auto"):
+            raise MlcilError(f"{self.name}: include_x must be True, False or 'auto', got {self.include_x!r}")
+        if self.scaling not in SCALING_CHOICES:
+            raise MlcilError(f"{self.name}: scaling must be one of {', '.join(SCALING_CHOICES)}, got {self.scaling!r}")
         if not (self.pseudo_threshold in ("calibrated", "soft") or 0.0 < float(self.pseudo_threshold) < 1.0):
             raise MlcilError(
                 f"{self.name}: pseudo_threshold must be in (0, 1), 'calibrated' or 'soft', got {self.pseudo_threshold!r}"
@@ -148,23 +166,34 @@ class Analytic(Learner):
         alpha = self.alpha_ if alpha is None else alpha
         return self.strategy in ("known", "pseudo") or (self.strategy == "weighted" and alpha < 1.0)
 
-    def _features(self, X) -> torch.Tensor:
-        return ridge.random_features(ridge.to_tensor(X, self.R_.device, self.mean_, self.scale_), self.R_,
-                                     self.include_x)
+    @property
+    def feature_map(self) -> ridge.FeatureMap:
+        """The fitted feature map φ (the ridge core's :class:`~mlcil.ridge.FeatureMap`)."""
+        fmap = getattr(self, "_fmap", None)
+        if fmap is None or fmap.R is not self.R_:
+            fmap = ridge.FeatureMap(self.R_, self.scaling_, self.shift_, self.scale_, self.include_x_)
+            self._fmap = fmap
+        return fmap
 
-    def _stats(self, X, Y: np.ndarray, weights: np.ndarray | None):
-        return ridge.accumulate(X, Y, self.R_, self.mean_, self.scale_, self.include_x, weights,
-                                precision=self.precision)
+    def _features(self, X) -> torch.Tensor:
+        """φ(X) of a bounded block of rows (n×D float32 tensor)."""
+        return self.feature_map(X)
+
+    def _stats(self, X, Y: np.ndarray, weights: np.ndarray | None, gram: bool = True):
+        st = ridge.partial_statistics(self.feature_map, X, Y, weights, precision=self.precision, gram=gram)
+        return (st.G if gram else None), st.B
 
     # ---- learning ------------------------------------------------------------------------
     def _learn(self, X, Y: np.ndarray, classes: np.ndarray) -> None:
         self._check_params()
         frame_new = not self.has_frame
-        if frame_new:
-            self._set_frame(X)
         t = len(getattr(self, "session_classes_", []))
         weights = ridge.imbalance_weights(Y) if self.balance else None
-        G_new, B_new = self._stats(X, Y, weights)
+        self._check_memory(X.shape[1], extra_sessions=1)
+        if frame_new:
+            G_new, B_new = self._set_frame(X, Y, weights)
+        else:
+            G_new, B_new = self._stats(X, Y, weights)
         # leave-one-out rows: λ, calibration and thresholds without holding data out
         sub = np.sort(np.random.default_rng(int(self.seed) * 7919 + t).permutation(X.shape[0])[: int(self.loo_rows)])
         dev = self.R_.device
@@ -172,7 +201,7 @@ class Analytic(Learner):
         Y_sub = torch.as_tensor(Y[sub], dtype=torch.float64, device=dev)
         w_sub = None if weights is None else torch.as_tensor(weights[sub], device=dev)
         if frame_new:
-            lam = self._choose_lambda(G_new, B_new, phi_sub, Y_sub, w_sub)
+            lam = self._choose_lambda(G_new, B_new, phi_sub, Y[sub], w_sub)
             alpha = self._choose_alpha(X, Y, weights, lam)
         else:
             lam, alpha = self.lambda_, self.alpha_
@@ -180,8 +209,7 @@ class Analytic(Learner):
         B_list = [b.clone() for b in getattr(self, "B_", [])]
         # pseudo-labels for old classes on this session's rows, from the model before this session
         if self.strategy == "pseudo" and self.is_fitted:
-            _, B_pseudo = ridge.accumulate(X, self._pseudo_labels(X), self.R_, self.mean_, self.scale_,
-                                           self.include_x, weights, precision=self.precision, gram=False)
+            _, B_pseudo = self._stats(X, self._pseudo_labels(X), weights, gram=False)
             col = 0
             for s, cls in enumerate(self.session_classes_):
                 B_list[s] += B_pseudo[:, col:col + len(cls)]
@@ -241,25 +269,70 @@ class Analytic(Learner):
         self.calibration_ = concat_calibration(calibration, select_calibration(self.calibration_, newest))
         self.thresholds_ = np.concatenate(thresholds + [self.thresholds_[newest]])
 
-    def _set_frame(self, X) -> None:
-        """Fix the feature map from the first session: standardisation and R."""
+    def _resolved_include_x(self, d: int) -> bool:
+        return bool(d <= ridge.INCLUDE_X_MAX_FEATURES) if self.include_x == "auto" else bool(self.include_x)
+
+    def _scaling_candidates(self, X) -> list[str]:
+        if self.scaling != "auto":
+            return [self.scaling]
+        return ["none", "scale" if ridge.features.sp.issparse(X) else "standardize", "l2"]
+
+    def _check_memory(self, d: int, extra_sessions: int) -> None:
+        """Refuse before allocating when the state and the solve's work space would exceed the budget."""
+        include_x = self.include_x_ if self.has_frame else self._resolved_include_x(d)
+        D = int(self.M) + (d if include_x else 0)
+        n_G = len(getattr(self, "G_", [])) + (extra_sessions if self._per_session(getattr(self, "alpha_", 0.0)) or
+                                              not getattr(self, "G_", []) else 0)
+        gram = D * D * 8
+        check_budget = ridge.check_budget
+        check_budget(self.name, {f"{n_G} Gram matrix(es) G (D = {D})": n_G * gram,
+                                 "solve work space (G_all, A, factor, eigenvectors)": 4 * gram},
+                     self.memory_budget,
+                     hint=f"lower M (now {self.M})" + (f" or set include_x=False (d = {d} input features)"
+                                                       if include_x else ""))
+
+    def _set_frame(self, X, Y: np.ndarray, weights):
+        """Fix the frame from the first session: include_x, the input scaling (chosen by leave-one-out
+        mAP with λ when ``scaling='auto'``) and R. Returns the first session's (G, B)."""
         dev = ridge.resolve_device(self.device)
         self.n_features_ = int(X.shape[1])
-        self.mean_, self.scale_ = ridge.standardizer(X)
-        self.R_ = ridge.gaussian_projection(X.shape[1], int(self.M), self.seed, dev)
+        self.include_x_ = self._resolved_include_x(X.shape[1])
+        R = ridge.gaussian_projection(X.shape[1], int(self.M), self.seed, dev)
+        candidates = self._scaling_candidates(X)
+        scaling, kept = candidates[0], None
+        if len(candidates) > 1:
+            rng = np.random.default_rng(int(self.seed) * 7919 + 1)
+            rows = np.sort(rng.permutation(X.shape[0])[:SCALING_SEARCH_ROWS])
+            loo = np.sort(rng.permutation(len(rows))[: int(self.loo_rows)])
+            whole = len(rows) == X.shape[0]  # the sample is the session: keep the winner's statistics
+            Xs, Ys = X[rows], Y[rows]
+            ws = None if weights is None else weights[rows]
+            w_loo = None if ws is None else torch.as_tensor(ws[loo], device=dev)
+            scores: dict[str, float] = {}
+            for candidate in candidates:
+                fmap = ridge.FeatureMap(R, candidate, *ridge.fit_scaling(X, candidate), self.include_x_)
+                st = ridge.partial_statistics(fmap, Xs, Ys, ws, precision=self.precision)
+                _, maps = ridge.choose_lambda(st.G, st.B, fmap(Xs[loo]), Ys[loo],
+                                              ridge.lambda_grid(st.G, self.n_lambdas), w_loo)
+                scores[candidate] = float(np.nanmax(maps)) if np.isfinite(maps).any() else float("nan")
+                if candidate == candidates[0] or scores[candidate] > scores[scaling]:  # NaN never wins
+                    scaling, kept = candidate, (st if whole else None)
+            self.scaling_scores_ = scores
+        self.scaling_ = scaling
+        self.shift_, self.scale_ = ridge.fit_scaling(X, scaling)
+        self.R_ = R
+        self._fmap = None
+        if kept is not None:
+            return kept.G, kept.B
+        return self._stats(X, Y, weights)
 
-    def _choose_lambda(self, G, B, phi_sub, Y_sub, w_sub) -> float:
+    def _choose_lambda(self, G, B, phi_sub, Y_sub: np.ndarray, w_sub) -> float:
         """λ maximising leave-one-out mAP on the first session (one eigendecomposition for the grid)."""
         lambdas = ridge.lambda_grid(G, self.n_lambdas)
-        Y_np = Y_sub.cpu().numpy()
-        if not Y_np.any() or len(Y_np) < 3:
-            self.lambda_map_ = [float("nan")] * len(lambdas)
-            return float(lambdas[len(lambdas) // 2])
-        path = ridge.loo_path_scores(G, B, phi_sub, Y_sub, lambdas, w_sub).cpu().numpy()
-        maps = np.array([np.nanmean(average_precision(Y_np, scores)) for scores in path])
+        lam, maps = ridge.choose_lambda(G, B, phi_sub, Y_sub, lambdas, w_sub)
         self.lambda_map_ = maps.tolist()
         self.lambda_grid_ = np.asarray(lambdas)
-        return float(lambdas[int(np.nanargmax(maps))])
+        return lam
 
     def _choose_alpha(self, X, Y: np.ndarray, weights, lam: float) -> float:
         """α for label absence. Fixed by 'negative' (1), 'known' (0) and by an explicit alpha;
@@ -347,7 +420,7 @@ class Analytic(Learner):
     # ---- prediction ----------------------------------------------------------------------
     def scores(self, X) -> np.ndarray:
         X = self._check_X(X)
-        return ridge.predict(X, self.R_, self.mean_, self.scale_, self.include_x, self.W_)
+        return self.feature_map.predict(X, self.W_)
 
     def proba(self, X) -> np.ndarray:
         return apply_calibration(self.calibration_, self.scores(X)).astype(np.float32)
@@ -416,7 +489,7 @@ class Analytic(Learner):
         if not self.has_frame:
             raise MlcilError(f"{self.name}: spawn needs a frame; learn a first session")
         twin = type(self)(**self.get_params())
-        for key in ("n_features_", "mean_", "scale_", "R_", "lambda_", "alpha_"):
+        for key in ("n_features_", "include_x_", "scaling_", "shift_", "scale_", "R_", "lambda_", "alpha_"):
             setattr(twin, key, getattr(self, key))
         return twin
 
@@ -428,13 +501,12 @@ class Analytic(Learner):
         """
         if not isinstance(other, Analytic):
             raise MlcilError(f"{self.name}: merge expects an Analytic learner, got {type(other).__name__}")
-        for key in ("mean_", "scale_"):
-            if not np.array_equal(getattr(self, key), getattr(other, key)):
-                raise MlcilError(f"{self.name}: merge needs the same frame ({key} differs); create the other learner with spawn()")
-        if not torch.equal(self.R_.cpu(), other.R_.cpu()) or self.lambda_ != other.lambda_ or self.alpha_ != other.alpha_:
-            raise MlcilError(f"{self.name}: merge needs the same frame (R, λ, α); create the other learner with spawn()")
-        if self.strategy != other.strategy or self.include_x != other.include_x:
-            raise MlcilError(f"{self.name}: merge needs the same strategy and features")
+        if not self.feature_map.same_as(other.feature_map) or self.lambda_ != other.lambda_ \
+                or self.alpha_ != other.alpha_:
+            raise MlcilError(f"{self.name}: merge needs the same frame (feature map, λ, α); create the other learner "
+                             "with spawn()")
+        if self.strategy != other.strategy:
+            raise MlcilError(f"{self.name}: merge needs the same strategy")
         if self.session_classes_ != other.session_classes_:
             raise MlcilError(
                 f"{self.name}: merge needs the same sessions; got {self.session_classes_} and {other.session_classes_}"
@@ -489,5 +561,6 @@ class Analytic(Learner):
     def _after_load(self) -> None:
         dev = ridge.resolve_device(self.device)
         self.R_, self.W_ = self.R_.to(dev), self.W_.to(dev)
+        self._fmap = None
         self.G_ = [g.to(dev) for g in self.G_]
         self.B_ = [b.to(dev) for b in self.B_]

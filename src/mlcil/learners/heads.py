@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from mlcil.errors import MlcilError
-from mlcil.learners import ridge
+from mlcil import ridge
 from mlcil.learners.base import Learner
 
 LOSSES = ("bce", "asl")
@@ -205,6 +205,21 @@ def n_outputs(params: dict) -> int:
 
 
 # ---- data --------------------------------------------------------------------------------
+def standardizer(X) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature (mean, scale) of X: dense input is standardised, CSR input scaled by its column root
+    mean square and not centred (centring would densify it). Constant features get scale 1."""
+    shift, scale = ridge.fit_scaling(X, "scale" if sp.issparse(X) else "standardize")
+    return (np.zeros(X.shape[1], dtype=np.float32) if shift is None else shift), scale
+
+
+def to_tensor(X, device: torch.device, mean, scale) -> torch.Tensor:
+    """Dense float32 tensor of (X − mean) / scale for a bounded block of rows (CSR is densified here)."""
+    if sp.issparse(X):
+        X = X.toarray()
+    T = torch.as_tensor(np.asarray(X, dtype=np.float32), device=device)
+    return (T - torch.as_tensor(mean, device=device)) / torch.as_tensor(scale, device=device)
+
+
 class Inputs:
     """Standardised rows on a device: dense X is converted once, CSR X per batch (bounded memory)."""
 
@@ -212,21 +227,22 @@ class Inputs:
         self.sparse = sp.issparse(X)
         self.X, self.device, self.mean, self.scale = X, device, mean, scale
         self.n = X.shape[0]
-        self.Z = None if self.sparse else ridge.to_tensor(X, device, mean, scale)
+        self.Z = None if self.sparse else to_tensor(X, device, mean, scale)
 
     def rows(self, idx: torch.Tensor) -> torch.Tensor:
         if self.Z is not None:
             return self.Z[idx]
-        return ridge.to_tensor(self.X[idx.cpu().numpy()], self.device, self.mean, self.scale)
+        return to_tensor(self.X[idx.cpu().numpy()], self.device, self.mean, self.scale)
 
 
-def predict_logits(params: dict, X, mean, scale, chunk: int = 8192) -> torch.Tensor:
-    """Logits of raw rows X (dense or CSR) in chunks, without gradients; n×C tensor on the head's device."""
+def predict_logits(params: dict, X, mean, scale, chunk: int | None = None) -> torch.Tensor:
+    """Logits of raw rows X (dense or CSR) in bounded chunks, without gradients; n×C tensor on the head's device."""
     dev = params["W"].device
+    chunk = chunk or ridge.rows_per_chunk(X.shape[1])
     out = []
     with torch.no_grad():
         for start in range(0, X.shape[0], chunk):
-            Z = ridge.to_tensor(X[start:start + chunk], dev, mean, scale)
+            Z = to_tensor(X[start:start + chunk], dev, mean, scale)
             out.append(forward(params, Z))
     if not out:
         return torch.zeros(0, n_outputs(params), device=dev)
@@ -300,7 +316,7 @@ class HeadLearner(Learner):
         dev = ridge.resolve_device(self.device)
         if not self.is_fitted:
             self.n_features_ = X.shape[1]
-            self.mean_, self.scale_ = ridge.standardizer(X)
+            self.mean_, self.scale_ = standardizer(X)
             self.sessions_ = 0
             gen = session_generator(self.seed, 0)
             self.head_ = init_head(X.shape[1], int(getattr(self, "hidden", 0)), dev, gen)

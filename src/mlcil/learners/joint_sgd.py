@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mlcil.learners import heads, ridge
+from mlcil import ridge
+from mlcil.learners import heads
 from mlcil.learners.base import register
 from mlcil.learners.heads import HeadLearner
 from mlcil.metrics import average_precision
@@ -90,7 +91,7 @@ class JointSGD(HeadLearner):
     def _learn(self, X, Y: np.ndarray, classes: np.ndarray) -> None:
         heads.check_loss(self.loss, self.name)
         dev = ridge.resolve_device(self.device)
-        mean, scale = ridge.standardizer(X)
+        mean, scale = heads.standardizer(X)
         n = X.shape[0]
         perm = np.random.default_rng(self.seed).permutation(n)
         n_val = int(round(float(self.val_fraction) * n))

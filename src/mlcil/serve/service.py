@@ -24,7 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from mlcil.learners import ridge
+from mlcil import ridge
 from mlcil.metrics import average_precision
 from mlcil.serve import model as mdl
 from mlcil.serve.store import Store, Tx
@@ -464,11 +464,12 @@ class TaggingService:
             X, known, ext = self._examples_by_seq(tx, seqs, with_ids=True)
         col = state.label_ids.index(lid)
         y = np.array([k.get(lid, 0) == 1 for k in known], dtype=np.uint8)
-        _, L = ridge.ridge_factor(state.G, self.lam(state))
-        if L is None:
-            raise ServiceError(409, "lam", "G + λI is not positive definite; set a larger λ (POST /v1/lambda)")
-        W = torch.cholesky_solve(state.B[:, col:col + 1], L)  # one column from the one factor
-        loo = ridge.loo_scores(L, W, self._fmap(X), torch.as_tensor(y[:, None], dtype=torch.float64)).numpy()[:, 0]
+        try:
+            factor = ridge.Factor(state.G, self.lam(state))
+        except ridge.NotPositiveDefinite:
+            raise ServiceError(409, "lam", "G + λI is not positive definite; set a larger λ (POST /v1/lambda)") from None
+        W = factor.solve(state.B[:, col:col + 1])  # one column from the one factor
+        loo = factor.loo_scores(W, self._fmap(X), torch.as_tensor(y[:, None], dtype=torch.float64)).numpy()[:, 0]
         result = audit_scores(y, loo)
         given = ["positive" if k.get(lid) == 1 else "negative" if k.get(lid) == 0 else "absent" for k in known]
         top = result.ranking[:int(limit)]

@@ -1,0 +1,30 @@
+"""The one ridge core (DESIGN.md §3.1): feature map, sufficient statistics, factorisation, solve,
+leave-one-out and λ selection.
+
+Every ridge model in mlcil — the ``analytic`` and ``joint`` learners, the tagging service and the
+distributed engine — goes through these functions, so there is one model whichever door a user
+comes through. The core knows no learner, no storage and no engine:
+
+- :mod:`mlcil.ridge.features`: φ(x) = ReLU(z(x)ᵀR) [⊕ z(x)], z = an input scaling; dense or CSR
+  input, chunked so that nothing wider than a bounded block is ever densified.
+- :mod:`mlcil.ridge.stats`: immutable statistics (G = Σ w φφᵀ, B = Σ w φyᵀ, n) with exact add,
+  subtract and column operations; :func:`partial_statistics` of one block (what an engine maps).
+- :mod:`mlcil.ridge.solve`: W = (G + λI)⁻¹B through a cached Cholesky factor, leverages and
+  closed-form leave-one-out scores, the λ path from one eigendecomposition.
+- :mod:`mlcil.ridge.memory`: size estimates and the memory budget every learner checks before
+  allocating its state.
+"""
+
+from mlcil.ridge.features import (INCLUDE_X_MAX_FEATURES, SCALINGS, FeatureMap, fit_scaling, gaussian_projection,
+                                  resolve_device, rows_per_chunk)
+from mlcil.ridge.memory import check_budget, format_bytes, memory_budget
+from mlcil.ridge.solve import (Factor, NotPositiveDefinite, choose_lambda, eigh, lambda_grid, leverage, loo_correct,
+                               loo_path_scores, loo_scores, ridge_solve)
+from mlcil.ridge.stats import Stats, imbalance_weights, partial_statistics, statistics, tree_sum
+
+__all__ = [
+    "INCLUDE_X_MAX_FEATURES", "SCALINGS", "Factor", "FeatureMap", "NotPositiveDefinite", "Stats",
+    "check_budget", "choose_lambda", "eigh", "fit_scaling", "format_bytes", "gaussian_projection",
+    "imbalance_weights", "lambda_grid", "leverage", "loo_correct", "loo_path_scores", "loo_scores", "memory_budget",
+    "partial_statistics", "resolve_device", "ridge_solve", "rows_per_chunk", "statistics", "tree_sum",
+]

@@ -1,0 +1,146 @@
+"""Solving the ridge system A W = B, A = G + λI: Cholesky factor, leverages, leave-one-out, λ path.
+
+Shapes: G D×D, B D×C, Φ m×D (rows to score), Y m×C, W D×C. Everything float64.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from mlcil.errors import MlcilError
+
+
+class NotPositiveDefinite(MlcilError):
+    """G + λI is not positive definite (λ too small for a singular or indefinite G)."""
+
+
+class Factor:
+    """The Cholesky factor L of A = G + λI (A = LLᵀ), built once and reused for every solve.
+
+    Raises :class:`NotPositiveDefinite` when A has no Cholesky factor.
+    """
+
+    def __init__(self, G: torch.Tensor, lam: float) -> None:
+        A = G.to(torch.float64).clone()
+        A.diagonal().add_(float(lam))
+        L, info = torch.linalg.cholesky_ex(A)
+        if int(info) != 0:
+            raise NotPositiveDefinite(f"ridge: G + λI is not positive definite at λ = {lam:g}")
+        self.L, self.lam = L, float(lam)
+
+    def solve(self, B: torch.Tensor) -> torch.Tensor:
+        """W = A⁻¹B."""
+        return torch.cholesky_solve(B.to(torch.float64), self.L)
+
+    def leverage(self, phi: torch.Tensor) -> torch.Tensor:
+        """h_i = φ_iᵀ A⁻¹ φ_i for each row of ``phi`` (m×D) -> m."""
+        return leverage(self.L, phi)
+
+    def loo_scores(self, W: torch.Tensor, phi: torch.Tensor, Y: torch.Tensor,
+                   weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Leave-one-out scores of rows ``phi`` (already in the statistics) under W = A⁻¹B."""
+        return loo_scores(self.L, W, phi, Y, weights)
+
+
+def ridge_solve(G: torch.Tensor, B: torch.Tensor, lam: float) -> torch.Tensor:
+    """W = (G + λI)⁻¹ B by Cholesky; least squares where G + λI is not positive definite."""
+    try:
+        return Factor(G, lam).solve(B)
+    except NotPositiveDefinite:
+        A = G.to(torch.float64).clone()
+        A.diagonal().add_(float(lam))
+        return torch.linalg.lstsq(A, B.to(torch.float64)).solution
+
+
+def eigh(G: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigendecomposition of a symmetric matrix; on CPU with one thread.
+
+    Measured here (benchmarks/cost.py): MKL's threaded symmetric eigensolver gains nothing
+    from a second core on a 2560×2560 problem (2.4 s vs 2.2 s) and slows down over tenfold
+    (2.7 s → 37 s) when another process competes for the cores; one thread avoids that.
+    """
+    if G.device.type != "cpu":
+        return torch.linalg.eigh(G)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return torch.linalg.eigh(G)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def lambda_grid(G: torch.Tensor, n: int = 13, low: float = -4.0, high: float = 2.0) -> np.ndarray:
+    """λ values on a log grid scaled by the mean eigenvalue of G (trace / D)."""
+    scale = float(torch.trace(G)) / max(G.shape[0], 1)
+    return max(scale, 1e-12) * np.logspace(low, high, int(n))
+
+
+def loo_correct(yhat: torch.Tensor, h: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+    """(ŷ − h·y) / (1 − h), with 1 − h kept away from 0. yhat, Y m×C; h m."""
+    return (yhat - h[:, None] * Y) / (1.0 - h).clamp_min(1e-6)[:, None]
+
+
+def leverage(L: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
+    """h_i = φ_iᵀ A⁻¹ φ_i for the rows of ``phi`` (m×D), given the Cholesky factor L of A."""
+    Z = torch.linalg.solve_triangular(L, phi.to(torch.float64).T, upper=False)
+    return (Z * Z).sum(dim=0)
+
+
+def loo_scores(L: torch.Tensor, W: torch.Tensor, phi: torch.Tensor, Y: torch.Tensor,
+               weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Leave-one-out scores of rows ``phi`` under a fixed system A W = B (A includes λI).
+
+    With ŷ = φᵀW and leverage h = w·φᵀA⁻¹φ, the fit without the row predicts (ŷ − h·y) / (1 − h)
+    (Sherman–Morrison): no refit. L is the Cholesky factor of A.
+    """
+    h = leverage(L, phi)
+    if weights is not None:
+        h = h * weights.to(torch.float64)
+    return loo_correct(phi.to(torch.float64) @ W, h, Y.to(torch.float64))
+
+
+def loo_path_scores(G: torch.Tensor, B: torch.Tensor, phi: torch.Tensor, Y: torch.Tensor, lambdas,
+                    weights: torch.Tensor | None = None, eig: tuple[torch.Tensor, torch.Tensor] | None = None
+                    ) -> torch.Tensor:
+    """Leave-one-out scores of rows ``phi`` (already inside G and B) for every λ, in closed form.
+
+    One eigendecomposition G = V diag(s) Vᵀ gives every λ: A⁻¹ = V diag(1/(s+λ)) Vᵀ. ``eig`` reuses
+    a decomposition already computed. Returns len(lambdas)×m×C float64.
+    """
+    s, V = eigh(G) if eig is None else eig
+    s = s.clamp_min(0)
+    P = phi.to(torch.float64) @ V
+    Q = V.T @ B
+    P2 = P * P
+    Y64 = Y.to(torch.float64)
+    w = None if weights is None else weights.to(torch.float64)
+    out = []
+    for lam in np.asarray(lambdas, dtype=np.float64):
+        d = 1.0 / (s + lam)
+        yhat = (P * d) @ Q
+        h = P2 @ d
+        if w is not None:
+            h = h * w
+        out.append(loo_correct(yhat, h, Y64))
+    return torch.stack(out)
+
+
+def choose_lambda(G: torch.Tensor, B: torch.Tensor, phi: torch.Tensor, Y: np.ndarray, lambdas,
+                  weights: torch.Tensor | None = None, eig=None) -> tuple[float, np.ndarray]:
+    """(λ, mAP per λ): the λ of ``lambdas`` maximising leave-one-out mAP of rows ``phi`` with labels Y.
+
+    mAP is the mean AP over the columns of Y with at least one positive (scikit-learn's
+    non-interpolated AP). Without any positive, or with fewer than 3 rows, returns the middle λ and
+    NaNs.
+    """
+    from mlcil.metrics import average_precision  # metrics never import the ridge core
+
+    lambdas = np.asarray(lambdas, dtype=np.float64)
+    Y = np.asarray(Y)
+    if not Y.any() or len(Y) < 3:
+        return float(lambdas[len(lambdas) // 2]), np.full(len(lambdas), np.nan)
+    Yt = torch.as_tensor(Y, dtype=torch.float64, device=phi.device)
+    path = loo_path_scores(G, B, phi, Yt, lambdas, weights, eig).cpu().numpy()
+    maps = np.array([np.nanmean(average_precision(Y, scores)) for scores in path])
+    return float(lambdas[int(np.nanargmax(maps))]), maps

@@ -1,0 +1,143 @@
+"""The ridge core against direct numpy references: feature map (dense and CSR), statistics, solve,
+leave-one-out, λ path, memory budget."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from mlcil import ridge
+from mlcil.errors import MlcilError
+from mlcil.metrics import average_precision
+
+
+def data(n=120, d=9, C=3, seed=0, density=None):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    if density is not None:
+        X = np.where(rng.random((n, d)) < density, np.abs(X), 0).astype(np.float32)
+    Y = (rng.random((n, C)) < 0.3).astype(np.uint8)
+    return X, Y
+
+
+def numpy_phi(X, R, scaling, X_fit, include_x):
+    X = np.asarray(X, np.float64)
+    F = np.asarray(X_fit, np.float64)
+    if scaling == "standardize":
+        Z = (X - F.mean(0)) / F.std(0)
+    elif scaling == "scale":
+        Z = X / np.sqrt((F ** 2).mean(0))
+    elif scaling == "l2":
+        norms = np.linalg.norm(X, axis=1, keepdims=True)
+        Z = X / np.where(norms > 0, norms, 1)
+    else:
+        Z = X
+    phi = np.maximum(Z @ R.numpy().astype(np.float64), 0)
+    return np.hstack([phi, Z]) if include_x else phi
+
+
+@pytest.mark.parametrize("scaling", ridge.SCALINGS)
+@pytest.mark.parametrize("include_x", [False, True])
+def test_feature_map_dense_and_csr_equal_numpy(scaling, include_x):
+    X, _ = data(density=0.3)
+    X[5] = 0  # a zero row stays finite under l2
+    fmap = ridge.FeatureMap.fit(X, M=16, seed=3, scaling=scaling, include_x=include_x)
+    ref = numpy_phi(X, fmap.R, scaling, X, include_x)
+    np.testing.assert_allclose(fmap(X).double().numpy(), ref, rtol=1e-5, atol=1e-5)
+    if scaling != "standardize":
+        Xs = sp.csr_matrix(X)
+        sparse_map = ridge.FeatureMap.fit(Xs, M=16, seed=3, scaling=scaling, include_x=include_x)
+        np.testing.assert_allclose(sparse_map(Xs).double().numpy(), ref, rtol=1e-5, atol=1e-5)
+    assert fmap.D == 16 + (9 if include_x else 0)
+
+
+def test_standardize_refuses_sparse_and_unknown_scaling():
+    X, _ = data(density=0.3)
+    with pytest.raises(MlcilError, match="scale"):
+        ridge.fit_scaling(sp.csr_matrix(X), "standardize")
+    with pytest.raises(MlcilError, match="scaling"):
+        ridge.FeatureMap.fit(X, M=4, scaling="minmax")
+
+
+def test_chunks_are_bounded_and_cover_every_row():
+    X = sp.random(300, 50_000, density=1e-3, format="csr", dtype=np.float32, random_state=0)
+    fmap = ridge.FeatureMap.fit(X, M=64, scaling="scale", include_x=False)
+    step = ridge.rows_per_chunk(20_000)
+    assert step * 20_000 * 4 <= ridge.features.CHUNK_BYTES
+    seen = 0
+    for rows, phi in fmap.chunks(X, chunk=128):
+        assert phi.shape == (rows.stop - rows.start, 64)
+        seen += phi.shape[0]
+    assert seen == 300
+
+
+def test_partial_statistics_equal_direct_products_and_add_exactly():
+    X, Y = data(n=200)
+    w = np.random.default_rng(1).random(200)
+    fmap = ridge.FeatureMap.fit(X, M=20, scaling="standardize", include_x=True)
+    Phi = fmap(X).double().numpy()
+    st = ridge.partial_statistics(fmap, X, Y, w)
+    np.testing.assert_allclose(st.G.numpy(), Phi.T @ (Phi * w[:, None]), rtol=1e-10)
+    np.testing.assert_allclose(st.B.numpy(), Phi.T @ (Y * w[:, None]), rtol=1e-10, atol=1e-12)
+    assert st.n == 200
+    parts = [ridge.partial_statistics(fmap, X[a:b], Y[a:b], w[a:b]) for a, b in ((0, 70), (70, 70), (70, 200))]
+    total = ridge.tree_sum(parts)
+    np.testing.assert_allclose(total.G.numpy(), st.G.numpy(), rtol=1e-12, atol=1e-12)
+    assert total.n == 200
+    back = total - parts[0]
+    np.testing.assert_allclose(back.G.numpy(), ridge.partial_statistics(fmap, X[70:], Y[70:], w[70:]).G.numpy(),
+                               rtol=1e-9, atol=1e-9)
+    kept = st.select(np.array([True, False, True]))
+    np.testing.assert_array_equal(kept.B.numpy(), st.B.numpy()[:, [0, 2]])
+    assert st.with_columns(st.B[:, :1]).C == 4
+    with pytest.raises(MlcilError, match="shapes"):
+        st + kept
+
+
+def test_factor_solve_and_leave_one_out_equal_refits():
+    X, Y = data(n=60, d=5)
+    fmap = ridge.FeatureMap.fit(X, M=12, scaling="standardize", include_x=True)
+    Phi = fmap(X).double()
+    st = ridge.partial_statistics(fmap, X, Y)
+    lam = 0.7
+    factor = ridge.Factor(st.G, lam)
+    W = factor.solve(st.B)
+    A = st.G.numpy() + lam * np.eye(st.D)
+    np.testing.assert_allclose(W.numpy(), np.linalg.solve(A, st.B.numpy()), rtol=1e-9, atol=1e-12)
+    loo = factor.loo_scores(W, Phi, torch.as_tensor(Y, dtype=torch.float64)).numpy()
+    P = Phi.numpy()
+    for i in (0, 17, 59):  # brute force: refit without row i
+        keep = np.arange(60) != i
+        Wi = np.linalg.solve(P[keep].T @ P[keep] + lam * np.eye(st.D), P[keep].T @ Y[keep])
+        np.testing.assert_allclose(loo[i], P[i] @ Wi, rtol=1e-7, atol=1e-9)
+    lambdas = [0.1, 0.7, 5.0]
+    path = ridge.loo_path_scores(st.G, st.B, Phi, torch.as_tensor(Y, dtype=torch.float64), lambdas).numpy()
+    np.testing.assert_allclose(path[1], loo, rtol=1e-6, atol=1e-8)
+    best, maps = ridge.choose_lambda(st.G, st.B, Phi, Y, lambdas)
+    expected = [np.mean(average_precision(Y, p)) for p in path]
+    np.testing.assert_allclose(maps, expected, rtol=1e-12)
+    assert best == lambdas[int(np.argmax(expected))]
+
+
+def test_not_positive_definite_is_a_clear_error_and_solve_falls_back():
+    G = torch.tensor([[1.0, 0.0], [0.0, -1.0]], dtype=torch.float64)
+    with pytest.raises(ridge.NotPositiveDefinite, match="positive definite"):
+        ridge.Factor(G, 0.0)
+    B = torch.ones(2, 1, dtype=torch.float64)
+    W = ridge.ridge_solve(G, B, 0.5)
+    np.testing.assert_allclose(W.numpy(), np.linalg.solve(G.numpy() + 0.5 * np.eye(2), B.numpy()), rtol=1e-9)
+
+
+def test_memory_budget_parsing_and_refusal(monkeypatch):
+    assert ridge.memory.parse_size("8GB") == 8_000_000_000
+    assert ridge.memory.parse_size("1.5 GiB") == int(1.5 * 2**30)
+    assert ridge.memory.parse_size(4096) == 4096
+    assert 0 < ridge.memory.parse_size(0.25) <= ridge.memory.available_memory()
+    for bad in ("lots", -1, True, "0"):
+        with pytest.raises(MlcilError, match="memory_budget"):
+            ridge.memory.parse_size(bad)
+    monkeypatch.setenv("MLCIL_MEMORY_BUDGET", "1MB")
+    assert ridge.memory_budget() == 1_000_000
+    with pytest.raises(MlcilError, match=r"analytic: would need 2\.0 MB .*over the memory budget of 1\.0 MB; lower M"):
+        ridge.check_budget("analytic", {"G": 2_000_000}, hint="lower M")
+    assert ridge.check_budget("analytic", {"G": 2_000_000}, budget="3MB") == 2_000_000
