@@ -32,6 +32,12 @@ import numpy as np
 SHOTS = (0, 1, 2, 5, 10, 20, 50)
 
 
+def mean(values) -> float:
+    """nanmean without the all-NaN warning (NaN then)."""
+    values = np.asarray(values, dtype=float)
+    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+
+
 def sample_shots(Y: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """Rows keeping at most k positives per column (the union over columns), sorted."""
     keep: set[int] = set()
@@ -64,7 +70,7 @@ def run_dataset(name: str, args) -> list[dict]:
         stream = Protocol(f"B{L - n_new}-C{n_new}", seed=seed).build(ds)
         base, last = stream.sessions[0], stream.sessions[-1]
         new = last.classes
-        present = Y_any = stream.Y_test[:, new].any(axis=0)
+        present = stream.Y_test[:, new].any(axis=0)
         chance = float(stream.Y_test[:, new][:, present].mean(axis=0).mean())
         for spec in args.learners.split(","):
             t0 = time.perf_counter()
@@ -82,18 +88,16 @@ def run_dataset(name: str, args) -> list[dict]:
                     if prior and not has_prior:  # names as training rows (weight 1)
                         X = np.vstack([X, E[new]]).astype(np.float32)
                         Y = np.vstack([Y, np.eye(len(new), dtype=np.uint8)])
-                    if len(Y) == 0:
-                        mAP = float("nan")  # nothing to learn from
-                    else:
-                        if k == 0 and prior and has_prior:
-                            learner.learn_names(new, E[new])
-                        else:
-                            learner.learn(Session(X, Y, new, np.arange(len(Y)), 1, E[new] if prior else None))
-                        mAP = new_class_map(learner, stream.X_test, stream.Y_test, new)
+                    if k == 0 and prior and has_prior:
+                        learner.learn_names(new, E[new])
+                    elif len(Y):
+                        learner.learn(Session(X, Y, new, np.arange(len(Y)), 1, E[new] if prior else None))
+                    mAP = new_class_map(learner, stream.X_test, stream.Y_test, new) if \
+                        set(new.tolist()) <= set(learner.classes_.tolist()) else float("nan")  # k=0: nothing learned
                     records.append({"dataset": name, "seed": seed, "learner": spec, "k": k, "prior": prior,
                                     "new_class_mAP": mAP, "chance": chance, "n_new": int(len(new)),
                                     "n_rows": int(len(rows)), "base_s": base_s, "learn_s": time.perf_counter() - t1})
-                    print(f"{name} seed={seed} {spec} k={k} names={prior}: {100 * mAP:.1f} "
+                    print(f"{name} seed={seed} {spec} k={k} names={prior}: {100 * mAP:.2f} "
                           f"(chance {100 * chance:.1f})", file=sys.stderr, flush=True)
     return records
 
@@ -111,7 +115,7 @@ def summarize(records: list[dict], shots) -> tuple[str, dict]:
         for k in shots:
             vals = np.array(by_k.get(k, [np.nan]), dtype=float)
             cells.append("—" if np.isnan(vals).all() else
-                         f"{100 * np.nanmean(vals):.1f}" + (f" ± {100 * np.nanstd(vals):.1f}" if len(vals) > 1 else ""))
+                         f"{100 * mean(vals):.1f}" + (f" ± {100 * np.nanstd(vals):.1f}" if len(vals) > 1 else ""))
         n_new, ch = chance[dataset]
         lines.append(f"| {dataset} ({n_new}, {100 * ch:.1f}) | `{learner}` | {'yes' if prior else 'no'} | "
                      + " | ".join(cells) + " |")
@@ -120,9 +124,9 @@ def summarize(records: list[dict], shots) -> tuple[str, dict]:
         if not prior:
             continue
         off = table.get((dataset, learner, False), {})
-        drops = [100 * (np.nanmean(off[k]) - np.nanmean(by_k[k])) for k in shots if k >= 20 and k in off]
+        drops = [100 * (mean(off[k]) - mean(by_k[k])) for k in shots if k >= 20 and k in off]
         checks[f"{dataset} {learner}"] = {
-            "k0_mAP": 100 * float(np.nanmean(by_k.get(0, [np.nan]))), "chance": 100 * chance[dataset][1],
+            "k0_mAP": 100 * mean(by_k.get(0, [np.nan])), "chance": 100 * chance[dataset][1],
             "largest_drop_k_ge_20": max(drops) if drops else None}
     return "\n".join(lines), checks
 
@@ -140,8 +144,8 @@ def plot(records: list[dict], shots, path: Path) -> None:
     for ax, dataset in zip(axes[0], datasets):
         for i, learner in enumerate(learners):
             for prior, style in ((True, "-"), (False, "--")):
-                ys = [np.nanmean([r["new_class_mAP"] for r in records if r["dataset"] == dataset and
-                                  r["learner"] == learner and r["prior"] == prior and r["k"] == k] or [np.nan])
+                ys = [mean([r["new_class_mAP"] for r in records if r["dataset"] == dataset and
+                            r["learner"] == learner and r["prior"] == prior and r["k"] == k] or [np.nan])
                       for k in shots]
                 ax.plot(x, 100 * np.array(ys), style, color=f"C{i}", marker="o", markersize=3,
                         label=f"{learner}{' + names' if prior else ''}")

@@ -98,6 +98,28 @@ def test_default_text_encoder_is_the_packaged_minilm(text_jsonl, tmp_path):
     same = [json.loads((tmp_path / r / "report.json").read_text())["summary"]["joint:M=16"]["last_mAP"]["mean"]
             for r in ("r", "r2")]
     assert same[0] == pytest.approx(same[1], abs=1e-9)
+    # --prior names: the label names, embedded by the same packaged model, reach the learners' sessions
+    prior = run("bench", "small@minilm", "-p", "B0-C2", "-l", "analytic:M=16,analytic:M=16,prior=0", "-s", "1",
+                "--prior", "names", "-o", str(tmp_path / "r3"), "-q")
+    assert prior.exit_code == 0, prior.output
+    runs = json.loads((tmp_path / "r3" / "report.json").read_text())["summary"]
+    quality = [{k: v["mean"] for k, v in runs[r].items() if k.startswith(("last_", "avg_"))}
+               for r in ("analytic:M=16", "analytic:M=16,prior=0")]
+    assert quality[0] != quality[1]  # the names moved the model (mAP is 1.0 either way on this easy set)
+    # and the few-shot script runs on it (k = 0: names only)
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "fewshot.py"
+    spec = importlib.util.spec_from_file_location("fewshot", script)
+    fewshot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fewshot)
+    result = fewshot.main(["--datasets", "small@minilm", "--shots", "0,2", "--seeds", "1", "--new", "2",
+                           "--learners", "analytic:M=16,prototype,finetune", "--out", str(tmp_path / "fs")])
+    by = {(r["learner"], r["k"], r["prior"]): r["new_class_mAP"] for r in result["records"]}
+    assert np.isnan(by[("analytic:M=16", 0, False)]) and 0 < by[("analytic:M=16", 0, True)] <= 1
+    assert 0 < by[("prototype", 0, True)] <= 1 and 0 < by[("finetune", 2, False)] <= 1
+    assert (tmp_path / "fs" / "fewshot.png").is_file() and "k=0" in (tmp_path / "fs" / "fewshot.md").read_text()
 
 
 def test_missing_minilm_package_is_one_line_naming_it(text_jsonl, monkeypatch):
