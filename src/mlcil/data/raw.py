@@ -6,6 +6,11 @@
 - ``reuters21578``: the ModApte R90 benchmark: rows with ``in_modapte_r90``, the 90 ``modapte_r90``
   labels of ``label_names.json``, ModApte train/test (7,770 / 3,019 rows);
 - ``goemotions``: 28 labels, official train + dev as 'train' (48,836), test as 'test' (5,427);
+- ``se_cooking``, ``se_crypto``, ``hoc`` (no official split): a seeded split made once in the view,
+  iterative stratification with seed 0 and 30% test (:data:`SEEDED_SPLIT`), the split ``mlcil bench``
+  makes for a dataset without one at seed 0; every encoder and every bench seed then sees the same
+  rows, and fitted encoders (tfidf-svd) fit on the training part only. ``hoc``'s 272 abstracts without
+  a hallmark are dropped: no session and no test set of a protocol contains a row without a class;
 - a ``.csv`` / ``.tsv`` / ``.jsonl`` label file whose rows name an ``image``: an image folder;
 - any other text JSON-lines dataset (path or registered name), as :func:`load_dataset` reads it.
 """
@@ -21,7 +26,9 @@ from mlcil.data.dataset import Dataset
 from mlcil.errors import MlcilError
 
 IMAGE_DATASETS = ("voc2007", "coco2014")
-TEXT_VIEWS = ("reuters21578", "goemotions")
+TEXT_VIEWS = ("reuters21578", "goemotions", "se_cooking", "se_crypto", "hoc")
+SEEDED_SPLIT = {"seed": 0, "test_size": 0.3}
+"""The split of the text views without an official one (iterative stratification)."""
 
 
 def reuters_r90(ds: Dataset) -> Dataset:
@@ -55,9 +62,38 @@ def goemotions_train_test(ds: Dataset) -> Dataset:
     return Dataset(ds.X, ds.Y, ds.label_names, split, ds.name, meta)
 
 
+def seeded_split(ds: Dataset, drop_unlabelled: bool = False) -> Dataset:
+    """``ds`` with the :data:`SEEDED_SPLIT` train/test split (optionally without rows that carry no label)."""
+    from mlcil.protocols.protocol import stratified_split
+
+    rows = np.flatnonzero(ds.Y.any(axis=1)) if drop_unlabelled else np.arange(ds.n)
+    Y = ds.Y[rows]
+    test = stratified_split(Y, SEEDED_SPLIT["test_size"], SEEDED_SPLIT["seed"])
+    ids = ds.meta.get("ids") or list(range(ds.n))
+    meta = {k: v for k, v in ds.meta.items() if k != "extra"}
+    meta.update(ids=[ids[i] for i in rows], dropped_unlabelled=int(ds.n - len(rows)),
+                view=f"seeded split (iterative stratification, seed {SEEDED_SPLIT['seed']}, "
+                     f"{SEEDED_SPLIT['test_size']:.0%} test)" + (", rows without a label dropped" if drop_unlabelled else ""))
+    return Dataset([ds.X[i] for i in rows], Y, list(ds.label_names), np.where(test, "test", "train"), ds.name, meta)
+
+
+def text_view(ds: Dataset) -> Dataset:
+    """The benchmark view of a registered raw-text dataset (see the module docstring); others as they are."""
+    if ds.name == "reuters21578":
+        return reuters_r90(ds)
+    if ds.name == "goemotions":
+        return goemotions_train_test(ds)
+    if ds.name in ("se_cooking", "se_crypto", "hoc") and (ds.split is None or not {"train", "test"} <= set(ds.split)):
+        return seeded_split(ds, drop_unlabelled=ds.name == "hoc")
+    return ds
+
+
 def load_raw(name_or_path: str | os.PathLike, root: str | os.PathLike | None = None,
              data_dir: str | os.PathLike | None = None) -> Dataset:
-    """A raw dataset (X = image paths or texts) by name or path; see the module docstring."""
+    """A raw dataset (X = image paths or texts) by name or path; see the module docstring.
+
+    ``meta['modality']`` is 'image' or 'text' (which default encoder fits it).
+    """
     from mlcil.data.images import read_coco2014, read_image_folder, read_voc2007
     from mlcil.data.registry import load_dataset
 
@@ -66,21 +102,24 @@ def load_raw(name_or_path: str | os.PathLike, root: str | os.PathLike | None = N
     if key in IMAGE_DATASETS:
         if root is None:
             raise MlcilError(f"{text}: pass --root, the folder holding the {text.upper()} files")
-        return read_voc2007(root) if key == "voc2007" else read_coco2014(root)
+        return _images(read_voc2007(root) if key == "voc2007" else read_coco2014(root))
     path = Path(text).expanduser()
     if path.is_file() and path.name.lower().endswith((".csv", ".tsv")):
-        return read_image_folder(path, images=root)
+        return _images(read_image_folder(path, images=root))
     if path.is_file() and path.name.lower().endswith((".jsonl", ".jsonl.gz")):
         from mlcil.data.jsonl import iter_jsonl
 
         first = next(iter_jsonl(path), (0, {}))[1]
         if "image" in first:
-            return read_image_folder(path, images=root)
+            return _images(read_image_folder(path, images=root))
     ds = load_dataset(root if root is not None and key in TEXT_VIEWS else text, data_dir=data_dir)
     if not ds.is_raw:
         raise MlcilError(f"{text}: holds feature vectors already (d={ds.d}); embed takes raw images or texts")
-    if ds.name == "reuters21578":
-        return reuters_r90(ds)
-    if ds.name == "goemotions":
-        return goemotions_train_test(ds)
+    ds = text_view(ds)
+    ds.meta["modality"] = "text"
+    return ds
+
+
+def _images(ds: Dataset) -> Dataset:
+    ds.meta["modality"] = "image"
     return ds

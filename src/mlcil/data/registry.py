@@ -402,7 +402,24 @@ def _cached(name: str) -> Path | None:
     return folder if any((folder / f"{name}{s}").is_file() for s in suffixes) else None
 
 
+def _old_embedded_name(text: str) -> str | None:
+    """The new name of an embedded dataset asked for by its old name: 'goemotions-tfidf-svd-dim-256' -> 'goemotions@tfidf-svd-dim-256'."""
+    base = max((n for n in DATASETS if text.lower().startswith(n + "-")), key=len, default=None)
+    if base is None:
+        return None
+    rest = text[len(base) + 1:]
+    return f"{base}@{'minilm' if 'minilm' in rest.lower() else rest}"
+
+
 def _not_found(text: str) -> MlcilError:
+    new = _old_embedded_name(text)
+    if new is not None:
+        where = data_cache_dir() / new / f"{new}.npz"
+        return MlcilError(
+            f"unknown dataset {text!r}: embedded datasets are now named <dataset>@<encoder>: use {new!r}"
+            + (f" (found in {where.parent})" if where.is_file() else
+               f" (`mlcil embed {new.split('@')[0]} -e <encoder>` writes it)")
+        )
     close = difflib.get_close_matches(text.lower(), list(DATASETS), n=3, cutoff=0.6)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     return MlcilError(

@@ -6,11 +6,12 @@ Heavy libraries (torch models, timm, open_clip, sentence-transformers) load on f
 
 from mlcil.encoders.base import Encoder, InputError, select_device
 from mlcil.encoders.cache import EmbeddingCache
-from mlcil.encoders.factory import KINDS, make_encoder, parse_encoder_spec
+from mlcil.encoders.factory import DEFAULT_ENCODERS, KINDS, make_encoder, parse_encoder_spec
 from mlcil.encoders.pipeline import default_cache_dir, embed_dataset, embed_inputs
 from mlcil.encoders.tfidf import TfidfSvdEncoder
 
 __all__ = [
+    "DEFAULT_ENCODERS",
     "KINDS",
     "EmbeddingCache",
     "Encoder",

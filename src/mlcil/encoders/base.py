@@ -42,22 +42,34 @@ def select_device(device: str | None = "auto") -> str:
     return str(dev)
 
 
-def autocast(device: str, precision: str = "auto") -> contextlib.AbstractContextManager:
-    """Mixed precision for a forward pass: bf16 (else fp16) autocast on CUDA, nothing on CPU.
+def autocast_dtype(device: str, precision: str = "auto") -> str | None:
+    """The autocast dtype a forward pass runs under ('bfloat16', 'float16'), or None for float32.
 
-    ``precision`` is 'auto' (the above), 'float32' (no autocast), 'bfloat16' or 'float16'.
+    ``precision``: 'auto' = bf16 (else fp16) on CUDA, float32 on CPU; 'float32'; 'bfloat16' (CUDA, or
+    CPU where it is fast: AMX / AVX512-BF16); 'float16' (CUDA only).
     """
     import torch
 
-    if precision == "float32" or not device.startswith("cuda"):
-        return contextlib.nullcontext()
-    if precision == "auto":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    elif precision in ("bfloat16", "float16"):
-        dtype = getattr(torch, precision)
-    else:
+    if precision not in ("auto", "float32", "bfloat16", "float16"):
         raise MlcilError(f"precision: expected auto, float32, bfloat16 or float16, got {precision!r}")
-    return torch.autocast("cuda", dtype=dtype)
+    cuda = device.startswith("cuda")
+    if precision == "float32" or (precision == "auto" and not cuda):
+        return None
+    if precision == "auto":
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    if precision == "float16" and not cuda:
+        raise MlcilError("precision: float16 runs on CUDA only; on CPU use bfloat16 or float32")
+    return precision
+
+
+def autocast(device: str, precision: str = "auto") -> contextlib.AbstractContextManager:
+    """Mixed precision for a forward pass (see :func:`autocast_dtype`); a null context for float32."""
+    import torch
+
+    dtype = autocast_dtype(device, precision)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast("cuda" if device.startswith("cuda") else "cpu", dtype=getattr(torch, dtype))
 
 
 def load_image(path: str | os.PathLike) -> Any:
@@ -81,11 +93,14 @@ class Encoder(ABC):
         kind: the spec kind ('tfidf-svd', 'timm', 'open_clip', 'sentence-transformers').
         modality: 'text' (inputs are strings) or 'image' (inputs are image file paths).
         needs_fit: True when :meth:`fit` must see the training inputs first (TF-IDF + SVD).
+        short_name: readable name used in embedded dataset names (``minilm``, ``tfidf-svd-dim-256``).
     """
 
     kind: str = ""
     modality: str = "text"
     needs_fit: bool = False
+    short_name: str | None = None
+    """Readable name for embedded datasets (``goemotions@minilm``); set by ``make_encoder`` when None."""
 
     @property
     @abstractmethod
@@ -138,9 +153,14 @@ class TorchEncoder(Encoder):
 
     @property
     def id(self) -> str:
-        """Built on first use: the model is loaded lazily, and the id names what was loaded."""
+        """Built on first use: the model is loaded lazily, and the id names what was loaded.
+
+        Mixed precision is part of it (``|autocast=bfloat16``): its embeddings differ in the last
+        digits from float32's, so the cache keeps them apart.
+        """
         self._build()
-        return self._id  # type: ignore[attr-defined]
+        dtype = autocast_dtype(self.device_, self.precision)
+        return self._id + (f"|autocast={dtype}" if dtype else "")  # type: ignore[attr-defined]
 
     def _build(self) -> None:
         """Load the model and set ``_id`` (subclasses)."""

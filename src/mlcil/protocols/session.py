@@ -18,6 +18,9 @@ class Session:
         classes: k global class ids (columns of the Dataset's Y) this session introduces.
         index: n row ids into the Dataset.
         t: 0-based position in the stream.
+        label_embeddings: optional k×d float32, row j = the name (and description) of ``classes[j]``
+            embedded by the encoder that embedded X; learners with a name prior (``analytic``,
+            ``prototype``: option ``prior``) use it, others ignore it.
     """
 
     X: object
@@ -25,6 +28,7 @@ class Session:
     classes: np.ndarray
     index: np.ndarray
     t: int = 0
+    label_embeddings: np.ndarray | None = None
 
     @property
     def n(self) -> int:
