@@ -438,15 +438,6 @@ class Analytic(Learner):
         self.W_ = torch.cat(parts, dim=1) if parts else torch.zeros(G_all.shape[0], 0, dtype=torch.float64)
 
     # ---- name prior (zero-shot cold start) --------------------------------------------------
-    def learn(self, session) -> "Analytic":
-        """Learn one session (see :class:`~mlcil.learners.base.Learner`); its ``label_embeddings``,
-        when present and ``prior`` > 0, add each new class's name pseudo-example."""
-        self._names = getattr(session, "label_embeddings", None)
-        try:
-            return super().learn(session)
-        finally:
-            self.__dict__.pop("_names", None)
-
     def _check_names(self, E, k: int) -> np.ndarray:
         E = np.asarray(E, dtype=np.float32)
         if E.ndim != 2 or E.shape != (k, self.n_features_):

@@ -52,6 +52,7 @@ class Learner:
     distributable: ClassVar[bool] = False
     #: The engine of the ``learn`` call in progress (None outside one: local).
     _engine = None
+    _names = None
 
     # ---- parameters (scikit-learn style) -------------------------------------------------
     def get_params(self) -> dict[str, Any]:
@@ -110,7 +111,8 @@ class Learner:
             raise MlcilError(f"{self.name} cannot be distributed: its training is sequential gradient descent; "
                              "use engine='local'")
         before = dict(vars(self))  # _learn assigns new objects, so a shallow copy restores
-        self._engine = engine
+        # per-call context for _learn, never state: the engine, and the session's label-name embeddings
+        self._engine, self._names = engine, getattr(session, "label_embeddings", None)
         try:
             self._learn(X, Y, classes)
         except BaseException:
@@ -119,6 +121,7 @@ class Learner:
             raise
         finally:
             vars(self).pop("_engine", None)
+            vars(self).pop("_names", None)
         return self
 
     def _learn(self, X, Y: np.ndarray, classes: np.ndarray) -> None:

@@ -78,14 +78,6 @@ class Prototype(Learner):
         self.center = center
         self.prior = prior
 
-    def learn(self, session) -> "Prototype":
-        """Learn one session; its ``label_embeddings`` (when present, ``prior`` > 0) join the class sums."""
-        self._names = getattr(session, "label_embeddings", None)
-        try:
-            return super().learn(session)
-        finally:
-            self.__dict__.pop("_names", None)
-
     def _name_sums(self, k: int, d: int) -> tuple[np.ndarray, np.ndarray]:
         """(β Eᵀ, β·1): the name pseudo-positives of this session's k classes (zeros without names)."""
         E = getattr(self, "_names", None)
