@@ -318,6 +318,6 @@ def test_calibrate_later_recalibrates_old_classes_only_with_scores(stream3, tmp_
     np.testing.assert_array_equal(again.proba(stream3.X_test), Pl)
     later.forget([stream3.sessions[0].classes[0]])
     assert [d["scores"].shape[1] for d in later.calib_data_] == [1, 2, 2]
-    late = Analytic(M=30).learn(stream3.sessions[0]).set_params(calibrate_later=True)
-    with pytest.raises(MlcilError, match="before the first session"):
-        late.learn(stream3.sessions[1])
+    late = Analytic(M=30).learn(stream3.sessions[0])
+    with pytest.raises(MlcilError, match="calibrate_later"):  # frozen after the first session
+        late.set_params(calibrate_later=True)

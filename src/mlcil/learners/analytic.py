@@ -99,6 +99,7 @@ class Analytic(Learner):
     >>> model.classes_.tolist(), model.proba(X).shape
     ([0, 1, 2, 3], (300, 4))
     """
+    mutable_params = frozenset({"device"})  # may change after learning; every other parameter is frozen
 
     def __init__(self, M: int = 2048, include_x: bool = True, strategy: str = "weighted", alpha: float | None = None,
                  balance: bool = False, pseudo_threshold: Any = 0.7, n_lambdas: int = 13, loo_rows: int = 2000,

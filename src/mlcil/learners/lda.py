@@ -110,6 +110,7 @@ class LDA(Learner):
     >>> model.learn(Session(X, (X[:, 2:3] > 0.5).astype(np.uint8), np.array([2]), np.arange(300))).scores(X).shape
     (300, 3)
     """
+    mutable_params = frozenset()  # every parameter is frozen after learning (state and calibration depend on it)
 
     def __init__(self, shrinkage: float | str = "oas", covariance: str = "auto") -> None:
         self.shrinkage = shrinkage

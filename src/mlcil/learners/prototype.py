@@ -65,6 +65,7 @@ class Prototype(Learner):
     >>> print(model.scores(np.array([[1.0, 0.0]])).round(3))
     [[0.999 0.055]]
     """
+    mutable_params = frozenset()  # every parameter is frozen after learning (state and calibration depend on it)
 
     def __init__(self, center: bool = True) -> None:
         self.center = center
