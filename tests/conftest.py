@@ -10,6 +10,10 @@
   hung child is killed and the test fails saying so) or keep their own deadline
   (``tests/serve/helpers.py``). pytest-timeout (``timeout`` in pyproject.toml) is the ceiling
   for every test.
+- **Tolerances.** Results computed in another process, with other thread counts or on
+  another CPU agree to :data:`SCORE_RTOL` (relative to the largest score) and
+  :data:`MAP_ATOL_POINTS`; :func:`assert_reproduced` is the comparison every such test uses
+  (README, "Reproducibility"; measured by benchmarks/reproducibility.py).
 - **Shared data.** :func:`shared_data` is ``$MLCIL_DATA`` or ``../shared/data``; without it
   a test skips locally and *fails* under ``CI=true``, as the PostgreSQL tests do.
 """
@@ -21,7 +25,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np  # noqa: F401  (loaded before threadpoolctl so that its BLAS is limited too)
+import numpy as np  # (loaded before threadpoolctl, so that its BLAS is limited too)
 import pytest
 import torch
 from threadpoolctl import threadpool_limits
@@ -31,6 +35,28 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ[_var] = str(THREADS)
 torch.set_num_threads(THREADS)
 _LIMITS = threadpool_limits(limits=THREADS)
+
+#: Scores agree across processes, thread counts and CPUs to this fraction of max |score|.
+SCORE_RTOL = 1e-4
+#: ... and mAP to this many points.
+MAP_ATOL_POINTS = 0.01
+
+
+def assert_reproduced(actual, desired, rtol: float = SCORE_RTOL, err_msg: str = "") -> None:
+    """``actual`` equals ``desired`` up to ``rtol`` × max |desired| in every entry (same shape).
+
+    For results (scores, statistics, weights) that crossed a process, thread-count or BLAS-kernel
+    boundary, or that were computed in another order or batching, which a BLAS may round
+    differently. Results computed the same way in one process are compared bit for bit instead.
+    """
+    actual = actual.cpu().numpy() if hasattr(actual, "cpu") else actual
+    desired = desired.cpu().numpy() if hasattr(desired, "cpu") else desired
+    actual, desired = np.asarray(actual, dtype=np.float64), np.asarray(desired, dtype=np.float64)
+    assert actual.shape == desired.shape, f"{err_msg}: shape {actual.shape} != {desired.shape}"
+    scale = float(np.abs(desired).max(initial=0.0))
+    np.testing.assert_allclose(actual, desired, rtol=0, atol=rtol * max(scale, np.finfo(np.float64).tiny),
+                               err_msg=err_msg)
+
 
 #: Seconds a spawned process may run before :func:`run_process` kills it and fails the test.
 PROCESS_TIMEOUT = 120.0

@@ -8,6 +8,7 @@ from mlcil.learners import Analytic, Joint, Learner
 from mlcil.learners.analytic import ALPHA_GRID
 from mlcil.protocols import Protocol, Session
 
+from ..conftest import assert_reproduced
 from .conftest import make_dataset
 
 
@@ -97,7 +98,8 @@ def test_merge_of_disjoint_shards_equals_one_learner(strategy, stream3):
         b.learn(split_session(s, ~mask))
         reference.learn(s)
     a.merge(b)
-    np.testing.assert_allclose(a.W_.numpy(), reference.W_.numpy(), rtol=1e-8, atol=1e-10)
+    # exact up to rounding: φ is float32, and a BLAS may round a row differently in another batch
+    assert_reproduced(a.W_, reference.W_)
     assert a.session_rows_ == reference.session_rows_
 
 

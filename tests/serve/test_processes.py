@@ -16,6 +16,7 @@ from mlcil.serve import model as mdl
 from mlcil.serve.service import Options, TaggingService
 from mlcil.serve.store import Store
 
+from ..conftest import assert_reproduced
 from .conftest import features, make_batch
 from .helpers import start_server, stop
 
@@ -56,8 +57,17 @@ def test_readers_never_see_a_torn_version(db_url):
             state = svc._advance(tx, mdl.ModelState.empty(0), v)
         S_ref = mdl.scores(state, svc._fmap, svc.options.lam, probe)
         for version, S in seen:
-            if version == v:
-                assert np.array_equal(S, S_ref)
+            if version == v:  # a torn read mixes versions: far outside rounding
+                assert_reproduced(S, S_ref)
+
+
+def assert_same_predictions(r1: dict, r2: dict) -> None:
+    """Two /v1/predict answers: same version, labels and score names; scores to the stated tolerance
+    (two processes may round differently: README, "Reproducibility")."""
+    assert r1["version"] == r2["version"] and len(r1["predictions"]) == len(r2["predictions"])
+    for p1, p2 in zip(r1["predictions"], r2["predictions"]):
+        assert p1["labels"] == p2["labels"] and list(p1["scores"]) == list(p2["scores"])
+        assert_reproduced(np.array(list(p1["scores"].values())), np.array(list(p2["scores"].values())))
 
 
 def teach_json(X, L, ids):
@@ -97,7 +107,7 @@ def test_two_processes_on_one_database(db_url):
         r1 = httpx.post(u1 + "/v1/predict", json={"vectors": probe}).json()
         r2 = httpx.post(u2 + "/v1/predict", json={"vectors": probe}).json()
         assert r1["version"] == r2["version"] == 2 + 24
-        assert r1 == r2  # the same version, bit for bit, in both processes
+        assert_same_predictions(r1, r2)  # the same version in both processes (to the stated tolerance)
         labels = httpx.get(u2 + "/v1/labels").json()["labels"]
         assert httpx.get(u1 + "/v1/health").json()["examples"] == 120
         assert all(lab["positives"] + lab["negatives"] <= 120 for lab in labels)
@@ -107,7 +117,8 @@ def test_two_processes_on_one_database(db_url):
         assert httpx.delete(u2 + "/v1/labels/a").status_code == 200
         r1 = httpx.post(u1 + "/v1/predict", json={"vectors": probe}).json()
         r2 = httpx.post(u2 + "/v1/predict", json={"vectors": probe}).json()
-        assert r1 == r2 and r1["version"] == 2 + 24 + 3 and list(r1["predictions"][0]["scores"]) == ["b"]
+        assert_same_predictions(r1, r2)
+        assert r1["version"] == 2 + 24 + 3 and list(r1["predictions"][0]["scores"]) == ["b"]
         assert httpx.get(u1 + "/v1/health").json()["examples"] == 110
     finally:
         stop(p1)

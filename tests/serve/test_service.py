@@ -10,6 +10,7 @@ from mlcil.learners.ridge import gaussian_projection
 from mlcil.serve.service import Options, ServiceError, TaggingService
 from mlcil.serve.store import Store
 
+from ..conftest import assert_reproduced
 from .conftest import features, make_batch
 
 D_IN, M = 12, 48
@@ -73,9 +74,10 @@ def test_forget_examples_matches_a_fit_without_them(db_url):
     keep = [i for i, e in enumerate(ids) if e not in drop]
     G, B = same_phi_reference(svc, X[keep], [L[i] for i in keep], NAMES)
     state = svc.refresh()
-    # exact up to float64 rounding of the subtraction: |ΔG| ≤ 1e-10 for entries of order 1..10
-    np.testing.assert_allclose(state.G.numpy(), G, rtol=0, atol=1e-10)
-    np.testing.assert_allclose(state.B.numpy(), B, rtol=0, atol=1e-10)
+    # exact up to rounding: the service's float32 φ of a row may round differently in another batch
+    # on some BLAS kernels (README, "Reproducibility")
+    assert_reproduced(state.G, G)
+    assert_reproduced(state.B, B)
     assert state.n_examples == len(keep)
     with svc.store.read() as tx:  # nothing of the forgotten examples is left in the database
         assert tx.one("SELECT COUNT(*) FROM examples")[0] == len(keep)
