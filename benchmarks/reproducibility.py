@@ -15,11 +15,15 @@ max |Δproba| and max |ΔmAP| (points), and whether every score is bit-for-bit e
 Markdown tables (per configuration, and the worst case per learner) and writes them to --out.
 
     MLCIL_DATA=../shared/data python benchmarks/reproducibility.py --out benchmarks/results/reproducibility
+
+``--work DIR`` keeps each configuration's raw outputs (scores, probabilities, mAP) so that an
+interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -86,14 +90,20 @@ def run_child(suite: str, learners: str, threads: int, out: Path) -> None:
 
 # ---- parent: every configuration, then the comparison ----------------------------------------
 def run_config(env_extra: dict[str, str], threads: int, suite: str, learners: str, out: Path,
-               timeout: float) -> dict[str, np.ndarray]:
+               timeout: float | None) -> dict[str, np.ndarray]:
+    """One configuration in a fresh subprocess; its outputs are kept in ``out`` and reused if present."""
+    if out.exists():
+        with np.load(out) as z:
+            return {k: z[k] for k in z.files}
     env = {k: v for k, v in os.environ.items() if k not in KERNEL_VARS}
     env.update(env_extra)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[var] = str(threads)
+    partial = out.with_name(out.stem + ".partial.npz")
     cmd = [sys.executable, __file__, "--child", "--suite", suite, "--learners", learners,
-           "--threads", str(threads), "--child-out", str(out)]
+           "--threads", str(threads), "--child-out", str(partial)]
     subprocess.run(cmd, env=env, check=True, timeout=timeout)
+    os.replace(partial, out)
     with np.load(out) as z:
         return {k: z[k] for k in z.files}
 
@@ -125,7 +135,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--suite", default=SUITE, help="dataset:protocol,... (default %(default)s)")
     parser.add_argument("--learners", default=LEARNERS, help="learner specs, comma-separated (default %(default)s)")
     parser.add_argument("--configs", default=None, help="indices into the configuration list, e.g. 0,1,2")
-    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per configuration")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds per configuration (default: none)")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="keep each configuration's raw outputs here and reuse them on a rerun (resume)")
     parser.add_argument("--out", type=Path, default=None, help="folder for reproducibility.md / .json")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
@@ -137,15 +149,19 @@ def main(argv: list[str] | None = None) -> dict:
     configs = CONFIGS if args.configs is None else [CONFIGS[int(i)] for i in args.configs.split(",")]
     results, infos = [], []
     with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         ref = None
         for i, (label, env, threads) in enumerate(configs):
             start = time.perf_counter()
-            data = run_config(env, threads, args.suite, args.learners, Path(tmp) / f"c{i}.npz", args.timeout)
+            key = hashlib.sha256(json.dumps([args.suite, args.learners, env, threads]).encode()).hexdigest()[:16]
+            data = run_config(env, threads, args.suite, args.learners, work / f"{key}.npz", args.timeout)
             info = json.loads(str(data.pop("__info__")))
-            info.update(label=label, wall_s=time.perf_counter() - start)
+            info.update(label=label, env=env, threads=threads, wall_s=time.perf_counter() - start)
             infos.append(info)
             print(f"[{i + 1}/{len(configs)}] {label}: {info['wall_s']:.0f} s, torch {info['cpu_capability']}, "
-                  f"BLAS {info['blas']}", file=sys.stderr, flush=True)
+                  f"BLAS {info['blas']}, learn s {json.dumps({k: round(v, 1) for k, v in info['seconds'].items()})}",
+                  file=sys.stderr, flush=True)
             if ref is None:
                 ref = data
                 continue

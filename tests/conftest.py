@@ -36,9 +36,11 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 torch.set_num_threads(THREADS)
 _LIMITS = threadpool_limits(limits=THREADS)
 
-#: Scores agree across processes, thread counts and CPUs to this fraction of max |score|.
-SCORE_RTOL = 1e-4
-#: ... and mAP to this many points.
+#: Scores agree across processes, thread counts and CPUs to this fraction of max |score| (README,
+#: "Reproducibility": measured worst case 1.9e-3, analytic on medical, whose ridge system has
+#: condition number 4e7; 1e-6 on every well-conditioned problem measured).
+SCORE_RTOL = 2e-3
+#: ... and mAP to this many points (measured worst case 0.0065).
 MAP_ATOL_POINTS = 0.01
 
 
