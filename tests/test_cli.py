@@ -2,7 +2,6 @@
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -11,6 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from mlcil.cli import main
+
+from .conftest import run_process
 
 
 def write_npz(path, X, Y, names=None, split=None):
@@ -114,8 +115,7 @@ def test_help_explains_options():
 def test_console_script_exit_code(tmp_path):
     """The installed entry point, as a user runs it: exit 2, no traceback."""
     env = dict(os.environ, MLCIL_DATA=str(tmp_path))
-    proc = subprocess.run([sys.executable, "-m", "mlcil.cli", "bench", str(tmp_path / "x.npz"), "-q"],
-                          capture_output=True, text=True, env=env)
+    proc = run_process([sys.executable, "-m", "mlcil.cli", "bench", str(tmp_path / "x.npz"), "-q"], env=env)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error:") and "Traceback" not in proc.stderr
 

@@ -431,10 +431,6 @@ def embed(dataset, encoder, root, out, batch_size, workers, device, precision, c
     click.echo(f"wrote {out}")
 
 
-if __name__ == "__main__":
-    main()
-
-
 @main.command()
 @click.argument("dataset")
 @click.option("--protocol", "-p", default="B0-C10", show_default=True, help="Session split, as for `mlcil bench`.")
@@ -526,3 +522,9 @@ def audit(dataset, protocol, learner, method, folds, noise, seed, order, n_class
             line += f" {100 * row['quality']['precision_at_k']:.1f} | {100 * row['quality']['flag_recall']:.1f} |"
         click.echo(line)
     click.echo(f"wrote {out}/session_<t>.csv and {out / 'audit.json'}")
+
+
+# Last, after every command is registered: `python -m mlcil.cli` runs this file as __main__, and a
+# guard placed above a command's definition would start the CLI without that command.
+if __name__ == "__main__":
+    main()

@@ -1,9 +1,8 @@
-"""Fixtures for the data-layer tests: an isolated cache, no network, the shared data folder."""
+"""Fixtures for the data-layer tests: an isolated cache, no network (``shared_data``: tests/conftest.py)."""
 
 from __future__ import annotations
 
 import io
-import os
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -11,8 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.sparse as sp
-
-SHARED_DATA = Path(os.environ.get("MLCIL_DATA") or Path(__file__).resolve().parents[3] / "shared" / "data")
 
 
 @pytest.fixture(autouse=True)
@@ -25,14 +22,6 @@ def _isolated(monkeypatch, tmp_path):
         raise urllib.error.URLError("network disabled in tests")
 
     monkeypatch.setattr(urllib.request, "urlopen", offline)
-
-
-@pytest.fixture
-def shared_data() -> Path:
-    """The shared real datasets (``$MLCIL_DATA`` or ../shared/data); skips where absent."""
-    if not (SHARED_DATA / "scene").is_dir():
-        pytest.skip(f"shared data not found at {SHARED_DATA}")
-    return SHARED_DATA
 
 
 def _quote(name: str) -> str:

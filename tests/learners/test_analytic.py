@@ -8,6 +8,7 @@ from mlcil.learners import Analytic, Joint, Learner
 from mlcil.learners.analytic import ALPHA_GRID
 from mlcil.protocols import Protocol, Session
 
+from ..conftest import assert_reproduced
 from .conftest import make_dataset
 
 
@@ -98,7 +99,8 @@ def test_merge_of_disjoint_shards_equals_one_learner(strategy, stream3):
         b.learn(split_session(s, ~mask))
         reference.learn(s)
     a.merge(b)
-    np.testing.assert_allclose(a.W_.numpy(), reference.W_.numpy(), rtol=1e-8, atol=1e-10)
+    # exact up to rounding: φ is float32, and a BLAS may round a row differently in another batch
+    assert_reproduced(a.W_, reference.W_)
     assert a.session_rows_ == reference.session_rows_
 
 
@@ -319,6 +321,6 @@ def test_calibrate_later_recalibrates_old_classes_only_with_scores(stream3, tmp_
     np.testing.assert_array_equal(again.proba(stream3.X_test), Pl)
     later.forget([stream3.sessions[0].classes[0]])
     assert [d["scores"].shape[1] for d in later.calib_data_] == [1, 2, 2]
-    late = Analytic(M=30).learn(stream3.sessions[0]).set_params(calibrate_later=True)
-    with pytest.raises(MlcilError, match="before the first session"):
-        late.learn(stream3.sessions[1])
+    late = Analytic(M=30).learn(stream3.sessions[0])
+    with pytest.raises(MlcilError, match="calibrate_later"):  # frozen after the first session
+        late.set_params(calibrate_later=True)

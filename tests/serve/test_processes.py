@@ -14,6 +14,7 @@ from mlcil.ridge import gaussian_projection
 from mlcil.serve.service import Options, Policy, TaggingService
 from mlcil.serve.store import Store
 
+from ..conftest import assert_reproduced
 from .conftest import features, make_batch
 from .helpers import start_server, stop
 

@@ -15,6 +15,7 @@ from mlcil.serve.errors import Conflict, Invalid, NotFound
 from mlcil.serve.service import Options, Policy, TaggingService
 from mlcil.serve.store import Store
 
+from ..conftest import assert_reproduced
 from .conftest import features, make_batch
 
 D_IN, M = 12, 48

@@ -2,14 +2,21 @@
 
 Subclasses implement ``_learn``, ``scores`` (and optionally ``proba``, ``_forget``).
 The base class keeps what every learner shares and nothing else: parameter handling
-(scikit-learn style), input checks that run *before* any state changes, a name
-registry, and save/load of the learned attributes (names ending in ``_``).
+(scikit-learn style: ``get_params(deep=True)``, ``set_params``, so ``sklearn.base.clone``
+works), frozen parameters once a learner has learned, input checks that run *before* any
+state changes, a name registry, and atomic, versioned save/load of the learned attributes
+(names ending in ``_``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import functools
 import inspect
 import json
+import os
+import secrets
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -17,10 +24,17 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from mlcil import __version__
 from mlcil.data.dataset import check_features, check_labels
 from mlcil.decide.calibration import sigmoid
-from mlcil.errors import MlcilError
+from mlcil.errors import MlcilError, NotFittedError
 from mlcil.protocols.session import Session
+
+#: ``format`` field of the header that :meth:`Learner.save` writes.
+FILE_FORMAT = "mlcil-learner"
+#: Version of the learner file layout. Bump it when the layout changes; :meth:`Learner.load`
+#: reads every version from 0 (files written before versioning, same layout) to this one.
+FORMAT_VERSION = 1
 
 REGISTRY: dict[str, type["Learner"]] = {}
 
@@ -54,26 +68,131 @@ class Learner:
     _engine = None
     _names = None
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every subclass's ``scores`` and ``proba`` raise :class:`NotFittedError` before ``learn``,
+        whatever state they touch first."""
+        super().__init_subclass__(**kwargs)
+        for method in ("scores", "proba"):
+            fn = cls.__dict__.get(method)
+            if fn is not None and not hasattr(fn, "__wrapped_fitted__"):
+                setattr(cls, method, _requires_fit(fn))
+
+    #: Parameters that may change after the first ``learn`` (``set_params`` or assignment).
+    #: Every other parameter defines the learned frame (feature map, shapes, how statistics
+    #: were gathered) and is frozen once the learner holds learned state: a new parameter is
+    #: frozen unless a learner lists it here. A changed ``device`` moves the state's tensors.
+    mutable_params: ClassVar[frozenset[str]] = frozenset({"device"})
+
     # ---- parameters (scikit-learn style) -------------------------------------------------
-    def get_params(self) -> dict[str, Any]:
-        sig = inspect.signature(type(self).__init__)
-        return {p: getattr(self, p) for p in sig.parameters if p != "self"}
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        """The constructor's parameters, in signature order (scikit-learn's convention)."""
+        sig = inspect.signature(cls.__init__)
+        for p in sig.parameters.values():
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                raise TypeError(f"{cls.__name__}.__init__ must name its parameters (no *args/**kwargs)")
+        return [p for p in sig.parameters if p != "self"]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor parameters as stored; with ``deep``, also ``name__sub`` entries of nested estimators."""
+        out: dict[str, Any] = {}
+        for key in self._param_names():
+            value = getattr(self, key)
+            out[key] = value
+            if deep and hasattr(value, "get_params") and not isinstance(value, type):
+                out.update({f"{key}__{sub}": v for sub, v in value.get_params(deep=True).items()})
+        return out
 
     def set_params(self, **params: Any) -> "Learner":
-        valid = self.get_params()
+        """Set constructor parameters (``name__sub`` for a nested estimator's); returns self.
+
+        Everything is checked before anything is set. Once the learner has learned, a parameter
+        outside :attr:`mutable_params` may only be set to its learned value (MlcilError otherwise).
+        """
+        valid = self._param_names()
+        own: dict[str, Any] = {}
+        nested: dict[str, dict[str, Any]] = {}
         for key, value in params.items():
-            if key not in valid:
-                raise MlcilError(f"{self.name}: unknown parameter {key!r}; expected one of {sorted(valid)}")
+            head, sep, sub = key.partition("__")
+            if head not in valid:
+                raise MlcilError(f"{self.name}: unknown parameter {head!r}; expected one of {sorted(valid)}")
+            if sep:
+                if not hasattr(getattr(self, head), "set_params"):
+                    raise MlcilError(f"{self.name}: parameter {head!r} has no parameters of its own (got {key!r})")
+                nested.setdefault(head, {})[sub] = value
+            else:
+                own[key] = value
+        self._check_frozen(own)
+        for head, sub_params in nested.items():
+            target = own.get(head, getattr(self, head))
+            check = getattr(target, "_check_frozen", None)
+            if check is not None:
+                check({k: v for k, v in sub_params.items() if "__" not in k})
+        for key, value in own.items():
             setattr(self, key, value)
+        for head, sub_params in nested.items():
+            getattr(self, head).set_params(**sub_params)
+        self._sync_mutable()
         return self
 
     def __repr__(self) -> str:
         sig = inspect.signature(type(self).__init__)
         changed = [
-            f"{k}={v!r}" for k, v in self.get_params().items() if sig.parameters[k].default is not v
+            f"{k}={v!r}" for k, v in self.get_params(deep=False).items() if sig.parameters[k].default is not v
             and sig.parameters[k].default != v
         ]
         return f"{type(self).__name__}({', '.join(changed)})"
+
+    # ---- frozen parameters ---------------------------------------------------------------
+    @classmethod
+    def frozen_params(cls) -> list[str]:
+        """Parameters that cannot change once the learner has learned (all but :attr:`mutable_params`)."""
+        return [p for p in cls._param_names() if p not in cls.mutable_params]
+
+    def _has_learned(self) -> bool:
+        """True once the learner holds learned state (a session learned, loaded, or a frame set)."""
+        return self.is_fitted or bool(self._state_names())
+
+    def _learned_params(self) -> dict[str, Any] | None:
+        """The parameter values the learned state was built with (None before any state)."""
+        if not self._has_learned():
+            return None
+        if "_params_learned" not in vars(self):  # state set from outside (e.g. Analytic.spawn)
+            self._params_learned = _copy_params(self.get_params(deep=False))
+        return self._params_learned
+
+    def _check_frozen(self, proposed: dict[str, Any] | None = None) -> None:
+        """Refuse a frozen parameter that differs from its learned value.
+
+        ``proposed``: values about to be set (default: the current attributes, which catches
+        direct assignment such as ``learner.M = 32``).
+        """
+        learned = self._learned_params()
+        if learned is None:
+            return
+        proposed = self.get_params(deep=False) if proposed is None else proposed
+        for key in self.frozen_params():
+            if key in proposed and key in learned and not _same(proposed[key], learned[key]):
+                raise MlcilError(
+                    f"{self.name}: parameter {key!r} cannot change after learning: this learner learned with "
+                    f"{key}={learned[key]!r} (given: {proposed[key]!r}), and its state is built on it. Create a "
+                    f"new learner with the new value (e.g. sklearn.base.clone(learner).set_params({key}=...)) "
+                    f"and learn from the first session again"
+                )
+
+    def _sync_mutable(self) -> None:
+        """Apply changed mutable parameters to the learned state (``device``: move tensors)."""
+        learned = self._learned_params()
+        if learned is None:
+            return
+        current = self.get_params(deep=False)
+        changed = [k for k in self.mutable_params if k in current and not _same(current[k], learned.get(k))]
+        if "device" in changed:
+            device = _resolve_device(current["device"])
+            for key, value in list(vars(self).items()):
+                setattr(self, key, _to_device(value, device))
+        for key in changed:
+            learned[key] = _copy_params({key: current[key]})[key]
 
     # ---- state ---------------------------------------------------------------------------
     @property
@@ -98,13 +217,16 @@ class Learner:
     # ---- the contract --------------------------------------------------------------------
     def learn(self, session: Session, engine=None) -> "Learner":
         """Learn one session. Input is validated before any state changes, and a failure while
-        learning (e.g. a numerical error) restores the learner's previous state.
+        learning (e.g. a numerical error) restores the learner's previous state. A frozen
+        parameter changed since the first session (see :attr:`mutable_params`) is an error.
 
         ``engine``: where the full-data passes run: None or 'local' (this process), 'ray', or an
         :class:`mlcil.engines.Engine`; only ``distributable`` learners accept a non-local one.
         """
         from mlcil.engines import resolve_engine
 
+        self._check_frozen()
+        self._sync_mutable()
         X, Y, classes = self._check_session(session)
         engine = resolve_engine(engine)
         if not engine.local and not self.distributable:
@@ -114,6 +236,8 @@ class Learner:
         # per-call context for _learn, never state: the engine, and the session's label-name embeddings
         self._engine, self._names = engine, getattr(session, "label_embeddings", None)
         try:
+            if "_params_learned" not in vars(self):  # the values the state is built with
+                self._params_learned = _copy_params(self.get_params(deep=False))
             self._learn(X, Y, classes)
         except BaseException:
             vars(self).clear()
@@ -137,6 +261,8 @@ class Learner:
 
     def forget(self, classes) -> "Learner":
         """Drop ``classes`` (global ids); exact where the learner allows it."""
+        if not self.is_fitted:
+            raise NotFittedError(f"{self.name}: not fitted yet, nothing to forget; call learn(session) first")
         classes = np.atleast_1d(np.asarray(classes, dtype=np.int64))
         unknown = np.setdiff1d(classes, self.classes_)
         if unknown.size:
@@ -151,11 +277,11 @@ class Learner:
 
     # ---- validation ----------------------------------------------------------------------
     def _check_X(self, X, name: str = "X"):
-        d = getattr(self, "n_features_", None)
-        X = check_features(X, f"{self.name}: {name}", d=d)
+        """Validated rows to score; :class:`NotFittedError` before the first ``learn``."""
         if not self.is_fitted:
-            raise MlcilError(f"{self.name}: not fitted yet; call learn(session) first")
-        return X
+            raise NotFittedError(f"{self.name}: not fitted yet; call learn(session) first")
+        d = getattr(self, "n_features_", None)
+        return check_features(X, f"{self.name}: {name}", d=d)
 
     def _check_session(self, session: Session):
         if not isinstance(session, Session):
@@ -180,40 +306,174 @@ class Learner:
 
     # ---- persistence ---------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write parameters and learned state to one ``.npz`` file (no pickle)."""
+        """Write parameters and learned state to one ``.npz`` file (no pickle); returns ``path``.
+
+        Atomic: the file is written beside ``path`` under a temporary name, flushed to disk and
+        renamed over ``path``, so a crash mid-write leaves the previous file (or none) in place,
+        never a truncated one (only a hidden ``.<name>.<pid>.<random>.tmp`` may stay behind).
+        The header names the file format and its version (:data:`FORMAT_VERSION`).
+        """
+        if not self.is_fitted:
+            raise NotFittedError(f"{self.name}: not fitted yet, nothing to save; call learn(session) first")
+        self._check_frozen()
         path = Path(path)
         arrays: dict[str, np.ndarray] = {"_classes": self.classes_}
         meta: dict[str, Any] = {}
         for key in self._state_names():
             _flatten(key, getattr(self, key), arrays, meta)
-        header = {"class": type(self).__name__, "name": self.name, "params": self.get_params(), "meta": meta}
+        header = {"format": FILE_FORMAT, "format_version": FORMAT_VERSION, "mlcil_version": __version__,
+                  "class": type(self).__name__, "name": self.name, "params": self.get_params(deep=False),
+                  "meta": meta}
         arrays["__header__"] = np.array(json.dumps(header, default=_json_default))
-        with open(path, "wb") as fh:
-            np.savez(fh, **arrays)
+        _write_atomic(path, arrays)
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> "Learner":
-        """Read a learner written by :meth:`save`; works from the base class or the subclass."""
+        """Read a learner written by :meth:`save`; works from the base class or the subclass.
+
+        Refuses, with an MlcilError naming the file, a file that is not an mlcil learner, a
+        corrupt or truncated one, and one written in a newer or unknown format version.
+        """
         path = Path(path)
         if not path.exists():
             raise MlcilError(f"load: no such file: {path}")
-        with np.load(path, allow_pickle=False) as z:
-            header = json.loads(str(z["__header__"]))
-            arrays = {k: z[k] for k in z.files if k != "__header__"}
+        header, arrays = _read_learner_file(path)
         target = REGISTRY.get(header["name"])
         if target is None or (cls is not Learner and not issubclass(target, cls)):
             raise MlcilError(f"load: {path} holds a {header['class']!r} learner, not {cls.__name__}")
-        learner = target(**header["params"])
-        learner._classes = arrays.pop("_classes").astype(np.int64)
-        state = _unflatten(arrays, header["meta"])
+        try:
+            learner = target(**header["params"])
+        except TypeError as exc:
+            raise MlcilError(f"load: {path}: its parameters do not fit this mlcil's {target.__name__} ({exc}); "
+                             f"it was written by mlcil {header.get('mlcil_version', '< 0.1')}") from None
+        try:
+            learner._classes = arrays.pop("_classes").astype(np.int64)
+            state = _unflatten(arrays, header["meta"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise MlcilError(f"load: {path} is corrupt: its learned state is incomplete ({type(exc).__name__}: "
+                             f"{exc})") from None
         for key, value in state.items():
             setattr(learner, key, value)
+        learner._params_learned = _copy_params(learner.get_params(deep=False))
         learner._after_load()
         return learner
 
     def _after_load(self) -> None:
         """Hook for subclasses to move tensors to their device after ``load``."""
+
+
+def _requires_fit(fn):
+    """Wrap a scoring method so that an unfitted learner raises NotFittedError first."""
+
+    @functools.wraps(fn)
+    def checked(self, *args, **kwargs):
+        if not self.is_fitted:
+            raise NotFittedError(f"{self.name}: not fitted yet; call learn(session) first")
+        return fn(self, *args, **kwargs)
+
+    checked.__wrapped_fitted__ = True
+    return checked
+
+
+def _write_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """``np.savez`` to a temporary file in ``path``'s folder, fsync, then rename over ``path``."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "xb") as fh:
+            np.savez(fh, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # make the rename itself durable (POSIX; not possible on Windows)
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _read_learner_file(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """(header, arrays) of a learner file, or an MlcilError saying why it cannot be one."""
+    not_ours = f"load: {path} is not an mlcil learner file"
+    try:
+        z = np.load(path, allow_pickle=False)
+        if not hasattr(z, "files"):
+            raise MlcilError(f"{not_ours} (a single .npy array)")
+        with z:
+            if "__header__" not in z.files:
+                raise MlcilError(f"{not_ours} (an .npz without the learner header)")
+            text = str(z["__header__"])
+            arrays = {k: z[k] for k in z.files if k != "__header__"}
+    except MlcilError:
+        raise
+    except Exception as exc:  # zipfile, zlib, pickle refusal, EOF: a truncated or foreign file
+        raise MlcilError(f"{not_ours}, or it is corrupt or truncated (numpy cannot read it: "
+                         f"{type(exc).__name__}: {exc})") from None
+    try:
+        header = json.loads(text)
+    except ValueError:
+        raise MlcilError(f"load: {path} is corrupt: its header is not valid JSON") from None
+    if not isinstance(header, dict):
+        raise MlcilError(f"{not_ours} (its header is not a JSON object)")
+    fmt = header.get("format")
+    if fmt is None and {"class", "name", "params", "meta"} <= set(header):
+        version = 0  # written before files carried a format; same layout as version 1
+    elif fmt == FILE_FORMAT:
+        version = header.get("format_version")
+    else:
+        raise MlcilError(f"{not_ours} (format {fmt!r}, expected {FILE_FORMAT!r})")
+    if not isinstance(version, int) or isinstance(version, bool) or not 0 <= version <= FORMAT_VERSION:
+        written = header.get("mlcil_version", "unknown")
+        raise MlcilError(
+            f"load: {path} is in learner file format version {version!r} (written by mlcil {written}); this mlcil "
+            f"{__version__} reads format versions 0 to {FORMAT_VERSION}: upgrade mlcil to load it"
+        )
+    missing = [k for k in ("class", "name", "params", "meta") if k not in header]
+    if missing or not isinstance(header["params"], dict) or not isinstance(header["meta"], dict):
+        raise MlcilError(f"load: {path} is corrupt: its header lacks {missing or 'a valid params/meta'}")
+    if "_classes" not in arrays:
+        raise MlcilError(f"load: {path} is corrupt: no '_classes' array")
+    return header, arrays
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Parameter equality that never raises: 2048 == 2048.0, but True != 1 and arrays compare unequal."""
+    if a is b:
+        return True
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    try:
+        return bool(a == b)
+    except Exception:
+        return False
+
+
+def _copy_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Deep copies of parameter values, except estimators (kept by reference, as clone would see them)."""
+    return {k: v if hasattr(v, "get_params") else copy.deepcopy(v) for k, v in params.items()}
+
+
+def _resolve_device(device: Any) -> torch.device:
+    """``'auto'``/None -> CUDA when available, else CPU; anything else as torch reads it."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _to_device(value: Any, device: torch.device) -> Any:
+    """``value`` with every tensor in it (also inside dicts, lists and tuples) moved to ``device``."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {k: _to_device(v, device) for k, v in value.items()}
+    if type(value) in (list, tuple):
+        return type(value)(_to_device(v, device) for v in value)
+    return value
 
 
 def _nbytes(value) -> int:

@@ -32,6 +32,8 @@ class FineTune(HeadLearner):
     >>> FineTune(epochs=2).learn(s0).proba(X).shape
     (100, 1)
     """
+    #: may change between sessions (training schedule, device); every other parameter is frozen after learning
+    mutable_params = frozenset({"device", "epochs", "lr", "batch_size", "weight_decay"})
 
     def __init__(self, epochs: int = 20, lr: float = 1e-3, batch_size: int = 128, weight_decay: float = 0.0,
                  seed: int = 0, device: str = "cpu") -> None:

@@ -28,6 +28,7 @@ class Joint(Analytic):
     >>> model.classes_.tolist(), model.scores(X).shape
     ([4, 7, 9], (200, 3))
     """
+    mutable_params = frozenset({"device", "memory_budget"})  # may change after learning; every other is frozen
 
     needs_full_labels = True
 

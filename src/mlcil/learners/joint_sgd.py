@@ -61,6 +61,8 @@ class JointSGD(HeadLearner):
     >>> model.classes_.tolist(), model.scores(X).shape, 1 <= model.best_epochs_ <= 5
     ([4, 7, 9], (300, 3), True)
     """
+    #: may change between sessions (training schedule, device); every other parameter is frozen after learning
+    mutable_params = frozenset({"device", "epochs", "lr", "batch_size", "weight_decay"})
 
     needs_full_labels = True
 

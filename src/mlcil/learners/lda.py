@@ -118,6 +118,7 @@ class LDA(Learner):
     >>> model.learn(Session(X, (X[:, 2:3] > 0.5).astype(np.uint8), np.array([2]), np.arange(300))).scores(X).shape
     (300, 3)
     """
+    mutable_params = frozenset()  # every parameter is frozen after learning (state and calibration depend on it)
 
     distributable = True  # class_statistics over blocks, through the engine of learn(session, engine=...)
 

@@ -53,6 +53,8 @@ class LwF(HeadLearner):
     >>> model.learn(Session(X, (X[:, 1:2] > 0).astype(np.uint8), np.array([1]), np.arange(200))).scores(X).shape
     (200, 2)
     """
+    #: may change between sessions (training schedule, device); every other parameter is frozen after learning
+    mutable_params = frozenset({"device", "epochs", "lr", "batch_size", "weight_decay", "distill"})
 
     def __init__(self, distill: float = 1.0, loss: str = "bce", hidden: int = 512, epochs: int = 20, lr: float = 1e-2,
                  batch_size: int = 128, weight_decay: float = 0.0, seed: int = 0, device: str = "cpu") -> None:

@@ -71,6 +71,7 @@ class Prototype(Learner):
     >>> print(model.scores(np.array([[1.0, 0.0]])).round(3))
     [[0.999 0.055]]
     """
+    mutable_params = frozenset()  # every parameter is frozen after learning (state and calibration depend on it)
 
     distributable = True  # row_sums over blocks, through the engine of learn(session, engine=...)
 

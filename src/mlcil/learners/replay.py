@@ -108,6 +108,8 @@ class Replay(HeadLearner):
     >>> model.buffer_size_, model.buffer_bytes
     (8, 224)
     """
+    #: may change between sessions (training schedule, device); every other parameter is frozen after learning
+    mutable_params = frozenset({"device", "epochs", "lr", "batch_size", "weight_decay", "absent_weight"})
 
     def __init__(self, policy: str = "per_class", per_class: int = 20, memory: int = 1000, absent_weight: float = 0.1,
                  loss: str = "bce", hidden: int = 512, epochs: int = 20, lr: float = 1e-2, batch_size: int = 128,
