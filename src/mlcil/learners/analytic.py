@@ -28,7 +28,7 @@ import torch
 
 from mlcil.data.dataset import check_labels
 from mlcil.decide.calibration import (apply_calibration, concat_calibration, fit_calibration,
-                                     select_calibration)
+                                     select_calibration, sigmoid)
 from mlcil.decide.thresholds import best_f1_thresholds
 from mlcil.errors import MlcilError
 from mlcil import ridge
@@ -50,6 +50,10 @@ SCALING_SEARCH_ROWS = 8000
 SCALING_SEARCH_FEATURES = 512
 #: values of ``scaling`` (the ridge core's scalings, plus 'auto').
 SCALING_CHOICES = ("auto", *ridge.SCALINGS)
+#: values of ``pseudo_calibration``: the probability pseudo-labels threshold.
+PSEUDO_CALIBRATIONS = ("ridge", "platt")
+#: values of ``lambda_search``: λ chosen on the first session only, or re-chosen after every session.
+LAMBDA_SEARCHES = ("first", "sessions")
 #: values of ``memory``: None (exemplar-free, nothing per example) or 'labels' (label memory).
 MEMORIES = (None, "labels")
 #: values of ``memory_key``: what identifies an example in the label memory.
@@ -88,10 +92,22 @@ class Analytic(Learner):
             frequency within the session (L3A's sample weighting idea).
         pseudo_threshold: probability above which an old class becomes a pseudo-positive
             (0.7 as in L3A); 'calibrated' for per-class F1-optimal thresholds found on
-            leave-one-out scores of the class's own session; 'soft' for the ridge output
-            clipped to [0, 1] as a soft target.
-        n_lambdas: size of the log λ grid (10⁻⁴..10² × mean eigenvalue of G), searched by
-            leave-one-out mAP on the first session: closed form, all λ from one eigendecomposition.
+            leave-one-out scores of the class's own session (on the Platt probability); 'soft'
+            for the ridge output clipped to [0, 1] as a soft target.
+        pseudo_calibration: the probability behind pseudo-labels. 'ridge' (default): σ(s) of the
+            ridge output s, L3A's rule (σ(s) > 0.7 ⟺ s > 0.85): s is regressed on 0/1 targets over
+            the rows of every session so far, the population a new session's rows come from.
+            'platt': the class's Platt calibration, fitted on its own session only, where every row
+            carries one of that session's classes (a single-class session has no negative at all):
+            it over-predicts on later sessions and pseudo-positives flood (README, label absence).
+        n_lambdas: size of the log λ grid (10⁻⁴..10² × mean eigenvalue of the first session's G),
+            searched by leave-one-out mAP: closed form, all λ from one eigendecomposition.
+        lambda_search: 'sessions' (default): λ is re-chosen after every session, from the
+            leave-one-out mAP curve of each session's own classes on its own rows (one
+            eigendecomposition per session), summed over the sessions so far weighted by their
+            numbers of classes; 'first': chosen on the first session only (with its 48 rows on
+            medical, the λ of the grid's lower end). Measured in the README (label absence).
+            With 'sessions' and 'known' the old classes' weights change only through λ.
         loo_rows: at most this many rows per session get leave-one-out scores (λ search,
             Platt calibration, per-class thresholds); every row is learned.
         precision: 'float64' or 'float32' multiplication when accumulating statistics
@@ -139,10 +155,12 @@ class Analytic(Learner):
     """
 
     def __init__(self, M: int = 2048, include_x: bool | str = "auto", scaling: str = "auto", strategy: str = "weighted",
-                 alpha: float | None = None, balance: bool = False, pseudo_threshold: Any = 0.7, n_lambdas: int = 13,
+                 alpha: float | None = None, balance: bool = False, pseudo_threshold: Any = 0.7,
+                 pseudo_calibration: str = "ridge", n_lambdas: int = 13,
                  loo_rows: int = 2000, precision: str = "float64", calibration: str = "platt",
                  calibrate_later: bool = False, memory_budget: Any = None, memory: str | None = None,
-                 memory_key: str = "content", seed: int = 0, device: str = "cpu") -> None:
+                 memory_key: str = "content", lambda_search: str = "sessions", seed: int = 0,
+                 device: str = "cpu") -> None:
         self.M = M
         self.include_x = include_x
         self.scaling = scaling
@@ -150,6 +168,7 @@ class Analytic(Learner):
         self.alpha = alpha
         self.balance = balance
         self.pseudo_threshold = pseudo_threshold
+        self.pseudo_calibration = pseudo_calibration
         self.n_lambdas = n_lambdas
         self.loo_rows = loo_rows
         self.precision = precision
@@ -158,6 +177,7 @@ class Analytic(Learner):
         self.memory_budget = memory_budget
         self.memory = memory
         self.memory_key = memory_key
+        self.lambda_search = lambda_search
         self.seed = seed
         self.device = device
 
@@ -179,6 +199,11 @@ class Analytic(Learner):
             raise MlcilError(f"{self.name}: include_x must be True, False or 'auto', got {self.include_x!r}")
         if self.scaling not in SCALING_CHOICES:
             raise MlcilError(f"{self.name}: scaling must be one of {', '.join(SCALING_CHOICES)}, got {self.scaling!r}")
+        if self.pseudo_calibration not in PSEUDO_CALIBRATIONS:
+            raise MlcilError(f"{self.name}: pseudo_calibration must be 'ridge' or 'platt', got "
+                             f"{self.pseudo_calibration!r}")
+        if self.lambda_search not in LAMBDA_SEARCHES:
+            raise MlcilError(f"{self.name}: lambda_search must be 'first' or 'sessions', got {self.lambda_search!r}")
         if self.memory not in MEMORIES:
             raise MlcilError(f"{self.name}: memory must be None or 'labels', got {self.memory!r}")
         if self.memory_key not in MEMORY_KEYS:
@@ -273,6 +298,14 @@ class Analytic(Learner):
         B_list.append(B_new)
         # calibrate the new classes on leave-one-out scores of their own session's rows
         G_all = self._gram_all(G_list, G_seen)
+        evidence = getattr(self, "lambda_evidence_", None)
+        if self.lambda_search == "sessions":
+            if frame_new:
+                evidence = np.nan_to_num(np.asarray(self.lambda_map_, dtype=np.float64), nan=0.0) * len(classes)
+            else:
+                lam, evidence = self._reselect_lambda(absence_system(G_all, G_new if per_session else G_all, alpha,
+                                                                     0.0), B_new, phi_sub, Y[sub], w_sub, evidence,
+                                                      lam)
         A = absence_system(G_all, G_new if per_session else G_all, alpha, lam)
         L = torch.linalg.cholesky(A)
         loo = ridge.loo_scores(L, torch.cholesky_solve(B_new, L), phi_sub, Y_sub, w_sub).cpu().numpy()
@@ -281,6 +314,8 @@ class Analytic(Learner):
         thresholds = best_f1_thresholds(apply_calibration(calib, loo), Y[sub])
         # commit
         self.lambda_, self.alpha_ = lam, alpha
+        if evidence is not None:
+            self.lambda_evidence_ = evidence
         self.G_, self.B_ = G_list, B_list
         if self.memory:
             self.memory_ = recall[0]
@@ -391,6 +426,19 @@ class Analytic(Learner):
         self.lambda_grid_ = np.asarray(lambdas)
         return lam
 
+    def _reselect_lambda(self, base: torch.Tensor, B_new: torch.Tensor, phi_sub: torch.Tensor, Y_sub: np.ndarray,
+                         w_sub, evidence: np.ndarray, lam: float) -> tuple[float, np.ndarray]:
+        """λ after a later session (``lambda_search='sessions'``): this session's leave-one-out mAP of its
+        own classes on its own rows, for every λ of the first session's grid (one eigendecomposition of
+        the system without λ, ``base``), is added to the evidence of the sessions before, weighted by
+        its number of classes; λ = the grid value with the most evidence. Returns (λ, evidence)."""
+        lambdas = np.asarray(self.lambda_grid_)
+        _, maps = ridge.choose_lambda(base, B_new, phi_sub, Y_sub, lambdas, w_sub)
+        if not np.isfinite(maps).any():  # no positive among the rows scored: no evidence, λ stays
+            return lam, evidence
+        evidence = evidence + np.nan_to_num(maps, nan=np.nanmin(maps)) * Y_sub.shape[1]
+        return float(lambdas[int(np.argmax(evidence))]), evidence
+
     def _choose_alpha(self, X, Y: np.ndarray, weights, lam: float) -> float:
         """α for label absence. Fixed by 'negative' (1), 'known' (0) and by an explicit alpha;
         otherwise chosen by simulating label absence inside the first session: its classes are
@@ -452,12 +500,15 @@ class Analytic(Learner):
         return S
 
     def _pseudo_labels(self, X) -> np.ndarray:
-        """n × len(classes_) pseudo-labels of the old classes: proba above the threshold."""
+        """n × len(classes_) pseudo-labels of the old classes: probability above the threshold, the
+        probability being σ(ridge output) ('ridge') or the Platt calibration ('platt')."""
+        S = self.scores(X)
         if self.pseudo_threshold == "soft":  # the ridge output itself, clipped to [0, 1]
-            return np.clip(self.scores(X), 0.0, 1.0).astype(np.float64)
-        P = self.proba(X)
-        thr = self.thresholds_ if self.pseudo_threshold == "calibrated" else float(self.pseudo_threshold)
-        return (P > thr).astype(np.uint8)
+            return np.clip(S, 0.0, 1.0).astype(np.float64)
+        P = sigmoid(S) if self.pseudo_calibration == "ridge" else apply_calibration(self.calibration_, S)
+        if self.pseudo_threshold == "calibrated":  # F1-optimal thresholds of the Platt probability
+            return (apply_calibration(self.calibration_, S) > self.thresholds_).astype(np.uint8)
+        return (P > float(self.pseudo_threshold)).astype(np.uint8)
 
     def _gram_all(self, G_list: list | None = None, G_seen: torch.Tensor | None = None) -> torch.Tensor:
         """G_all: the Gram matrix of every row learned (of every example seen once, with a label memory)."""
@@ -566,6 +617,9 @@ class Analytic(Learner):
         twin = type(self)(**self.get_params())
         for key in ("n_features_", "include_x_", "scaling_", "shift_", "scale_", "R_", "lambda_", "alpha_"):
             setattr(twin, key, getattr(self, key))
+        if hasattr(self, "lambda_grid_"):  # the grid λ is re-chosen on (lambda_search='sessions'); no evidence yet
+            twin.lambda_grid_ = self.lambda_grid_
+            twin.lambda_evidence_ = np.zeros(len(self.lambda_grid_))
         return twin
 
     def merge(self, other: "Analytic") -> "Analytic":
@@ -576,11 +630,15 @@ class Analytic(Learner):
         With a label memory both learners must have one, and each example must have been fed to one
         of them only (shard by example, e.g. ``ridge.row_digests(X) % n_shards``): an example in both
         would count twice in G, and no input is kept to correct it, so that is refused.
+        With ``lambda_search='sessions'`` each learner re-chose λ on its own rows; the merged learner
+        takes λ from their summed evidence (the statistics still add exactly; λ is then the one the
+        pooled per-shard curves favour, not necessarily the one a single learner would have chosen).
         """
         if not isinstance(other, Analytic):
             raise MlcilError(f"{self.name}: merge expects an Analytic learner, got {type(other).__name__}")
-        if not self.feature_map.same_as(other.feature_map) or self.lambda_ != other.lambda_ \
-                or self.alpha_ != other.alpha_:
+        same_lambda = self.lambda_ == other.lambda_ or (self.lambda_search == other.lambda_search == "sessions"
+                                                        and np.array_equal(self.lambda_grid_, other.lambda_grid_))
+        if not self.feature_map.same_as(other.feature_map) or not same_lambda or self.alpha_ != other.alpha_:
             raise MlcilError(f"{self.name}: merge needs the same frame (feature map, λ, α); create the other learner "
                              "with spawn()")
         if self.strategy != other.strategy:
@@ -598,6 +656,11 @@ class Analytic(Learner):
             if hasattr(self, "G_seen_"):
                 self.G_seen_ = self.G_seen_ + other.G_seen_.to(self.G_seen_.device)
         self.session_rows_ = [a + b for a, b in zip(self.session_rows_, other.session_rows_)]
+        if self.lambda_search == "sessions" and hasattr(other, "lambda_evidence_"):
+            # each learner chose λ on its own rows: λ from their pooled evidence (the statistics add exactly)
+            self.lambda_evidence_ = getattr(self, "lambda_evidence_", 0.0) + other.lambda_evidence_
+            if not np.array_equal(self.lambda_evidence_, other.lambda_evidence_) or self.lambda_ != other.lambda_:
+                self.lambda_ = float(self.lambda_grid_[int(np.argmax(self.lambda_evidence_))])
         self._solve()
         return self
 
