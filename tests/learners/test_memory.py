@@ -263,3 +263,10 @@ def test_bad_memory_parameters(field):
         Analytic(M=8, memory="labels", memory_key="hash").learn(field.sessions[0])
     with pytest.raises(MlcilError, match="balance"):
         Analytic(M=8, memory="labels", balance=True).learn(field.sessions[0])
+
+
+def test_known_ignores_the_memory(field):
+    """'known' (α = 0) solves each class over its own session's rows only: the memory changes nothing."""
+    a = learn_all(Analytic(**FRAME, strategy="known", memory="labels"), field)
+    b = learn_all(Analytic(**FRAME, strategy="known"), field)
+    np.testing.assert_allclose(a.W_.numpy(), b.W_.numpy(), rtol=1e-10, atol=1e-12)

@@ -13,10 +13,19 @@ negatives with weight α:
 α = 1 is ``negative`` (one G for everything), α = 0 is ``known`` (old weights never change),
 ``weighted`` picks α on held-out rows of the first session, ``pseudo`` also pseudo-labels
 old classes on each new session with the current model (KRT's dynamic pseudo-labels,
-L3A's 0.7 threshold). Because statistics add, learning session by session equals one fit
-on the union with the same partial labels, learners fed disjoint data merge exactly, and
+L3A's rule σ(ridge output) > 0.7). Because statistics add, learning session by session equals
+one fit on the union with the same partial labels, learners fed disjoint data merge exactly, and
 examples or classes are forgotten exactly (see :meth:`merge`, :meth:`forget`,
 :meth:`forget_examples`).
+
+Label memory (``memory='labels'``): per example seen, a 64-bit key and its given label bits, never
+its input. G_all then sums φφᵀ over examples, not over rows: an example that reappears in a later
+session (the field's protocol) adds its new labels to B and no second φφᵀ, K_s still sums the rows
+whose C_s labels were given, so the learner equals the fit on the union of the examples with every
+given label (with ``negative``, :class:`~mlcil.learners.Joint` on the same rows, frame and λ).
+
+λ (``lambda_search='sessions'``) is re-chosen after every session from the leave-one-out evidence of
+each session's own rows; the feature map stays the first session's.
 """
 
 from __future__ import annotations
