@@ -1,11 +1,14 @@
-"""Accuracy benchmark of the Analytic learner's label-absence strategies (issue: analytic learner).
+"""Label absence benchmark (issue 12): every `analytic` strategy, with and without label memory, on the field's
+protocol and on the campaign protocol, against the tuned `joint` upper bound and `replay` (20 exemplars per class).
 
-Runs `mlcil bench` programmatically on shared datasets of several domains with 4–8-session
-protocols and 3 seeds: every Analytic strategy vs the tuned Joint upper bound vs FineTune.
-Prints one Markdown table (last mAP, mean ± std over seeds) and the gap to Joint, and writes
-each dataset's full report under --out.
+For each of 8 shared datasets (five domains, 5–6 sessions) and each campaign ('field': an example appears in every
+session whose classes it carries; 'disjoint': in exactly one of them, drawn per seed), runs `mlcil bench`
+programmatically with 3 seeds and writes the full report under --out/<dataset>-<protocol>-<campaign>/ (skipped when
+it exists: the run resumes). Prints Markdown tables: last mAP, avg mAP and bytes kept per example seen (label memory
+or exemplar buffer), mean ± std over seeds, and the gap of every learner to `joint`.
 
-    MLCIL_DATA=../shared/data python benchmarks/accuracy.py --out results/accuracy
+    MLCIL_DATA=../shared/data nice -n 10 python benchmarks/accuracy.py --out benchmarks/results/accuracy
+    python benchmarks/accuracy.py --out benchmarks/results/accuracy --tables   # tables only, from the reports
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from mlcil.bench import BenchConfig, run_benchmark, write_report
-from mlcil.bench.report import strict_json
+from mlcil.bench.report import human_bytes, strict_json
 from mlcil.data import load_dataset
 
 #: (dataset, protocol, n_classes or None, domain)
@@ -33,11 +37,15 @@ SUITE = [
     ("medical", "B0-C9", None, "text"),
 ]
 
-LEARNERS = [
-    "joint", "joint:balance=true",
-    "analytic:strategy=negative", "analytic:strategy=known", "analytic:strategy=weighted",
-    "analytic:strategy=weighted,balance=true", "analytic:strategy=pseudo", "finetune",
-]
+STRATEGIES = ("negative", "known", "weighted", "pseudo")
+LEARNERS = (
+    ["joint", "replay"]
+    + [f"analytic:strategy={s}" + (",memory=labels" if memory else "") for s in STRATEGIES for memory in (False, True)]
+)
+#: run on the field's protocol only: what `analytic` did before issue 12, for the before/after comparison
+BEFORE = ["analytic:strategy=pseudo,pseudo_calibration=platt",  # pseudo-labels by the own-session Platt probability
+          "analytic:strategy=weighted,lambda_search=first"]     # the default: λ chosen on the first session only
+CAMPAIGNS = ("field", "disjoint")
 
 
 def main() -> None:
@@ -45,54 +53,84 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("results/accuracy"))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--datasets", default=",".join(d for d, *_ in SUITE))
-    parser.add_argument("--learners", default=";".join(LEARNERS), help="';'-separated learner specs")
-    parser.add_argument("--M", type=int, default=None, help="override M for every ridge learner")
+    parser.add_argument("--campaigns", default=",".join(CAMPAIGNS))
+    parser.add_argument("--learners", default=None, help="';'-separated learner specs [default: every strategy with "
+                        "and without memory, joint, replay; on the field's protocol also the pre-issue-12 variants]")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (on a shared 2-core machine one thread is ~3x faster than two)")
+    parser.add_argument("--tables", action="store_true", help="only print the tables of the reports under --out")
     args = parser.parse_args()
-    learners = args.learners.split(";")
-    if args.M:
-        learners = [s + ("," if ":" in s else ":") + f"M={args.M}" if s.startswith(("joint", "analytic")) else s
-                    for s in learners]
-    wanted = args.datasets.split(",")
-    rows = {}
+    torch.set_num_threads(args.threads)
+    wanted, campaigns = args.datasets.split(","), args.campaigns.split(",")
     for name, protocol, n_classes, domain in SUITE:
-        if name not in wanted:
-            continue
-        start = time.time()
-        ds = load_dataset(name)
-        config = BenchConfig(protocol=protocol, learners=tuple(learners), seeds=tuple(range(args.seeds)),
-                             n_classes=n_classes)
-        report = run_benchmark(ds, config, progress=True)
-        write_report(report, args.out / f"{name}-{protocol}")
-        rows[(name, protocol, domain, report["protocol"]["n_sessions"])] = report["summary"]
-        print(f"{name}: {time.time() - start:.0f} s", flush=True)
-    (args.out / "summary.json").write_text(
-        json.dumps(strict_json({f"{k[0]} {k[1]}": v for k, v in rows.items()}), indent=1, allow_nan=False))
-    print_table(rows, learners)
+        for campaign in campaigns:
+            folder = args.out / f"{name}-{protocol}-{campaign}"
+            if name not in wanted or args.tables or (folder / "report.json").exists():
+                continue
+            start = time.time()
+            learners = args.learners.split(";") if args.learners else LEARNERS + (BEFORE if campaign == "field" else [])
+            config = BenchConfig(protocol=protocol, learners=tuple(learners), seeds=tuple(range(args.seeds)),
+                                 n_classes=n_classes, campaign=campaign)
+            report = run_benchmark(load_dataset(name), config, progress=False)
+            write_report(report, folder)
+            print(f"{name} {campaign}: {time.time() - start:.0f} s", flush=True)
+    summary = collect(args.out, wanted, campaigns)
+    (args.out / "summary.json").write_text(json.dumps(strict_json(summary), indent=1, allow_nan=False))
+    for campaign in campaigns:
+        print_tables(summary, campaign, args.learners.split(";") if args.learners else LEARNERS + BEFORE)
 
 
-def print_table(rows: dict, learners: list[str]) -> None:
-    head = "| dataset (domain, protocol, T) | " + " | ".join(f"`{l}`" for l in learners) + " |"
-    print("\nlast mAP (%), mean ± std over seeds; best incremental learner in bold\n")
-    print(head)
-    print("|" + "---|" * (len(learners) + 1))
-    for (name, protocol, domain, T), summary in rows.items():
-        means = {l: 100 * summary[l]["last_mAP"]["mean"] for l in learners}
-        incremental = [l for l in learners if not l.startswith("joint")]
-        best = max(incremental, key=means.get)
-        cells = []
-        for l in learners:
-            cell = f"{means[l]:.1f} ± {100 * summary[l]['last_mAP']['std']:.1f}"
-            cells.append(f"**{cell}**" if l == best else cell)
-        print(f"| {name} ({domain}, {protocol}, {T}) | " + " | ".join(cells) + " |")
-    joint = [l for l in learners if l.startswith("joint")]
-    if joint:
-        print("\ngap to the best joint (last mAP points, negative = below the upper bound)\n")
-        print("| dataset | " + " | ".join(f"`{l}`" for l in learners if not l.startswith("joint")) + " |")
-        print("|" + "---|" * (len([l for l in learners if not l.startswith("joint")]) + 1))
-        for (name, protocol, domain, T), summary in rows.items():
-            top = max(100 * summary[l]["last_mAP"]["mean"] for l in joint)
-            gaps = [f"{100 * summary[l]['last_mAP']['mean'] - top:+.1f}" for l in learners if not l.startswith("joint")]
-            print(f"| {name} | " + " | ".join(gaps) + " |")
+def collect(out: Path, wanted: list[str], campaigns: list[str]) -> dict:
+    """{campaign: {'dataset (domain, protocol, T)': report summary}} from the reports on disk."""
+    summary: dict[str, dict] = {}
+    for name, protocol, _, domain in SUITE:
+        for campaign in campaigns:
+            path = out / f"{name}-{protocol}-{campaign}" / "report.json"
+            if name in wanted and path.exists():
+                report = json.loads(path.read_text())
+                key = f"{name} ({domain}, {protocol}, {report['protocol']['n_sessions']})"
+                summary.setdefault(campaign, {})[key] = report["summary"]
+    return summary
+
+
+def value(stats: dict, metric: str, key: str = "mean") -> float:
+    """A summary statistic; NaN where the report stored None (strict JSON)."""
+    v = stats[metric][key]
+    return float("nan") if v is None else float(v)
+
+
+def cell(stats: dict, metric: str) -> str:
+    return f"{100 * value(stats, metric):.1f} ± {100 * value(stats, metric, 'std'):.1f}"
+
+
+def print_tables(summary: dict, campaign: str, learners: list[str]) -> None:
+    rows = summary.get(campaign, {})
+    if not rows:
+        return
+    shown = [l for l in learners if all(l in s for s in rows.values())]
+    incremental = [l for l in shown if not l.startswith("joint")]
+    for metric, title in (("last_mAP", "last mAP"), ("avg_mAP", "avg mAP")):
+        print(f"\n{campaign}: {title} (%), mean ± std over seeds; best incremental learner in bold\n")
+        print("| dataset (domain, protocol, T) | " + " | ".join(f"`{l}`" for l in shown) + " |")
+        print("|" + "---|" * (len(shown) + 1))
+        for key, s in rows.items():
+            best = max(incremental, key=lambda l: np.nan_to_num(value(s[l], metric), nan=-1.0))
+            cells = [f"**{cell(s[l], metric)}**" if l == best else cell(s[l], metric) for l in shown]
+            print(f"| {key} | " + " | ".join(cells) + " |")
+    print(f"\n{campaign}: gap to `joint` (last mAP points)\n")
+    print("| dataset | " + " | ".join(f"`{l}`" for l in incremental) + " |")
+    print("|" + "---|" * (len(incremental) + 1))
+    for key, s in rows.items():
+        top = value(s["joint"], "last_mAP") if "joint" in s else np.nan
+        print(f"| {key.split(' ')[0]} | " + " | ".join(f"{100 * (value(s[l], 'last_mAP') - top):+.1f}"
+                                                       for l in incremental) + " |")
+    print(f"\n{campaign}: bytes kept per example seen after the last session (label memory or exemplar buffer; "
+          "mean over seeds)\n")
+    kept = [l for l in shown if any(value(s[l], "memory_bytes") > 0 for s in rows.values())]
+    print("| dataset | " + " | ".join(f"`{l}`" for l in kept) + " |")
+    print("|" + "---|" * (len(kept) + 1))
+    for key, s in rows.items():
+        print(f"| {key.split(' ')[0]} | " + " | ".join(human_bytes(value(s[l], "memory_bytes")) for l in kept) + " |")
 
 
 if __name__ == "__main__":

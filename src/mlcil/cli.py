@@ -63,6 +63,10 @@ def main() -> None:
               help="Use only the first N classes of the order (default: all).")
 @click.option("--few-shot", type=click.IntRange(1), default=None,
               help="Keep at most K training examples per new class in each session.")
+@click.option("--campaign", default="field", show_default=True, type=click.Choice(["field", "disjoint"]),
+              help="Who annotates what: 'field' = the field's protocol (an example appears in every session whose "
+                   "classes it carries); 'disjoint' = the campaign protocol (each example is annotated in exactly "
+                   "one of those sessions, drawn per seed; its other labels are never given).")
 @click.option("--test-size", default=0.3, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="Test fraction of the seeded stratified split, for datasets without an official split.")
 @click.option("--threshold", default=0.8, show_default=True, type=click.FloatRange(0, 1),
@@ -103,7 +107,7 @@ def main() -> None:
               help="With --engine ray: join this cluster ('auto', 'host:port' or 'ray://host:10001') instead of "
                    "starting a local one [env: MLCIL_RAY_ADDRESS].")
 def bench(dataset, protocol, learners, seeds, order, n_classes, few_shot, test_size, threshold, calibration, holdout,
-          top_k, metrics, device, out, data_dir, quiet, encoder, prior, engine, ray_address) -> None:
+          top_k, metrics, device, out, data_dir, quiet, encoder, prior, engine, ray_address, campaign) -> None:
     """Run learners on DATASET under a class-incremental protocol and write a report.
 
     DATASET is a registered name (see `mlcil datasets`) or a path to a .npz, .arff or
@@ -137,9 +141,9 @@ def bench(dataset, protocol, learners, seeds, order, n_classes, few_shot, test_s
         config = BenchConfig(protocol=protocol, learners=tuple(specs), seeds=tuple(range(seeds)), order=order,
                              n_classes=n_classes, few_shot=few_shot, test_size=test_size, threshold=threshold,
                              device=device, calibration=calibration, holdout=holdout, top_k=top_k, metrics=metrics,
-                             engine=engine)
+                             engine=engine, campaign=campaign)
         report = run_benchmark(ds, config, progress=not quiet)
-    out = out or Path("results") / f"{ds.name}-{protocol}"
+    out = out or Path("results") / (f"{ds.name}-{protocol}" + ("" if campaign == "field" else f"-{campaign}"))
     paths = write_report(report, out)
     click.echo(f"{ds.name} {protocol}: {report['protocol']['n_sessions']} sessions, seeds {seeds}"
                + (f", metric convention {metrics}" if metrics != "mlcil" else ""))

@@ -58,7 +58,7 @@ def test_sessions_equal_one_fit_on_union(strategy, stream3):
 
 
 def test_known_never_changes_old_weights(stream3):
-    learner = Analytic(M=40, strategy="known").learn(stream3.sessions[0])
+    learner = Analytic(M=40, strategy="known", lambda_search="first").learn(stream3.sessions[0])
     before = learner.W_.clone()
     learner.learn(stream3.sessions[1]).learn(stream3.sessions[2])
     assert np.array_equal(learner.W_[:, :2].numpy(), before.numpy())
@@ -89,7 +89,7 @@ def split_session(s, rows):
 def test_merge_of_disjoint_shards_equals_one_learner(strategy, stream3):
     rng = np.random.default_rng(0)
     shard = [rng.random(s.n) < 0.5 for s in stream3]
-    a = Analytic(M=40, strategy=strategy).learn(split_session(stream3.sessions[0], shard[0]))
+    a = Analytic(M=40, strategy=strategy, lambda_search="first").learn(split_session(stream3.sessions[0], shard[0]))
     b = a.spawn()
     reference = a.spawn()
     b.learn(split_session(stream3.sessions[0], ~shard[0]))
@@ -130,7 +130,7 @@ def test_forget_classes_equals_never_having_their_labels(strategy, stream3):
 
 @pytest.mark.parametrize("strategy", ["negative", "weighted"])
 def test_forget_examples_equals_never_seeing_them(strategy, stream3):
-    learner = Analytic(M=40, strategy=strategy)
+    learner = Analytic(M=40, strategy=strategy, lambda_search="first")
     for s in stream3:
         learner.learn(s)
     s1 = stream3.sessions[1]
@@ -145,10 +145,16 @@ def test_forget_examples_equals_never_seeing_them(strategy, stream3):
         learner.forget_examples(s1.X[:2], s1.Y[:2], [0, 5])
 
 
-def test_pseudo_labels_reach_old_classes(stream3):
-    learner = Analytic(M=40, strategy="pseudo", alpha=0.1).learn(stream3.sessions[0])
+@pytest.mark.parametrize("calibration", ["ridge", "platt"])
+def test_pseudo_labels_reach_old_classes(calibration, stream3):
+    learner = Analytic(M=40, strategy="pseudo", alpha=0.1, pseudo_calibration=calibration).learn(stream3.sessions[0])
     s1 = stream3.sessions[1]
-    expected = (learner.proba(s1.X) > 0.7).astype(float)
+    # 'ridge': L3A's rule σ(s) > 0.7 on the ridge output s; 'platt': the class's own-session Platt probability
+    S = learner.scores(s1.X)
+    P = 1 / (1 + np.exp(-S)) if calibration == "ridge" else 1 / (1 + np.exp(-(learner.calibration_["a"] * S
+                                                                                + learner.calibration_["b"])))
+    expected = (P > 0.7).astype(float)
+    assert 0 < expected.sum() < expected.size
     B_before = learner.B_[0].numpy().copy()
     learner.learn(s1)
     np.testing.assert_allclose(learner.B_[0].numpy(), B_before + phi(learner, s1.X).T @ expected, rtol=1e-9, atol=1e-9)
@@ -172,6 +178,7 @@ def test_float32_accumulation_close_to_float64(stream3):
 @pytest.mark.parametrize("params, match", [
     ({"strategy": "bogus"}, "strategy"), ({"alpha": 2.0}, "alpha"), ({"strategy": "known", "alpha": 0.5}, "alpha"),
     ({"precision": "float16"}, "precision"), ({"pseudo_threshold": 1.5}, "pseudo_threshold"),
+    ({"pseudo_calibration": "isotonic"}, "pseudo_calibration"), ({"lambda_search": "never"}, "lambda_search"),
 ])
 def test_bad_parameters(params, match, stream3):
     with pytest.raises(MlcilError, match=match):

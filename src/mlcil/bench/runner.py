@@ -40,6 +40,7 @@ class BenchConfig:
     top_k: int | None = None  # None: k = label cardinality of the training sessions so far, rounded
     metrics: str = DEFAULT_CONVENTION  # the convention tables show (mlcil.metrics.conventions); every one is stored
     engine: Any = None  # where additive learners accumulate: None/'local', 'ray' or an mlcil.engines.Engine
+    campaign: str = "field"  # 'field' (the field's protocol) or 'disjoint' (the campaign protocol)
 
 
 def make_bench_learner(spec: str, seed: int, config: BenchConfig) -> Learner:
@@ -51,6 +52,17 @@ def make_bench_learner(spec: str, seed: int, config: BenchConfig) -> Learner:
     if "calibration" in learner.get_params():
         return learner.set_params(calibration=config.calibration)
     return Calibrated(learner, method=config.calibration, holdout=config.holdout, seed=seed)
+
+
+def example_memory_bytes(learner: Learner) -> int:
+    """Bytes the learner keeps per example seen: an exemplar buffer (``buffer_bytes``: inputs and labels)
+    or a label memory (``memory_bytes``: digests and label bits, no inputs); 0 for learners that keep neither."""
+    for attr in ("memory_bytes", "buffer_bytes"):
+        value = getattr(learner, attr, None)
+        if value is not None:
+            return int(value)
+    inner = getattr(learner, "base", None)  # wrappers such as Calibrated
+    return example_memory_bytes(inner) if isinstance(inner, Learner) else 0
 
 
 def evaluate_session(learner: Learner, stream: Stream, t: int, threshold: float,
@@ -99,6 +111,7 @@ def evaluate_session(learner: Learner, stream: Stream, t: int, threshold: float,
         "conventions": by_convention,
         "predict_ms_per_1k": 1000.0 * predict_s / max(len(stream.Y_test), 1) * 1000.0,
         "state_bytes": int(learner.state_bytes),
+        "memory_bytes": example_memory_bytes(learner),
     }
     return metrics, average_precision(Y, S)
 
@@ -143,6 +156,7 @@ def run_learner(spec: str, stream: Stream, seed: int, config: BenchConfig, progr
         "conventions": {name: {"avg_mAP": float(np.mean([s["conventions"][name]["mAP"] for s in sessions])),
                                **{f"last_{m}": v for m, v in sessions[-1]["conventions"][name].items()}}
                         for name in CONVENTIONS},
+        "memory_bytes": sessions[-1]["memory_bytes"],
     }
     return {"learner": spec, "name": learner.name, "params": learner.get_params(), "seed": seed,
             "sessions": sessions, "ap_history": history.tolist(), "summary": summary}
@@ -201,7 +215,7 @@ def run_benchmark(dataset: Dataset, config: BenchConfig, progress: bool = True) 
     streams = {}
     for seed in config.seeds:
         protocol = Protocol(config.protocol, order=config.order, seed=seed, n_classes=config.n_classes,
-                            test_size=config.test_size, few_shot=config.few_shot)
+                            test_size=config.test_size, few_shot=config.few_shot, campaign=config.campaign)
         streams[seed] = protocol.build(dataset)
     total = sum(len(s) for s in streams.values()) * len(config.learners)
     runs = []
@@ -217,7 +231,8 @@ def run_benchmark(dataset: Dataset, config: BenchConfig, progress: bool = True) 
         "protocol": {"spec": config.protocol, "order": config.order, "n_sessions": len(first),
                      "n_classes": len(first.class_order), "n_train": int(len(first.train_index)),
                      "n_test": int(len(first.test_index)), "official_split": first.info["official_split"],
-                     "few_shot": config.few_shot, "class_order": [first.label_names[c] for c in first.class_order]},
+                     "few_shot": config.few_shot, "campaign": config.campaign,
+                     "n_rows": int(sum(s.n for s in first)), "class_order": [first.label_names[c] for c in first.class_order]},
         "config": {"learners": list(config.learners), "seeds": list(config.seeds), "threshold": config.threshold,
                    "device": config.device, "test_size": config.test_size, "calibration": config.calibration,
                    "holdout": config.holdout, "top_k": config.top_k, "metrics": config.metrics,

@@ -13,10 +13,19 @@ negatives with weight α:
 α = 1 is ``negative`` (one G for everything), α = 0 is ``known`` (old weights never change),
 ``weighted`` picks α on held-out rows of the first session, ``pseudo`` also pseudo-labels
 old classes on each new session with the current model (KRT's dynamic pseudo-labels,
-L3A's 0.7 threshold). Because statistics add, learning session by session equals one fit
-on the union with the same partial labels, learners fed disjoint data merge exactly, and
+L3A's rule σ(ridge output) > 0.7). Because statistics add, learning session by session equals
+one fit on the union with the same partial labels, learners fed disjoint data merge exactly, and
 examples or classes are forgotten exactly (see :meth:`merge`, :meth:`forget`,
 :meth:`forget_examples`).
+
+Label memory (``memory='labels'``): per example seen, a 64-bit key and its given label bits, never
+its input. G_all then sums φφᵀ over examples, not over rows: an example that reappears in a later
+session (the field's protocol) adds its new labels to B and no second φφᵀ, K_s still sums the rows
+whose C_s labels were given, so the learner equals the fit on the union of the examples with every
+given label (with ``negative``, :class:`~mlcil.learners.Joint` on the same rows, frame and λ).
+
+λ (``lambda_search='sessions'``) is re-chosen after every session from the leave-one-out evidence of
+each session's own rows; the feature map stays the first session's.
 """
 
 from __future__ import annotations
@@ -28,11 +37,12 @@ import torch
 
 from mlcil.data.dataset import check_labels
 from mlcil.decide.calibration import (apply_calibration, concat_calibration, fit_calibration,
-                                     select_calibration)
+                                     select_calibration, sigmoid)
 from mlcil.decide.thresholds import best_f1_thresholds
 from mlcil.engines import resolve_engine
 from mlcil.errors import MlcilError
 from mlcil import ridge
+from mlcil.learners import label_memory
 from mlcil.learners.base import Learner, register
 from mlcil.metrics import average_precision
 
@@ -50,6 +60,14 @@ SCALING_SEARCH_ROWS = 8000
 SCALING_SEARCH_FEATURES = 512
 #: values of ``scaling`` (the ridge core's scalings, plus 'auto').
 SCALING_CHOICES = ("auto", *ridge.SCALINGS)
+#: values of ``pseudo_calibration``: the probability pseudo-labels threshold.
+PSEUDO_CALIBRATIONS = ("ridge", "platt")
+#: values of ``lambda_search``: λ chosen on the first session only, or re-chosen after every session.
+LAMBDA_SEARCHES = ("first", "sessions")
+#: values of ``memory``: None (exemplar-free, nothing per example) or 'labels' (label memory).
+MEMORIES = (None, "labels")
+#: values of ``memory_key``: what identifies an example in the label memory.
+MEMORY_KEYS = ("content", "index")
 
 
 def absence_system(G_all: torch.Tensor, K: torch.Tensor, alpha: float, lam: float) -> torch.Tensor:
@@ -84,10 +102,22 @@ class Analytic(Learner):
             frequency within the session (L3A's sample weighting idea).
         pseudo_threshold: probability above which an old class becomes a pseudo-positive
             (0.7 as in L3A); 'calibrated' for per-class F1-optimal thresholds found on
-            leave-one-out scores of the class's own session; 'soft' for the ridge output
-            clipped to [0, 1] as a soft target.
-        n_lambdas: size of the log λ grid (10⁻⁴..10² × mean eigenvalue of G), searched by
-            leave-one-out mAP on the first session: closed form, all λ from one eigendecomposition.
+            leave-one-out scores of the class's own session (on the Platt probability); 'soft'
+            for the ridge output clipped to [0, 1] as a soft target.
+        pseudo_calibration: the probability behind pseudo-labels. 'ridge' (default): σ(s) of the
+            ridge output s, L3A's rule (σ(s) > 0.7 ⟺ s > 0.85): s is regressed on 0/1 targets over
+            the rows of every session so far, the population a new session's rows come from.
+            'platt': the class's Platt calibration, fitted on its own session only, where every row
+            carries one of that session's classes (a single-class session has no negative at all):
+            it over-predicts on later sessions and pseudo-positives flood (README, label absence).
+        n_lambdas: size of the log λ grid (10⁻⁴..10² × mean eigenvalue of the first session's G),
+            searched by leave-one-out mAP: closed form, all λ from one eigendecomposition.
+        lambda_search: 'sessions' (default): λ is re-chosen after every session, from the
+            leave-one-out mAP curve of each session's own classes on its own rows (one
+            eigendecomposition per session), summed over the sessions so far weighted by their
+            numbers of classes; 'first': chosen on the first session only (with its 48 rows on
+            medical, the λ of the grid's lower end). Measured in the README (label absence).
+            With 'sessions' and 'known' the old classes' weights change only through λ.
         loo_rows: at most this many rows per session get leave-one-out scores (λ search,
             Platt calibration, per-class thresholds); every row is learned.
         precision: 'float64' or 'float32' multiplication when accumulating statistics
@@ -103,6 +133,23 @@ class Analytic(Learner):
             datasets it lowered ECE on three but CF1 at 0.8 on four (README, "Decisions").
         memory_budget: bytes ('8GB', an int) or a fraction of RAM the state may take; None = the
             default budget (:func:`mlcil.ridge.memory_budget`). Checked before anything is allocated.
+        memory: None (default: nothing kept per example) or 'labels': a label memory that keeps, per
+            example seen, a 64-bit key and its given label bits — never its input (8 + ⌈T/8⌉ + ⌈L/8⌉
+            bytes per example, :attr:`memory_bytes`). An example that reappears in a later session
+            (the field's protocol) then enters the statistics once: no second φφᵀ in G, its new
+            labels join B and its labels for the sessions it was given in count as known, so that with
+            'negative' the learner equals :class:`~mlcil.learners.Joint` fit on the union of the rows
+            (same λ and frame). :meth:`merge` (examples in one learner only), :meth:`forget` and
+            :meth:`forget_examples` (which can then forget an example from every session by its input
+            alone) stay exact. Works with a distributed engine: the digests and the table stay in
+            the learning process, the engine accumulates the statistics of the new and of the
+            reappearing rows. Not with ``balance`` (its weights are per session, an example has one row).
+        memory_key: what identifies an example in the label memory: 'content' (a 64-bit digest of the
+            input row's float32 values, :func:`mlcil.ridge.row_digests`: identical inputs are one
+            example; two different rows collide with probability ≈ 2⁻⁶⁴, 2.7% for some pair among 10⁹
+            examples — a collision makes the second example's row count as a reappearance of the
+            first: its φφᵀ is missing from G once) or 'index' (the caller's ids, ``session.index``:
+            no collision; tells apart examples with identical inputs).
         seed, device: seeds R and the held-out splits; 'cpu', 'cuda' or 'auto'.
         prior: β, weight of the name prior: when a session carries ``label_embeddings`` (one row per
             new class: its name, embedded by the text encoder that embedded X), each class c adds a
@@ -128,10 +175,12 @@ class Analytic(Learner):
     distributable = True  # full-data passes go through the engine of learn(session, engine=...)
 
     def __init__(self, M: int = 2048, include_x: bool | str = "auto", scaling: str = "auto", strategy: str = "weighted",
-                 alpha: float | None = None, balance: bool = False, pseudo_threshold: Any = 0.7, n_lambdas: int = 13,
+                 alpha: float | None = None, balance: bool = False, pseudo_threshold: Any = 0.7,
+                 pseudo_calibration: str = "ridge", n_lambdas: int = 13,
                  loo_rows: int = 2000, precision: str = "float64", calibration: str = "platt",
-                 calibrate_later: bool = False, memory_budget: Any = None, seed: int = 0, device: str = "cpu",
-                 prior: float = 1.0) -> None:
+                 calibrate_later: bool = False, memory_budget: Any = None, memory: str | None = None,
+                 memory_key: str = "content", lambda_search: str = "sessions", seed: int = 0,
+                 device: str = "cpu", prior: float = 1.0) -> None:
         self.M = M
         self.include_x = include_x
         self.scaling = scaling
@@ -139,12 +188,16 @@ class Analytic(Learner):
         self.alpha = alpha
         self.balance = balance
         self.pseudo_threshold = pseudo_threshold
+        self.pseudo_calibration = pseudo_calibration
         self.n_lambdas = n_lambdas
         self.loo_rows = loo_rows
         self.precision = precision
         self.calibration = calibration
         self.calibrate_later = calibrate_later
         self.memory_budget = memory_budget
+        self.memory = memory
+        self.memory_key = memory_key
+        self.lambda_search = lambda_search
         self.seed = seed
         self.device = device
         self.prior = prior
@@ -169,6 +222,18 @@ class Analytic(Learner):
             raise MlcilError(f"{self.name}: include_x must be True, False or 'auto', got {self.include_x!r}")
         if self.scaling not in SCALING_CHOICES:
             raise MlcilError(f"{self.name}: scaling must be one of {', '.join(SCALING_CHOICES)}, got {self.scaling!r}")
+        if self.pseudo_calibration not in PSEUDO_CALIBRATIONS:
+            raise MlcilError(f"{self.name}: pseudo_calibration must be 'ridge' or 'platt', got "
+                             f"{self.pseudo_calibration!r}")
+        if self.lambda_search not in LAMBDA_SEARCHES:
+            raise MlcilError(f"{self.name}: lambda_search must be 'first' or 'sessions', got {self.lambda_search!r}")
+        if self.memory not in MEMORIES:
+            raise MlcilError(f"{self.name}: memory must be None or 'labels', got {self.memory!r}")
+        if self.memory_key not in MEMORY_KEYS:
+            raise MlcilError(f"{self.name}: memory_key must be 'content' or 'index', got {self.memory_key!r}")
+        if self.memory and self.balance:
+            raise MlcilError(f"{self.name}: memory='labels' does not combine with balance=True (balance weights are "
+                             "per session; with a label memory an example has one row)")
         if not (self.pseudo_threshold in ("calibrated", "soft") or 0.0 < float(self.pseudo_threshold) < 1.0):
             raise MlcilError(
                 f"{self.name}: pseudo_threshold must be in (0, 1), 'calibrated' or 'soft', got {self.pseudo_threshold!r}"
@@ -210,8 +275,15 @@ class Analytic(Learner):
         t = len(getattr(self, "session_classes_", []))
         weights = ridge.imbalance_weights(Y) if self.balance else None
         self._check_memory(X.shape[1], extra_sessions=1)
+        recall = None  # with a label memory: (memory after this session, record of each row, first-seen rows)
         if frame_new:
             G_new, B_new = self._set_frame(X, Y, weights)
+            G_fresh = G_new
+            if self.memory:
+                recall = label_memory.add_session(label_memory.empty(), self._memory_keys(X), Y)
+        elif self.memory:
+            recall = label_memory.add_session(getattr(self, "memory_", label_memory.empty()), self._memory_keys(X), Y)
+            G_new, B_new, G_fresh = self._memory_statistics(X, Y, recall[2])
         else:
             G_new, B_new = self._stats(X, Y, weights)
         # leave-one-out rows: λ, calibration and thresholds without holding data out
@@ -225,24 +297,43 @@ class Analytic(Learner):
             alpha = self._choose_alpha(X, Y, weights, lam)
         else:
             lam, alpha = self.lambda_, self.alpha_
-        G_new, B_new, prior_phi = self._name_prior(G_new, B_new, len(classes))
+        G_named, B_new, prior_phi = self._name_prior(G_new, B_new, len(classes))
+        if self.memory and prior_phi is not None:  # the names' pseudo-examples are new rows of the memory's Gram
+            G_fresh = G_fresh + (G_named - G_new)
+        G_new = G_named
         G_list = [g.clone() for g in getattr(self, "G_", [])]
         B_list = [b.clone() for b in getattr(self, "B_", [])]
+        G_seen = getattr(self, "G_seen_", None)
+        pseudo_bits = None
         # pseudo-labels for old classes on this session's rows, from the model before this session
         if self.strategy == "pseudo" and self.is_fitted:
-            _, B_pseudo = self._stats(X, self._pseudo_labels(X), weights, gram=False)
-            col = 0
-            for s, cls in enumerate(self.session_classes_):
-                B_list[s] += B_pseudo[:, col:col + len(cls)]
-                col += len(cls)
+            if self.memory:
+                pseudo_bits = self._memory_pseudo(X, recall, G_list, B_list, G_fresh)
+            else:
+                _, B_pseudo = self._stats(X, self._pseudo_labels(X), weights, gram=False)
+                col = 0
+                for s, cls in enumerate(self.session_classes_):
+                    B_list[s] += B_pseudo[:, col:col + len(cls)]
+                    col += len(cls)
         per_session = self._per_session(alpha)
-        if per_session or not G_list:
+        if self.memory and per_session:  # G_s per session and the Gram of every example seen, once
             G_list.append(G_new)
+            G_seen = G_fresh if G_seen is None else G_seen + G_fresh
+        elif per_session or not G_list:
+            G_list.append(G_fresh if self.memory else G_new)
         else:
-            G_list[0] = G_list[0] + G_new
+            G_list[0] = G_list[0] + (G_fresh if self.memory else G_new)
         B_list.append(B_new)
         # calibrate the new classes on leave-one-out scores of their own session's rows
-        G_all = sum(G_list[1:], G_list[0])
+        G_all = self._gram_all(G_list, G_seen)
+        evidence = getattr(self, "lambda_evidence_", None)
+        if self.lambda_search == "sessions":
+            if frame_new:
+                evidence = np.nan_to_num(np.asarray(self.lambda_map_, dtype=np.float64), nan=0.0) * len(classes)
+            else:
+                lam, evidence = self._reselect_lambda(absence_system(G_all, G_new if per_session else G_all, alpha,
+                                                                     0.0), B_new, phi_sub, Y[sub], w_sub, evidence,
+                                                      lam)
         A = absence_system(G_all, G_new if per_session else G_all, alpha, lam)
         L = torch.linalg.cholesky(A)
         loo = ridge.loo_scores(L, torch.cholesky_solve(B_new, L), phi_sub, Y_sub, w_sub).cpu().numpy()
@@ -251,7 +342,15 @@ class Analytic(Learner):
         thresholds = best_f1_thresholds(apply_calibration(calib, loo), Y[sub])
         # commit
         self.lambda_, self.alpha_ = lam, alpha
+        if evidence is not None:
+            self.lambda_evidence_ = evidence
         self.G_, self.B_ = G_list, B_list
+        if self.memory:
+            self.memory_ = recall[0]
+            if per_session:
+                self.G_seen_ = G_seen
+            if self.strategy == "pseudo":
+                self.memory_pseudo_ = self._pseudo_bits_after(recall, pseudo_bits)
         self.session_classes_ = getattr(self, "session_classes_", []) + [classes.tolist()]
         self.session_rows_ = getattr(self, "session_rows_", []) + [int(X.shape[0])]
         self.calibration_ = concat_calibration(getattr(self, "calibration_", None), calib)
@@ -303,8 +402,9 @@ class Analytic(Learner):
         """Refuse before allocating when the state and the solve's work space would exceed the budget."""
         include_x = self.include_x_ if self.has_frame else self._resolved_include_x(d)
         D = int(self.M) + (d if include_x else 0)
-        n_G = len(getattr(self, "G_", [])) + (extra_sessions if self._per_session(getattr(self, "alpha_", 0.0)) or
-                                              not getattr(self, "G_", []) else 0)
+        per_session = self._per_session(getattr(self, "alpha_", 0.0))
+        n_G = len(getattr(self, "G_", [])) + (extra_sessions if per_session or not getattr(self, "G_", []) else 0)
+        n_G += 1 if self.memory and per_session and not hasattr(self, "G_seen_") else 0  # G_seen_
         gram = D * D * 8
         check_budget = ridge.check_budget
         check_budget(self.name, {f"{n_G} Gram matrix(es) G (D = {D})": n_G * gram,
@@ -355,6 +455,19 @@ class Analytic(Learner):
         self.lambda_grid_ = np.asarray(lambdas)
         return lam
 
+    def _reselect_lambda(self, base: torch.Tensor, B_new: torch.Tensor, phi_sub: torch.Tensor, Y_sub: np.ndarray,
+                         w_sub, evidence: np.ndarray, lam: float) -> tuple[float, np.ndarray]:
+        """λ after a later session (``lambda_search='sessions'``): this session's leave-one-out mAP of its
+        own classes on its own rows, for every λ of the first session's grid (one eigendecomposition of
+        the system without λ, ``base``), is added to the evidence of the sessions before, weighted by
+        its number of classes; λ = the grid value with the most evidence. Returns (λ, evidence)."""
+        lambdas = np.asarray(self.lambda_grid_)
+        _, maps = ridge.choose_lambda(base, B_new, phi_sub, Y_sub, lambdas, w_sub)
+        if not np.isfinite(maps).any():  # no positive among the rows scored: no evidence, λ stays
+            return lam, evidence
+        evidence = evidence + np.nan_to_num(maps, nan=np.nanmin(maps)) * Y_sub.shape[1]
+        return float(lambdas[int(np.argmax(evidence))]), evidence
+
     def _choose_alpha(self, X, Y: np.ndarray, weights, lam: float) -> float:
         """α for label absence. Fixed by 'negative' (1), 'known' (0) and by an explicit alpha;
         otherwise chosen by simulating label absence inside the first session: its classes are
@@ -385,8 +498,12 @@ class Analytic(Learner):
                 G = wphi.T @ phi
                 B = wphi.T @ torch.as_tensor(Ys[:, cols], dtype=torch.float64, device=phi.device)
                 parts.append((G, B, cols, member[loo]))
-            G_all = sum(p[0] for p in parts[1:]) + parts[0][0]
-            n_parts_of_row = sum(p[3].astype(float) for p in parts)
+            if self.memory:  # a row in several groups is one example: once in G_all
+                G_all = (phi * torch.as_tensor(ws, device=phi.device)[:, None]).T @ phi
+                n_parts_of_row = np.ones(len(loo))
+            else:
+                G_all = sum(p[0] for p in parts[1:]) + parts[0][0]
+                n_parts_of_row = sum(p[3].astype(float) for p in parts)
             scores += [np.nanmean(average_precision(Ys[loo], self._simulated_loo(parts, G_all, n_parts_of_row, alpha,
                                                                                 lam, phi[loo], Ys[loo], ws[loo])))
                        for alpha in ALPHA_GRID]
@@ -412,27 +529,45 @@ class Analytic(Learner):
         return S
 
     def _pseudo_labels(self, X) -> np.ndarray:
-        """n × len(classes_) pseudo-labels of the old classes: proba above the threshold."""
+        """n × len(classes_) pseudo-labels of the old classes: probability above the threshold, the
+        probability being σ(ridge output) ('ridge') or the Platt calibration ('platt')."""
+        S = self.scores(X)
         if self.pseudo_threshold == "soft":  # the ridge output itself, clipped to [0, 1]
-            return np.clip(self.scores(X), 0.0, 1.0).astype(np.float64)
-        P = self.proba(X)
-        thr = self.thresholds_ if self.pseudo_threshold == "calibrated" else float(self.pseudo_threshold)
-        return (P > thr).astype(np.uint8)
+            return np.clip(S, 0.0, 1.0).astype(np.float64)
+        P = sigmoid(S) if self.pseudo_calibration == "ridge" else apply_calibration(self.calibration_, S)
+        if self.pseudo_threshold == "calibrated":  # F1-optimal thresholds of the Platt probability
+            return (apply_calibration(self.calibration_, S) > self.thresholds_).astype(np.uint8)
+        return (P > float(self.pseudo_threshold)).astype(np.uint8)
+
+    def _gram_all(self, G_list: list | None = None, G_seen: torch.Tensor | None = None) -> torch.Tensor:
+        """G_all: the Gram matrix of every row learned (of every example seen once, with a label memory)."""
+        if G_list is None:
+            G_list, G_seen = self.G_, getattr(self, "G_seen_", None)
+        if self.memory and G_seen is not None:
+            return G_seen
+        return sum(G_list[1:], G_list[0].clone())
+
+    def _known_grams(self) -> list[torch.Tensor]:
+        """K_s per session: the Gram matrix of the rows whose labels for C_s are known (or pseudo-labelled).
+        Stored as is, except for 'pseudo' without memory: K_s = Σ_{u≥s} G_u (later rows are pseudo-labelled)."""
+        if self.strategy != "pseudo" or self.memory:
+            return list(self.G_)
+        Ks, suffix = [None] * len(self.G_), None
+        for s in range(len(self.G_) - 1, -1, -1):
+            suffix = self.G_[s] if suffix is None else suffix + self.G_[s]
+            Ks[s] = suffix
+        return Ks
 
     def _solve(self) -> None:
         """Recompute W for every session group from the statistics."""
         self._factor = None  # the statistics changed: a cached factor no longer matches
-        G_all = sum(self.G_[1:], self.G_[0].clone())
+        G_all = self._gram_all()
         parts = []
         if not self._per_session():
             B = torch.cat(self.B_, dim=1)
             self.W_ = ridge.ridge_solve(G_all, B, self.lambda_)
             return
-        suffix = None
-        Ks = [None] * len(self.G_)
-        for s in range(len(self.G_) - 1, -1, -1):  # K_s = Σ_{u≥s} G_u for pseudo, else G_s
-            suffix = self.G_[s] if suffix is None else suffix + self.G_[s]
-            Ks[s] = suffix if self.strategy == "pseudo" else self.G_[s]
+        Ks = self._known_grams()
         for s, B in enumerate(self.B_):
             if B.shape[1]:
                 parts.append(weighted_solve(G_all, Ks[s], B, self.alpha_, self.lambda_))
@@ -559,10 +694,9 @@ class Analytic(Learner):
         if cached is not None and cached[0] == s:
             L = cached[1]
         else:
-            G_all = sum(self.G_[1:], self.G_[0].clone())
+            G_all = self._gram_all()
             if self._per_session():
-                K = sum(self.G_[s + 1:], self.G_[s].clone()) if self.strategy == "pseudo" else self.G_[s]
-                A = absence_system(G_all, K, self.alpha_, self.lambda_)
+                A = absence_system(G_all, self._known_grams()[s], self.alpha_, self.lambda_)
             else:
                 A = absence_system(G_all, G_all, 1.0, self.lambda_)
             L = torch.linalg.cholesky(A)
@@ -593,6 +727,9 @@ class Analytic(Learner):
         twin = type(self)(**self.get_params())
         for key in ("n_features_", "include_x_", "scaling_", "shift_", "scale_", "R_", "lambda_", "alpha_"):
             setattr(twin, key, getattr(self, key))
+        if hasattr(self, "lambda_grid_"):  # the grid λ is re-chosen on (lambda_search='sessions'); no evidence yet
+            twin.lambda_grid_ = self.lambda_grid_
+            twin.lambda_evidence_ = np.zeros(len(self.lambda_grid_))
         return twin
 
     def merge(self, other: "Analytic") -> "Analytic":
@@ -600,11 +737,18 @@ class Analytic(Learner):
 
         Calibration and thresholds stay this learner's. Not exact for 'pseudo' (its labels
         depend on each learner's model) or with ``balance`` (weights depend on each shard).
+        With a label memory both learners must have one, and each example must have been fed to one
+        of them only (shard by example, e.g. ``ridge.row_digests(X) % n_shards``): an example in both
+        would count twice in G, and no input is kept to correct it, so that is refused.
+        With ``lambda_search='sessions'`` each learner re-chose λ on its own rows; the merged learner
+        takes λ from their summed evidence (the statistics still add exactly; λ is then the one the
+        pooled per-shard curves favour, not necessarily the one a single learner would have chosen).
         """
         if not isinstance(other, Analytic):
             raise MlcilError(f"{self.name}: merge expects an Analytic learner, got {type(other).__name__}")
-        if not self.feature_map.same_as(other.feature_map) or self.lambda_ != other.lambda_ \
-                or self.alpha_ != other.alpha_:
+        same_lambda = self.lambda_ == other.lambda_ or (self.lambda_search == other.lambda_search == "sessions"
+                                                        and np.array_equal(self.lambda_grid_, other.lambda_grid_))
+        if not self.feature_map.same_as(other.feature_map) or not same_lambda or self.alpha_ != other.alpha_:
             raise MlcilError(f"{self.name}: merge needs the same frame (feature map, λ, α); create the other learner "
                              "with spawn()")
         if self.strategy != other.strategy:
@@ -613,12 +757,30 @@ class Analytic(Learner):
             raise MlcilError(
                 f"{self.name}: merge needs the same sessions; got {self.session_classes_} and {other.session_classes_}"
             )
+        if self.memory or other.memory:
+            merged_memory = self._merged_memory(other)
         other_G, other_B = other._without_prior()
         self.G_ = [a + b.to(a.device) for a, b in zip(self.G_, other_G)]
         self.B_ = [a + b.to(a.device) for a, b in zip(self.B_, other_B)]
+        if self.memory:
+            self.memory_ = merged_memory
+            if hasattr(self, "G_seen_"):
+                self.G_seen_ = self.G_seen_ + other._seen_without_prior().to(self.G_seen_.device)
         self.session_rows_ = [a + b for a, b in zip(self.session_rows_, other.session_rows_)]
+        if self.lambda_search == "sessions" and hasattr(other, "lambda_evidence_"):
+            # each learner chose λ on its own rows: λ from their pooled evidence (the statistics add exactly)
+            self.lambda_evidence_ = getattr(self, "lambda_evidence_", 0.0) + other.lambda_evidence_
+            if not np.array_equal(self.lambda_evidence_, other.lambda_evidence_) or self.lambda_ != other.lambda_:
+                self.lambda_ = float(self.lambda_grid_[int(np.argmax(self.lambda_evidence_))])
         self._solve()
         return self
+
+    def _seen_without_prior(self) -> torch.Tensor:
+        """G_seen_ (label memory, per-session strategies) minus the name prior's Gram: what merge adds."""
+        weights = getattr(self, "prior_weight_", None)
+        if weights is None or not weights.any():
+            return self.G_seen_
+        return self.G_seen_ - self._prior_gram(np.ones(len(weights), dtype=bool))
 
     def _without_prior(self) -> tuple[list, list]:
         """(G_, B_) minus the name prior's contributions: what merge adds, so the prior counts once."""
@@ -662,6 +824,8 @@ class Analytic(Learner):
             sessions.append([c for c, m in zip(cls, mask) if m])
             col += k
         self.B_, self.session_classes_ = B_list, sessions
+        if self.memory:  # their label bits go too
+            self.memory_ = label_memory.select_classes(self.memory_, keep)
         self.calibration_, self.thresholds_ = select_calibration(self.calibration_, keep), self.thresholds_[keep]
         if hasattr(self, "calib_data_"):
             col, data = 0, []
@@ -672,14 +836,24 @@ class Analytic(Learner):
             self.calib_data_ = data
         self._solve()
 
-    def forget_examples(self, X, Y, classes) -> "Analytic":
+    def forget_examples(self, X, Y=None, classes=None, ids=None) -> "Analytic":
         """Subtract examples learned in the session of ``classes``: exact unlearning.
 
         X n×d and Y n×len(classes) must be the rows and labels that session was given
         (``classes`` in the same order as learned). Equals a learner never fed them.
+
+        With a label memory, rows are checked against it (an unknown row or other labels raise,
+        and nothing changes), and ``Y`` and ``classes`` may be left out: each example is then
+        forgotten from every session it was learned in, with the labels the memory holds. ``ids``:
+        the examples' ids when ``memory_key='index'``.
         """
         if self.strategy == "pseudo" or self.balance:
             raise MlcilError(f"{self.name}: forget_examples is exact only without pseudo-labels and balance weights")
+        if self.memory:
+            return self._forget_remembered(X, Y, classes, ids)
+        if Y is None or classes is None:
+            raise MlcilError(f"{self.name}: forget_examples needs Y and classes (the session the rows were learned "
+                             "in); only a learner with memory='labels' can find them itself")
         X, Y, s = self._session_rows(X, Y, classes, "forget_examples")
         G, B = self._stats(X, Y, None)
         g_index = s if self._per_session() else 0
@@ -697,3 +871,138 @@ class Analytic(Learner):
         self.B_ = [b.to(dev) for b in self.B_]
         if hasattr(self, "prior_phi_"):
             self.prior_phi_ = self.prior_phi_.to(dev)
+        if hasattr(self, "G_seen_"):
+            self.G_seen_ = self.G_seen_.to(dev)
+
+    # ---- label memory (memory='labels') ----------------------------------------------------
+    @property
+    def memory_bytes(self) -> int | None:
+        """Bytes the label memory keeps (keys and label bits, no input); None without one."""
+        if not self.memory:
+            return None
+        pseudo = getattr(self, "memory_pseudo_", None)
+        return (label_memory.nbytes(self.memory_) if hasattr(self, "memory_") else 0) + \
+            (0 if pseudo is None else int(pseudo.nbytes))
+
+    def _check_session(self, session):
+        checked = super()._check_session(session)
+        self._incoming_ids = np.asarray(session.index)  # the caller's ids, for memory_key='index'
+        return checked
+
+    def _memory_keys(self, X, ids=None) -> np.ndarray:
+        """(n,) uint64 keys of the rows of X: content digests, or digests of the caller's ids."""
+        if self.memory_key == "content":
+            return ridge.row_digests(X)
+        ids = getattr(self, "_incoming_ids", None) if ids is None else np.asarray(ids)
+        if ids is None or ids.shape != (X.shape[0],):
+            raise MlcilError(f"{self.name}: memory_key='index' needs one id per row (session.index, or ids=...) for "
+                             f"{X.shape[0]} rows, got {None if ids is None else ids.shape}")
+        return ridge.id_digests(ids)
+
+    def _subset_stats(self, X, Y: np.ndarray, rows: np.ndarray, gram: bool = True):
+        """(G, B) of the given rows (zeros when there are none); G is None when ``gram`` is False."""
+        if len(rows) == 0:
+            D = self.feature_map.D
+            zeros = torch.zeros(D, D, dtype=torch.float64, device=self.R_.device) if gram else None
+            return zeros, torch.zeros(D, Y.shape[1], dtype=torch.float64, device=self.R_.device)
+        return self._stats(X[rows], np.asarray(Y)[rows], None, gram=gram)
+
+    def _memory_statistics(self, X, Y: np.ndarray, fresh: np.ndarray):
+        """(G of every row, B of every row, G of the rows seen for the first time) of a later session.
+        Rows seen before add their new labels to B and no second φφᵀ to G_all; G of every row (K_s)
+        is needed only by the strategies that keep a Gram matrix per session."""
+        per_session = self._per_session()
+        G_fresh, B_fresh = self._subset_stats(X, Y, np.flatnonzero(fresh))
+        G_again, B_again = self._subset_stats(X, Y, np.flatnonzero(~fresh), gram=per_session)
+        G_new = G_fresh + G_again if per_session else None
+        return G_new, B_fresh + B_again, G_fresh
+
+    def _memory_pseudo(self, X, recall, G_list: list, B_list: list, G_fresh: torch.Tensor) -> np.ndarray:
+        """Pseudo-label the old classes of each earlier session s on this session's rows whose labels for
+        C_s are unknown (neither given nor pseudo-labelled before): their targets join B_s and their φφᵀ
+        joins K_s. Rows whose labels the memory holds are not pseudo-labelled. Returns the n × T mask of
+        (row, session) pairs that were."""
+        _, records, fresh = recall
+        T = len(self.session_classes_)
+        open_ = np.ones((X.shape[0], T), dtype=bool)
+        again = np.flatnonzero(~fresh)
+        if again.size:
+            known = label_memory.session_bits(self.memory_, records[again])
+            pseudo = label_memory.unpack(self.memory_pseudo_[records[again]], T)
+            open_[again] = ~(known | pseudo)
+        targets = self._pseudo_labels(X).astype(np.float64)
+        sizes = [len(c) for c in self.session_classes_]
+        class_session = np.repeat(np.arange(T), sizes)
+        _, B_pseudo = self._subset_stats(X, targets * open_[:, class_session], np.arange(X.shape[0]), gram=False)
+        col = 0
+        for s, k in enumerate(sizes):
+            B_list[s] += B_pseudo[:, col:col + k]
+            col += k
+            G_again, _ = self._subset_stats(X, targets[:, :0], np.intersect1d(again, np.flatnonzero(open_[:, s])))
+            G_list[s] += G_fresh + G_again
+        return open_
+
+    def _pseudo_bits_after(self, recall, opened: np.ndarray | None) -> np.ndarray:
+        """records × T packed bits of the (example, session) pairs pseudo-labelled so far."""
+        memory, records, _ = recall
+        N, T, _ = label_memory.size(memory)
+        bits = np.zeros((N, T), dtype=bool)
+        old = getattr(self, "memory_pseudo_", None)
+        if old is not None:
+            bits[:old.shape[0], :T - 1] = label_memory.unpack(old, T - 1)
+        if opened is not None:
+            bits[records, :opened.shape[1]] |= opened
+        return label_memory.pack(bits)
+
+    def _merged_memory(self, other: "Analytic") -> dict:
+        if not (self.memory and other.memory) or self.memory_key != other.memory_key:
+            raise MlcilError(f"{self.name}: merge needs both learners with the same label memory "
+                             f"(memory={self.memory!r}/{other.memory!r}, memory_key={self.memory_key!r}/"
+                             f"{other.memory_key!r})")
+        if self.strategy == "pseudo":
+            raise MlcilError(f"{self.name}: merge with a label memory is refused for 'pseudo' (each learner "
+                             "pseudo-labelled with its own model)")
+        return label_memory.concat(self.memory_, other.memory_)
+
+    def _forget_remembered(self, X, Y, classes, ids) -> "Analytic":
+        """forget_examples with a label memory: find the rows' records, subtract exactly what they added."""
+        X = self._check_X(X)
+        keys = self._memory_keys(X, ids)
+        sizes = [len(c) for c in self.session_classes_]
+        T = len(sizes)
+        class_session = np.repeat(np.arange(T), sizes)
+        if classes is not None:
+            if Y is None:
+                raise MlcilError(f"{self.name}: forget_examples: give Y with classes (the labels that session was "
+                                 "given), or neither to forget the examples from every session")
+            X, Y, s = self._session_rows(X, Y, classes, "forget_examples")
+            records = label_memory.session_records(self.memory_, keys, s, Y, np.flatnonzero(class_session == s))
+            sessions = np.zeros((X.shape[0], T), dtype=bool)
+            sessions[:, s] = True
+        else:
+            if Y is not None:
+                raise MlcilError(f"{self.name}: forget_examples: Y needs classes (the session it labels)")
+            records = label_memory.example_records(self.memory_, keys)
+            sessions = label_memory.session_bits(self.memory_, records)
+        labels = label_memory.label_bits(self.memory_, records)
+        memory, gone = label_memory.clear(self.memory_, records, sessions, class_session)
+        per_session = self._per_session()
+        G_list, B_list = list(self.G_), list(self.B_)
+        rows_per_session = list(self.session_rows_)
+        for s in range(T):
+            rows = np.flatnonzero(sessions[:, s])
+            if rows.size == 0:
+                continue
+            G_s, B_s = self._subset_stats(X, labels[:, class_session == s].astype(np.uint8), rows, gram=per_session)
+            B_list[s] = B_list[s] - B_s
+            if per_session:
+                G_list[s] = G_list[s] - G_s
+            rows_per_session[s] -= int(rows.size)
+        G_gone, _ = self._subset_stats(X, labels[:, :0], np.flatnonzero(gone))
+        if per_session:
+            self.G_seen_ = self.G_seen_ - G_gone
+        else:
+            G_list[0] = G_list[0] - G_gone
+        self.G_, self.B_, self.session_rows_, self.memory_ = G_list, B_list, rows_per_session, memory
+        self._solve()
+        return self

@@ -14,6 +14,11 @@ from mlcil.protocols.session import Session, Stream
 _SPEC = re.compile(r"^B(\d+)-C(\d+)$", re.IGNORECASE)
 
 ORDERS = ("alphabetical", "dataset", "random")
+#: How annotation campaigns cover the examples (DESIGN.md §1): ``field`` = every session annotates its
+#: classes on every example that carries one (the field's protocol: an example reappears in each such
+#: session); ``disjoint`` = each example is annotated in exactly one session, drawn (seeded) among the
+#: sessions whose classes it carries (the campaign protocol).
+CAMPAIGNS = ("field", "disjoint")
 
 
 def parse_spec(spec: str) -> tuple[int, int]:
@@ -38,6 +43,24 @@ def session_sizes(base: int, inc: int, n_classes: int) -> list[int]:
         sizes.append(min(inc, left))
         left -= sizes[-1]
     return sizes
+
+
+def campaign_sessions(member: np.ndarray, seed: int) -> np.ndarray:
+    """The one session each example is annotated in under the campaign protocol.
+
+    Args:
+        member: n×T boolean, member[i, t] = example i carries a class of session t.
+        seed: seeds the draw.
+    Returns:
+        (n,) int64: a session drawn uniformly among the row's True entries; −1 for rows with none.
+    """
+    member = np.asarray(member, dtype=bool)
+    k = member.sum(axis=1)
+    draw = np.floor(np.random.default_rng([int(seed), 0xCA]).random(len(member)) * np.maximum(k, 1)).astype(np.int64)
+    # the (draw + 1)-th True entry of each row: the first column where the running count exceeds draw
+    pick = np.argmax(np.cumsum(member, axis=1) > draw[:, None], axis=1).astype(np.int64)
+    pick[k == 0] = -1
+    return pick
 
 
 def stratified_split(Y: np.ndarray, test_size: float, seed: int) -> np.ndarray:
@@ -70,10 +93,15 @@ class Protocol:
         test_size: test fraction of the stratified split, used only when the dataset
             has no official train/test split.
         few_shot: keep at most this many training examples per new class (seeded).
+        campaign: ``'field'`` (the field's protocol): each training example appears in every
+            session whose classes it carries, labelled only with that session's classes.
+            ``'disjoint'`` (the campaign protocol): each training example appears in exactly one
+            session, drawn with ``seed`` among the sessions whose classes it carries, labelled only
+            with that session's classes; its labels for every other session's classes are never
+            given, so positives of a class also hide, unlabelled, in other sessions.
 
-    Each training example appears in every session whose classes it carries, labelled
-    only with that session's classes; the test set after session t is every test example
-    with at least one seen class. See :class:`~mlcil.protocols.session.Stream`.
+    The test set after session t is every test example with at least one seen class (both
+    campaigns). See :class:`~mlcil.protocols.session.Stream`.
 
     >>> import numpy as np
     >>> from mlcil.data import Dataset
@@ -94,6 +122,7 @@ class Protocol:
         n_classes: int | None = None,
         test_size: float = 0.3,
         few_shot: int | None = None,
+        campaign: str = "field",
     ) -> None:
         self.spec = spec
         self.order = order
@@ -101,10 +130,14 @@ class Protocol:
         self.n_classes = n_classes
         self.test_size = test_size
         self.few_shot = few_shot
+        self.campaign = campaign
         parse_spec(spec)  # fail early on a bad string
+        if campaign not in CAMPAIGNS:
+            raise MlcilError(f"campaign: expected one of {', '.join(CAMPAIGNS)}, got {campaign!r}")
 
     def __repr__(self) -> str:
-        return f"Protocol({self.spec!r}, order={self.order!r}, seed={self.seed})"
+        campaign = "" if self.campaign == "field" else f", campaign={self.campaign!r}"
+        return f"Protocol({self.spec!r}, order={self.order!r}, seed={self.seed}{campaign})"
 
     def class_order(self, dataset: Dataset) -> np.ndarray:
         """Global class ids in learning order."""
@@ -156,13 +189,16 @@ class Protocol:
         train, test = self.split(dataset)
         X_train, Y_train = take_rows(dataset.X, train), dataset.Y[train]
         rng = np.random.default_rng(self.seed)
+        bounds = np.cumsum([0] + sizes)
+        groups = [order[bounds[t]:bounds[t + 1]] for t in range(len(sizes))]
+        owner = None
+        if self.campaign == "disjoint":
+            member = np.stack([Y_train[:, g].any(axis=1) for g in groups], axis=1)
+            owner = campaign_sessions(member, self.seed)
         sessions = []
-        start = 0
-        for t, size in enumerate(sizes):
-            classes = order[start : start + size]
-            start += size
+        for t, classes in enumerate(groups):
             Yc = Y_train[:, classes]
-            rows = np.flatnonzero(Yc.any(axis=1))
+            rows = np.flatnonzero(Yc.any(axis=1) if owner is None else owner == t)
             if self.few_shot is not None:
                 keep = set()
                 for j in range(len(classes)):
@@ -182,5 +218,5 @@ class Protocol:
             train_index=train, test_index=test, spec=self.spec,
             info={"order": self.order if isinstance(self.order, str) else "explicit", "seed": self.seed,
                   "official_split": bool(dataset.split is not None and {"train", "test"} <= set(np.unique(dataset.split))),
-                  "few_shot": self.few_shot, "n_classes": len(order)},
+                  "few_shot": self.few_shot, "n_classes": len(order), "campaign": self.campaign},
         )

@@ -75,10 +75,14 @@ class Stream:
         return np.flatnonzero(self.Y_test[:, self.seen_classes(t)].any(axis=1))
 
     def joint_session(self, t: int) -> Session:
-        """All training examples with a class seen by session t, with *all* seen labels.
+        """Every training example of sessions 0..t, once, with *all* seen labels.
 
-        This is the data of the joint upper bound after session t (no label absence).
+        This is the data of the joint upper bound after session t (no label absence): exactly
+        the rows the sessions held. Under the field's protocol these are the training examples
+        with a seen class; under the campaign protocol (``campaign='disjoint'``) an example with a
+        seen class that is annotated in a later session is not among them yet.
         """
         seen = self.seen_classes(t)
-        rows = np.flatnonzero(self.Y_train[:, seen].any(axis=1))
+        given = np.concatenate([s.index for s in self.sessions[: t + 1]])
+        rows = np.flatnonzero(np.isin(self.train_index, given))
         return Session(self.X_train[rows], self.Y_train[np.ix_(rows, seen)], seen, self.train_index[rows], t)

@@ -11,10 +11,13 @@ comes through. The core knows no learner, no storage and no engine:
   subtract and column operations; :func:`partial_statistics` of one block (what an engine maps).
 - :mod:`mlcil.ridge.solve`: W = (G + λI)⁻¹B through a cached Cholesky factor, leverages and
   closed-form leave-one-out scores, the λ path from one eigendecomposition.
+- :mod:`mlcil.ridge.digest`: 64-bit content digests of input rows (how a label memory recognises an
+  example it has seen; no input is kept).
 - :mod:`mlcil.ridge.memory`: size estimates and the memory budget every learner checks before
   allocating its state.
 """
 
+from mlcil.ridge.digest import collision_probability, id_digests, occurrence, row_digests
 from mlcil.ridge.features import (INCLUDE_X_MAX_FEATURES, SCALINGS, FeatureMap, fit_scaling, gaussian_projection,
                                   resolve_device, rows_per_chunk)
 from mlcil.ridge.memory import check_budget, format_bytes, memory_budget
@@ -24,7 +27,7 @@ from mlcil.ridge.stats import Stats, imbalance_weights, partial_statistics, stat
 
 __all__ = [
     "INCLUDE_X_MAX_FEATURES", "SCALINGS", "Factor", "FeatureMap", "NotPositiveDefinite", "Stats",
-    "check_budget", "choose_lambda", "eigh", "fit_scaling", "format_bytes", "gaussian_projection",
+    "check_budget", "choose_lambda", "collision_probability", "id_digests", "occurrence", "row_digests", "eigh", "fit_scaling", "format_bytes", "gaussian_projection",
     "imbalance_weights", "lambda_grid", "leverage", "loo_correct", "loo_path_scores", "loo_scores", "memory_budget",
     "partial_statistics", "resolve_device", "ridge_solve", "rows_per_chunk", "statistics", "tree_sum",
 ]
