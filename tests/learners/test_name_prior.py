@@ -65,8 +65,9 @@ def test_merge_counts_the_prior_once_and_forget_removes_it(data):
     left.merge(right)
     torch.testing.assert_close(left.W_, whole.W_, rtol=0, atol=1e-9)
     # forgetting class 2 = never given class 2's label nor its name (its rows stay as data)
-    whole = Analytic(M=32, strategy="negative").learn(s0).learn(s1).forget([2])
-    never = Analytic(M=32, strategy="negative").learn(s0).learn(
+    # λ fixed after the first session (lambda_search="first"): "never" sees other rows in session 1
+    whole = Analytic(M=32, strategy="negative", lambda_search="first").learn(s0).learn(s1).forget([2])
+    never = Analytic(M=32, strategy="negative", lambda_search="first").learn(s0).learn(
         Session(np.vstack([X[200:], E[1:]]), np.vstack([Y[200:, 3:], [[1]]]), np.array([3]), np.arange(201), 1))
     torch.testing.assert_close(whole.W_, never.W_, rtol=0, atol=1e-9)
 
