@@ -122,3 +122,21 @@ def test_audit_scores_calibrates_raw_scores(clean):
     assert quality["precision_at_k"] > 0.7
     with pytest.raises(MlcilError, match="scores"):
         audit_scores(Y, raw)
+
+
+def test_audit_forks_no_worker_pool_by_default(monkeypatch):
+    """cleanlab forks a multiprocessing pool unless told n_jobs=1; a fork of a process that runs
+    threads (a Ray driver, a web server) can hang, so the audit must not fork by default."""
+    import multiprocessing
+    import multiprocessing.pool
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("the audit forked a worker pool")
+
+    monkeypatch.setattr(multiprocessing, "Pool", no_pool)
+    monkeypatch.setattr(multiprocessing.pool, "Pool", no_pool)
+    rng = np.random.default_rng(0)
+    Y = (rng.random((400, 5)) < 0.3).astype(np.uint8)
+    P = np.clip(Y * 0.8 + rng.random(Y.shape) * 0.2, 0, 1)
+    result = find_label_errors(Y, P)
+    assert result.quality.shape == (400,) and result.suspect.shape == (400, 5)

@@ -71,12 +71,14 @@ class AuditResult:
         return self.suspect & np.asarray(Y).astype(bool)
 
 
-def find_label_errors(Y: np.ndarray, proba: np.ndarray) -> AuditResult:
+def find_label_errors(Y: np.ndarray, proba: np.ndarray, n_jobs: int = 1) -> AuditResult:
     """Score and flag rows whose given labels disagree with out-of-sample probabilities.
 
     Args:
         Y: n×C given binary labels. proba: n×C out-of-sample probabilities of the same rows
             (a row's own label must not have influenced its prediction).
+        n_jobs: worker processes cleanlab may fork (1 = none, the default: a fork of a process
+            that already runs threads, e.g. a Ray driver, a web server or torch's pool, can hang).
     Returns:
         :class:`AuditResult`.
     """
@@ -93,7 +95,7 @@ def find_label_errors(Y: np.ndarray, proba: np.ndarray) -> AuditResult:
     P = np.clip(P, 1e-6, 1 - 1e-6)
     if C == 1:  # cleanlab's multi-label functions need two columns; a lone class is a binary problem
         P2, Y2 = np.hstack([P, 1 - P]), np.hstack([Y, 1 - Y])
-        sub = find_label_errors(Y2, P2)
+        sub = find_label_errors(Y2, P2, n_jobs)
         return AuditResult(sub.quality, sub.flagged, sub.suspect[:, :1] | sub.suspect[:, 1:], sub.ranking, sub.seconds)
     get_label_quality_scores, ml_filter = _cleanlab()
     start = time.perf_counter()
@@ -101,8 +103,8 @@ def find_label_errors(Y: np.ndarray, proba: np.ndarray) -> AuditResult:
     with warnings.catch_warnings():  # "may not flag all label issues in class k": rare classes, expected here
         warnings.filterwarnings("ignore", message="May not flag all label issues", category=UserWarning)
         quality = np.asarray(get_label_quality_scores(labels, P), dtype=np.float64)
-        flagged = np.asarray(ml_filter.find_label_issues(labels, P), dtype=bool)
-        per_class = np.asarray(ml_filter.find_multilabel_issues_per_class(labels, P), dtype=bool)
+        flagged = np.asarray(ml_filter.find_label_issues(labels, P, n_jobs=n_jobs), dtype=bool)
+        per_class = np.asarray(ml_filter.find_multilabel_issues_per_class(labels, P, n_jobs=n_jobs), dtype=bool)
     suspect = per_class if per_class.shape == (n, C) else per_class.T  # cleanlab versions differ in layout
     seconds = time.perf_counter() - start
     return AuditResult(quality, flagged, suspect, np.argsort(quality, kind="stable"), seconds)

@@ -170,7 +170,7 @@ class Analytic(Learner):
     >>> model.classes_.tolist(), model.proba(X).shape
     ([0, 1, 2, 3], (300, 4))
     """
-    mutable_params = frozenset({"device", "memory_budget"})  # may change after learning; every other is frozen
+    mutable_params = frozenset({"device", "memory_budget", "prior"})  # may change after learning; every other is frozen
 
     distributable = True  # full-data passes go through the engine of learn(session, engine=...)
 

@@ -71,7 +71,7 @@ class Prototype(Learner):
     >>> print(model.scores(np.array([[1.0, 0.0]])).round(3))
     [[0.999 0.055]]
     """
-    mutable_params = frozenset()  # every parameter is frozen after learning (state and calibration depend on it)
+    mutable_params = frozenset({"prior"})  # the name prior weighs each later session; every other parameter is frozen
 
     distributable = True  # row_sums over blocks, through the engine of learn(session, engine=...)
 
