@@ -226,8 +226,12 @@ def _lam(value):
               help="Seconds between model rebuilds while writes arrive (bounds staleness and CPU).")
 @click.option("--export", "export_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the model as an Analytic learner file (Learner.load reads it), then exit.")
+@click.option("--encoder", "-e", default=None,
+              help="Encoder for raw inputs (examples with 'input', predictions with 'inputs'), e.g. minilm (the packaged "
+                   "text model, offline). A text encoder also embeds each new label's name and description as its "
+                   "name example, so the label is scored before its first example. Default: vectors only.")
 def serve(db, host, port, keys_file, generate_key, dim, M, lam, seed, include_x, scaling, max_batch, max_body_mb,
-          cors, threads, workers, refresh_interval, export_path) -> None:
+          cors, threads, workers, refresh_interval, export_path, encoder) -> None:
     """Run the tagging service: create labels, teach, predict, forget over HTTP (docs at /docs).
 
     Example: mlcil serve --db sqlite:///tagger.db --port 8000
@@ -250,6 +254,11 @@ def serve(db, host, port, keys_file, generate_key, dim, M, lam, seed, include_x,
     from mlcil.serve.app import limit_threads
 
     limit_threads(threads)
+    if encoder is not None:  # a bad spec or a missing package fails here, before the server starts
+        from mlcil.encoders import make_encoder
+
+        probe = make_encoder(encoder, device="cpu")
+        click.echo(f"encoder {probe.id} ({probe.modality}, d={probe.dim})", err=True)
     keys = KeyRing.load(keys_file)
     options = Options(d=dim, M=M, seed=seed, lam=lam, scaling=scaling,
                       include_x=None if include_x is None else {"auto": "auto", "true": True,
@@ -260,7 +269,13 @@ def serve(db, host, port, keys_file, generate_key, dim, M, lam, seed, include_x,
     service = TaggingService(store, options, policy=Policy(background=False, **policy))  # checks flags vs database
     o, state = service.options, service.model
     if export_path is not None:
-        service.export_learner().save(export_path)
+        from mlcil.serve.errors import ServiceError
+
+        try:
+            service.export_learner().save(export_path)
+        except ServiceError as exc:
+            service.close()
+            raise click.ClickException(f"--export: {exc}") from exc
         click.echo(f"wrote {export_path} (version {service.model.version})", err=True)
         service.close()
         return
@@ -276,7 +291,7 @@ def serve(db, host, port, keys_file, generate_key, dim, M, lam, seed, include_x,
     os.environ["MLCIL_SERVE_CONFIG"] = json.dumps({
         "db": db, "threads": threads, "keys_file": str(keys_file) if keys_file else None,
         "max_body_bytes": int(max_body_mb * 1024 * 1024), "max_batch": max_batch, "cors": list(cors),
-        "policy": policy})
+        "policy": policy, "encoder": encoder})
     uvicorn.run("mlcil.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level="warning", access_log=False, timeout_graceful_shutdown=10)
 

@@ -64,6 +64,8 @@ def test_a_database_file_deleted_while_running_is_never_recreated(tmp_path):
     c.post("/v1/labels", json={"name": "a"})
     r = c.post("/v1/teach", json={"examples": [{"id": "x", "vector": [1.0, 0.0], "labels": {"a": 1}}]})
     assert r.status_code == 200
+    # the process has built version 2 before the file goes (else it would need the file to build it)
+    assert c.post("/v1/predict", json={"vectors": [[1.0, 0.0]], "min_version": 2}).status_code == 200
     for suffix in ("", "-wal", "-shm"):
         if os.path.exists(f"{path}{suffix}"):
             os.remove(f"{path}{suffix}")

@@ -51,7 +51,7 @@ from mlcil.serve import schemas as S
 from mlcil.serve.auth import KeyRing, allows
 from mlcil.serve.errors import (Conflict, Invalid, NotFound, NotReady, ServiceError, StorageFull, TooLarge,
                                 Unavailable)
-from mlcil.serve.service import Limits, Options, Policy, TaggingService
+from mlcil.serve.service import Limits, Options, Policy, TaggingService, check_label_name
 from mlcil.serve.store import Store
 
 log = logging.getLogger("mlcil.serve")
@@ -277,11 +277,13 @@ class _Gate:
 def create_app(db: str | Store | TaggingService = "sqlite:///tagger.db", *, options: Options | None = None,
                keys: KeyRing | None = None, encoder: Encoder | None = None, max_body_bytes: int = MAX_BODY_BYTES,
                max_batch: int = MAX_BATCH, cors_origins: list[str] | None = None, limits: Limits | None = None,
-               policy: Policy | None = None) -> FastAPI:
+               policy: Policy | None = None, names: Any = None) -> FastAPI:
     """The FastAPI app over a database URL (or an open store / service).
 
     keys: API keys (None or empty = auth disabled). encoder: raw inputs (list) -> n×d
-    embeddings, used for ``input``/``inputs``; None = vectors only. max_body_bytes, max_batch:
+    embeddings, used for ``input``/``inputs``; None = vectors only. names: texts (list of str) ->
+    n×d embeddings by the text encoder that embeds the inputs: a label created then gets a name
+    example from its name and description (zero-shot scores before its first example); None = off. max_body_bytes, max_batch:
     request limits (413). cors_origins: allowed origins (None = CORS off). limits, policy: see
     :class:`~mlcil.serve.service.Limits` and :class:`~mlcil.serve.service.Policy`.
     """
@@ -290,6 +292,17 @@ def create_app(db: str | Store | TaggingService = "sqlite:///tagger.db", *, opti
     else:
         service = TaggingService(db if isinstance(db, Store) else Store(db), options, limits, policy)
     keys = keys or KeyRing()
+
+    def name_embedding(name: str, description: str | None) -> np.ndarray:
+        """The label's name ('cooking-time' -> 'cooking time') and description, embedded by ``names``."""
+        text = name.replace("_", " ").replace("-", " ") + (f": {description}" if description else "")
+        try:
+            vec = np.asarray(names([text]), dtype=np.float32)
+        except Exception as exc:  # the encoder rejected the text: a client error
+            raise Invalid("description", f"text encoder failed on the label's name: {exc}") from exc
+        if vec.ndim != 2 or vec.shape[0] != 1:
+            raise Invalid("description", f"text encoder returned shape {vec.shape}, expected (1, d)")
+        return vec[0]
     @contextlib.asynccontextmanager
     async def lifespan(_app):
         # everything loaded so far (torch, the model, the app) lives as long as the process: move it out
@@ -441,7 +454,12 @@ def create_app(db: str | Store | TaggingService = "sqlite:///tagger.db", *, opti
     @app.post("/v1/labels", status_code=201, response_model=S.Written,
               responses=_responses(400, 409, 503, 507, *auth_codes), dependencies=require("write", "POST", "/v1/labels"))
     def create_label(body: S.LabelIn) -> dict:
-        return {"name": body.name, "version": service.create_label(body.name, body.description, body.threshold)}
+        vector = None
+        if names is not None:
+            check_label_name(body.name, "name", service.limits.max_name)
+            vector = name_embedding(body.name, body.description)
+        return {"name": body.name,
+                "version": service.create_label(body.name, body.description, body.threshold, name_vector=vector)}
 
     @app.patch("/v1/labels/{name}", response_model=S.Written, responses=_responses(400, 404, 503, 507, *auth_codes),
                dependencies=require("write", "PATCH", "/v1/labels/{name}"))
@@ -584,7 +602,14 @@ def app_from_env() -> FastAPI:
     cfg = json.loads(os.environ["MLCIL_SERVE_CONFIG"])
     limit_threads(int(cfg.get("threads", 1)))
     keys = KeyRing.load(cfg.get("keys_file"))
-    return create_app(cfg["db"], options=Options(**cfg.get("options", {})), keys=keys,
+    encoder = names = None
+    if cfg.get("encoder"):
+        from mlcil.encoders import make_encoder
+
+        model = make_encoder(cfg["encoder"], device="cpu")
+        encoder = model.encode
+        names = model.encode if model.modality == "text" else None
+    return create_app(cfg["db"], options=Options(**cfg.get("options", {})), keys=keys, encoder=encoder, names=names,
                       max_body_bytes=int(cfg.get("max_body_bytes", MAX_BODY_BYTES)),
                       max_batch=int(cfg.get("max_batch", MAX_BATCH)), cors_origins=cfg.get("cors") or None,
                       policy=Policy(**cfg.get("policy", {})))

@@ -129,6 +129,10 @@ class Counters:
     db_version: int = 0
 
 
+#: id prefix of the name examples (a label's name embedding, stored as an example); reserved.
+NAME_PREFIX = "@name/"
+
+
 def _check_name(value: str, field_: str, max_len: int) -> None:
     """Names and ids: 1..max_len characters, no control character, no '/' or '\\', not '.' or '..'."""
     if not isinstance(value, str) or not value:
@@ -366,11 +370,24 @@ class TaggingService:
             raise NotFound("name", f"unknown label {name!r}")
         return int(row[0])
 
-    def create_label(self, name: str, description: str | None = None, threshold: float | None = None) -> int:
-        """Register a label (no example yet); returns the new model version."""
+    def create_label(self, name: str, description: str | None = None, threshold: float | None = None,
+                     name_vector: np.ndarray | None = None) -> int:
+        """Register a label; returns the new model version.
+
+        ``name_vector``: the label's name (and description) embedded by the text encoder that embeds
+        the inputs (d floats). It is stored, in the same transaction, as the label's **name example**
+        (id ``@name/<label>``, positive for this label, absent for the others): a pseudo-example of
+        weight 1 in G and B, as the library's name prior (``Analytic(prior=1)``), so the label has
+        scores before its first example and the data outweigh it as examples arrive. Forgetting the
+        label forgets it too.
+        """
         check_label_name(name, "name", self.limits.max_name)
         if description is not None and "\x00" in description:
             raise Invalid("description", "NUL characters are not allowed")
+        if name_vector is not None:
+            name_vector = np.asarray(name_vector, dtype=np.float32).reshape(-1)
+            if not np.isfinite(name_vector).all():
+                raise Invalid("description", "the encoder returned a non-finite name embedding")
         with self.store.write() as tx:
             head = self._head(tx)
             if tx.one("SELECT 1 FROM labels WHERE name = ?", (name,)):
@@ -382,6 +399,14 @@ class TaggingService:
                    "VALUES (?, ?, ?, ?, 0, 0, ?)", (lid, name, description, threshold, v))
             self._event(tx, v, "create_label", {"id": lid, "name": name, "threshold": threshold},
                         next_label_id=lid + 1)
+            if name_vector is not None:  # the name example: one more event, same transaction
+                self._set_dim(tx, len(name_vector), "description")
+                seq, v = head["next_seq"], v + 1
+                tx.run("INSERT INTO examples (seq, ext_id, vector) VALUES (?, ?, ?)",
+                       (seq, NAME_PREFIX + name, name_vector.tobytes()))
+                tx.run("INSERT INTO known (seq, label_id, value) VALUES (?, ?, 1)", (seq, lid))
+                tx.run("UPDATE labels SET positives = positives + 1 WHERE id = ?", (lid,))
+                self._event(tx, v, "teach", {"seq": [seq, 1], "relabel": []}, next_seq=seq + 1)
         self._committed(v)
         return v
 
@@ -437,6 +462,8 @@ class TaggingService:
         seen: dict[str, int] = {}
         for i, e in enumerate(ext):
             _check_name(e, f"examples[{i}].id", self.limits.max_name)
+            if e.startswith(NAME_PREFIX):
+                raise Invalid(f"examples[{i}].id", f"ids starting with {NAME_PREFIX!r} are reserved for label names")
             if e in seen:
                 raise Conflict(f"examples[{i}].id", f"id {e!r} appears twice in the batch (also examples[{seen[e]}])")
             seen[e] = i
@@ -546,7 +573,13 @@ class TaggingService:
         self._committed(new.version)
 
     def forget_label(self, name: str) -> int:
-        """Drop a label exactly: its B column, its known entries, its registry row. Returns the version."""
+        """Drop a label exactly: its B column, its known entries, its registry row (and its name example,
+        if it was created with one: forgotten first, as :meth:`forget_examples`). Returns the version."""
+        with self.store.read() as tx:
+            self._label_id(tx, name)
+            has_name = bool(self._stored(tx, [NAME_PREFIX + name]))
+        if has_name:
+            self.forget_examples([NAME_PREFIX + name])
         with self.store.write() as tx:
             head = self._head(tx)
             lid = self._label_id(tx, name)
