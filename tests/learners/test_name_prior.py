@@ -8,6 +8,7 @@ from mlcil.errors import MlcilError
 from mlcil.learners import Analytic
 from mlcil.learners.prototype import Prototype
 from mlcil.protocols import Session
+from ..conftest import assert_reproduced
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ def test_prior_equals_the_names_as_weighted_examples(data, kw):
     X, Y, E, s0, s1 = data
     a = Analytic(M=32, prior=2.0, **kw).learn(s0).learn(s1)
     b = Analytic(M=32, prior=0.0, **kw).learn(s0).learn(rows_session(X[200:], Y[200:, 2:], E, [2, 3], weight=2))
-    torch.testing.assert_close(a.W_, b.W_, rtol=0, atol=1e-9)
+    assert_reproduced(a.W_, b.W_, rtol=1e-6)
     off = Analytic(M=32, prior=0.0, **kw).learn(s0).learn(s1)  # prior=0: the names are ignored
     plain = Analytic(M=32, **kw).learn(s0).learn(Session(X[200:], Y[200:, 2:], np.array([2, 3]), np.arange(200), 1))
     torch.testing.assert_close(off.W_, plain.W_, rtol=0, atol=1e-12)
@@ -48,7 +49,7 @@ def test_zero_shot_learn_names_solves_the_prior_alone(data):
     phi = model.feature_map(E).to(torch.float64).numpy()
     A = G0.numpy() + 1.5 * phi.T @ phi + model.lambda_ * np.eye(phi.shape[1])
     want = np.linalg.solve(A, 1.5 * phi.T)  # W of the named classes: data as negatives, names as positives
-    np.testing.assert_allclose(model.W_[:, 2:].numpy(), want, rtol=1e-7, atol=1e-9)
+    assert_reproduced(model.W_[:, 2:].numpy(), want, rtol=1e-6)
     P = model.proba(E)
     assert np.all((P >= 0) & (P <= 1)) and P[0, 2] > P[0, 3] and P[1, 3] > P[1, 2]
 
@@ -63,13 +64,13 @@ def test_merge_counts_the_prior_once_and_forget_removes_it(data):
     right.learn(cut(s1, 120, 200))
     whole.learn(s1)
     left.merge(right)
-    torch.testing.assert_close(left.W_, whole.W_, rtol=0, atol=1e-9)
+    assert_reproduced(left.W_, whole.W_, rtol=1e-6)
     # forgetting class 2 = never given class 2's label nor its name (its rows stay as data)
     # λ fixed after the first session (lambda_search="first"): "never" sees other rows in session 1
     whole = Analytic(M=32, strategy="negative", lambda_search="first").learn(s0).learn(s1).forget([2])
     never = Analytic(M=32, strategy="negative", lambda_search="first").learn(s0).learn(
         Session(np.vstack([X[200:], E[1:]]), np.vstack([Y[200:, 3:], [[1]]]), np.array([3]), np.arange(201), 1))
-    torch.testing.assert_close(whole.W_, never.W_, rtol=0, atol=1e-9)
+    assert_reproduced(whole.W_, never.W_, rtol=1e-6)
 
 
 def test_prior_survives_save_and_load(data, tmp_path):
