@@ -28,7 +28,7 @@ def brute_force_curve(Phi_all, Phi, Y, grid):
 
 def test_lambda_is_the_argmax_of_the_class_weighted_evidence():
     stream = Protocol("B0-C2", order="dataset").build(make_dataset(n=260, d=6, L=5, seed=4))
-    learner = Analytic(M=12, scaling="none", include_x=True, strategy="negative", n_lambdas=7)
+    learner = Analytic(M=12, scaling="none", include_x=True, strategy="negative", n_lambdas=7, lambda_search="sessions")
     learner.learn(stream.sessions[0])
     grid = learner.lambda_grid_
     phi = lambda X: learner._features(X).double().numpy()  # noqa: E731
