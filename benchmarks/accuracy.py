@@ -4,7 +4,7 @@ protocol and on the campaign protocol, against the tuned `joint` upper bound and
 For each of 8 shared datasets (five domains, 5–6 sessions) and each campaign ('field': an example appears in every
 session whose classes it carries; 'disjoint': in exactly one of them, drawn per seed), runs `mlcil bench`
 programmatically with 3 seeds and writes the full report under --out/<dataset>-<protocol>-<campaign>/ (skipped when
-it exists: the run resumes). Prints Markdown tables: last mAP, avg mAP and bytes kept per example seen (label memory
+it exists: the run resumes). Prints Markdown tables: last mAP, avg mAP and bytes kept for the examples seen (label memory
 or exemplar buffer), mean ± std over seeds, and the gap of every learner to `joint`.
 
     MLCIL_DATA=../shared/data nice -n 10 python benchmarks/accuracy.py --out benchmarks/results/accuracy
