@@ -108,3 +108,16 @@ def test_serve_cli_checks_the_encoder_before_starting(tmp_path):
     assert r.exit_code == 2 and "nosuch" in r.output  # a bad spec: usage error, no server started
     r = CliRunner().invoke(main, ["serve", "--db", db, "--export", str(tmp_path / "m.npz")])
     assert r.exit_code == 1 and "--export" in r.output and "no example yet" in r.output  # no traceback
+
+
+def test_the_name_example_can_be_forgotten_by_its_id(db_url):
+    def names(texts: list) -> np.ndarray:  # a stand-in text encoder: character counts
+        return np.array([[len(t), t.count("a") + 1.0, t.count("e") + 1.0] for t in texts], dtype=np.float32)
+
+    c = TestClient(create_app(db_url, options=Options(M=16, seed=0, lam=1.0), policy=FAST, names=names))
+    assert c.post("/v1/labels", json={"name": "alpha", "description": "first"}).status_code == 201
+    assert c.get("/v1/health").json()["examples"] == 1
+    r = c.post("/v1/forget", json={"ids": [NAME_PREFIX + "alpha"]})
+    assert r.status_code == 200, r.text
+    assert c.get("/v1/health").json()["examples"] == 0
+    assert c.delete("/v1/labels/alpha").status_code == 200  # no name example left: still fine
