@@ -68,6 +68,12 @@ def finite_float_2d(name: str, a: object) -> np.ndarray:
     arr = as_2d(name, a)
     if arr.dtype not in (np.float32, np.float64):
         arr = arr.astype(np.float64)
+    check_finite(name, arr)
+    return arr
+
+
+def check_finite(name: str, arr: np.ndarray) -> None:
+    """MlcilError naming ``name``, the count of NaN/inf entries and the first one, if ``arr`` (2-D) has any."""
     finite = np.isfinite(arr)
     if not finite.all():
         bad = np.flatnonzero(~finite)
@@ -75,7 +81,6 @@ def finite_float_2d(name: str, a: object) -> np.ndarray:
         raise MlcilError(
             f"{name}: expected finite values, got {bad.size} NaN/inf entries (first {arr[i, j].item()} at [{i}, {j}])"
         )
-    return arr
 
 
 def fractions_1d(name: str, a: object, *, allow_nan: bool = True) -> np.ndarray:

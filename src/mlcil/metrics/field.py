@@ -48,7 +48,7 @@ from __future__ import annotations
 import numpy as np
 
 from mlcil.errors import MlcilError
-from mlcil.metrics._validation import as_2d, binary_2d, check_same_shape
+from mlcil.metrics._validation import as_2d, binary_2d, check_finite, check_same_shape
 
 __all__ = ["FIELD_EPSILON", "field_average_precision", "field_mean_average_precision", "field_threshold_metrics"]
 
@@ -245,12 +245,5 @@ def _finite_scores(name: str, a: object) -> np.ndarray:
     decides how numpy's sort orders ties)."""
     arr = as_2d(name, a)
     if arr.dtype.kind == "f":
-        finite = np.isfinite(arr)
-        if not finite.all():
-            bad = np.flatnonzero(~finite)
-            i, j = np.unravel_index(bad[0], arr.shape)
-            raise MlcilError(
-                f"{name}: expected finite values, got {bad.size} NaN/inf entries "
-                f"(first {arr[i, j].item()} at [{i}, {j}])"
-            )
+        check_finite(name, arr)
     return arr
