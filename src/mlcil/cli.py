@@ -33,6 +33,13 @@ class _Group(click.Group):
             _fail(str(exc))
 
 
+#: ``--ray-address``, shared by the commands that take ``--engine ray`` (bench, embed).
+RAY_ADDRESS = click.option(
+    "--ray-address", default=None, envvar="MLCIL_RAY_ADDRESS",
+    help="With --engine ray: join this cluster ('auto', 'host:port' or 'ray://host:10001') instead of "
+         "starting a local one [env: MLCIL_RAY_ADDRESS].")
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mlcil")
 def main() -> None:
@@ -103,9 +110,7 @@ def main() -> None:
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Where the work runs: this process, or a Ray cluster (pip install 'mlcil[ray]'; additive "
                    "learners only: analytic, joint, prototype, lda).")
-@click.option("--ray-address", default=None, envvar="MLCIL_RAY_ADDRESS",
-              help="With --engine ray: join this cluster ('auto', 'host:port' or 'ray://host:10001') instead of "
-                   "starting a local one [env: MLCIL_RAY_ADDRESS].")
+@RAY_ADDRESS
 def bench(dataset, protocol, learners, seeds, order, n_classes, few_shot, test_size, threshold, calibration, holdout,
           top_k, metrics, device, out, data_dir, quiet, encoder, prior, engine, ray_address, campaign) -> None:
     """Run learners on DATASET under a class-incremental protocol and write a report.
@@ -411,9 +416,7 @@ def embedded_name(dataset: str, encoder: str | None) -> str:
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Where the work runs: this process, or a Ray cluster (pip install 'mlcil[ray]'; encoder "
                    "actors, no embedding cache).")
-@click.option("--ray-address", default=None, envvar="MLCIL_RAY_ADDRESS",
-              help="With --engine ray: join this cluster ('auto', 'host:port' or 'ray://host:10001') instead of "
-                   "starting a local one [env: MLCIL_RAY_ADDRESS].")
+@RAY_ADDRESS
 def embed(dataset, encoder, root, out, batch_size, workers, device, precision, cache, no_cache, skip_bad, data_dir,
           quiet, engine, ray_address) -> None:
     """Encode raw DATASET with a frozen encoder into an embedded .npz (X, Y, label_names, split).
