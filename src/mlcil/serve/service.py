@@ -402,11 +402,8 @@ class TaggingService:
             if name_vector is not None:  # the name example: one more event, same transaction
                 self._set_dim(tx, len(name_vector), "description")
                 seq, v = head["next_seq"], v + 1
-                tx.run("INSERT INTO examples (seq, ext_id, vector) VALUES (?, ?, ?)",
-                       (seq, NAME_PREFIX + name, name_vector.tobytes()))
-                tx.run("INSERT INTO known (seq, label_id, value) VALUES (?, ?, 1)", (seq, lid))
-                tx.run("UPDATE labels SET positives = positives + 1 WHERE id = ?", (lid,))
-                self._event(tx, v, "teach", {"seq": [seq, 1], "relabel": []}, next_seq=seq + 1)
+                self._write_teach(tx, v, seq, [(seq, NAME_PREFIX + name, name_vector.tobytes())], [(seq, lid, 1)],
+                                  {lid: [1, 0]}, [])
         self._committed(v)
         return v
 
@@ -526,22 +523,29 @@ class TaggingService:
             if not new_rows and not relabel:
                 return ext, int(head["version"])
             v = head["version"] + 1
-            tx.many("INSERT INTO examples (seq, ext_id, vector) VALUES (?, ?, ?)", new_rows)
-            tx.many("INSERT INTO known (seq, label_id, value) VALUES (?, ?, ?)", known_rows)
-            for seq, lid, before, after in relabel:
-                if after is None:
-                    tx.run("DELETE FROM known WHERE seq = ? AND label_id = ?", (seq, lid))
-                elif before is None:
-                    tx.run("INSERT INTO known (seq, label_id, value) VALUES (?, ?, ?)", (seq, lid, int(after)))
-                else:
-                    tx.run("UPDATE known SET value = ? WHERE seq = ? AND label_id = ?", (int(after), seq, lid))
-            for lid in sorted(counts):
-                tx.run("UPDATE labels SET positives = positives + ?, negatives = negatives + ? WHERE id = ?",
-                       (counts[lid][0], counts[lid][1], lid))
-            self._event(tx, v, "teach", {"seq": [next_seq, len(new_rows)], "relabel": relabel},
-                        next_seq=next_seq + len(new_rows))
+            self._write_teach(tx, v, next_seq, new_rows, known_rows, counts, relabel)
         self._committed(v)
         return ext, v
+
+    def _write_teach(self, tx: Tx, v: int, next_seq: int, new_rows: list, known_rows: list,
+                     counts: dict[int, list[int]], relabel: list) -> None:
+        """Inside a write: store new rows (seq, ext_id, vector bytes) with their known labels
+        (seq, label_id, value), apply relabels [seq, label_id, before, after], add the label counts
+        {label_id: [positives, negatives]}, and log it all as the ``teach`` event of version v."""
+        tx.many("INSERT INTO examples (seq, ext_id, vector) VALUES (?, ?, ?)", new_rows)
+        tx.many("INSERT INTO known (seq, label_id, value) VALUES (?, ?, ?)", known_rows)
+        for seq, lid, before, after in relabel:
+            if after is None:
+                tx.run("DELETE FROM known WHERE seq = ? AND label_id = ?", (seq, lid))
+            elif before is None:
+                tx.run("INSERT INTO known (seq, label_id, value) VALUES (?, ?, ?)", (seq, lid, int(after)))
+            else:
+                tx.run("UPDATE known SET value = ? WHERE seq = ? AND label_id = ?", (int(after), seq, lid))
+        for lid in sorted(counts):
+            tx.run("UPDATE labels SET positives = positives + ?, negatives = negatives + ? WHERE id = ?",
+                   (counts[lid][0], counts[lid][1], lid))
+        self._event(tx, v, "teach", {"seq": [next_seq, len(new_rows)], "relabel": relabel},
+                    next_seq=next_seq + len(new_rows))
 
     def _stored(self, tx: Tx, ext: list[str]) -> dict[str, tuple[int, bytes]]:
         """{external id: (seq, vector bytes)} of the ids already stored."""
