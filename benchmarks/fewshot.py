@@ -74,7 +74,7 @@ def run_dataset(name: str, args) -> list[dict]:
         chance = float(stream.Y_test[:, new][:, present].mean(axis=0).mean())
         for spec in args.learners.split(","):
             t0 = time.perf_counter()
-            first = make_learner(spec, seed=seed).learn(base)
+            first = make_learner(spec, seed=seed, device=args.device).learn(base)
             base_s = time.perf_counter() - t0
             for k in args.shots:
                 rows = sample_shots(last.Y, k, np.random.default_rng(1000 * seed + k)) if k else np.zeros(0, int)
@@ -171,6 +171,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--new", type=int, default=None, help="new classes (default: a fifth of the labels)")
     parser.add_argument("--beta", type=float, default=1.0, help="weight of a name (the learners' prior)")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--device", default="cpu", help="learners' torch device (cpu, cuda, auto)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "fewshot")
     args = parser.parse_args(argv)
     args.shots = [int(k) for k in args.shots.split(",")]

@@ -42,24 +42,27 @@ def l3a_weights(Y: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.where(k > 0, (Y @ norm) / np.maximum(k, 1), 1.0)
 
 
-def run_head(stream, hidden: int, gamma: float, standardize: bool, pseudo: bool, weighted: bool, seed: int) -> float:
-    """Last mAP of the L3A-style head on one stream."""
+def run_head(stream, hidden: int, gamma: float, standardize: bool, pseudo: bool, weighted: bool, seed: int,
+             device: str = "cpu") -> float:
+    """Last mAP of the L3A-style head on one stream (float64 throughout; the weights are drawn on the CPU, so a
+    seed gives the same head on every device)."""
     d = stream.X_test.shape[1]
     gen = torch.Generator().manual_seed(seed)
     bound = 1.0 / np.sqrt(d)
-    Wb = (torch.rand(d, hidden, generator=gen, dtype=torch.float64) * 2 - 1) * bound
-    bb = (torch.rand(hidden, generator=gen, dtype=torch.float64) * 2 - 1) * bound
+    Wb = ((torch.rand(d, hidden, generator=gen, dtype=torch.float64) * 2 - 1) * bound).to(device)
+    bb = ((torch.rand(hidden, generator=gen, dtype=torch.float64) * 2 - 1) * bound).to(device)
+    f64 = {"dtype": torch.float64, "device": device}
     first = np.asarray(stream.sessions[0].X.toarray() if hasattr(stream.sessions[0].X, "toarray")
                        else stream.sessions[0].X, dtype=np.float64)
     mu, sd = (first.mean(0), np.where(first.std(0) > 1e-12, first.std(0), 1.0)) if standardize else (0.0, 1.0)
 
     def phi(X):
         X = np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float64)
-        return torch.relu(torch.as_tensor((X - mu) / sd) @ Wb + bb)
+        return torch.relu(torch.as_tensor((X - mu) / sd, device=device) @ Wb + bb)
 
-    A = torch.zeros(hidden, hidden, dtype=torch.float64)
-    C = torch.zeros(hidden, 0, dtype=torch.float64)
-    W = torch.zeros(hidden, 0, dtype=torch.float64)
+    A = torch.zeros(hidden, hidden, **f64)
+    C = torch.zeros(hidden, 0, **f64)
+    W = torch.zeros(hidden, 0, **f64)
     counts = np.zeros(0)
     for session in stream:
         P = phi(session.X)
@@ -67,18 +70,18 @@ def run_head(stream, hidden: int, gamma: float, standardize: bool, pseudo: bool,
         Y = np.zeros((session.n, k_old + session.Y.shape[1]))
         Y[:, k_old:] = session.Y
         if pseudo and k_old:
-            Y[:, :k_old] = (torch.sigmoid(P @ W).numpy() > 0.7)
+            Y[:, :k_old] = (torch.sigmoid(P @ W).cpu().numpy() > 0.7)
         counts = np.concatenate([counts, np.zeros(session.Y.shape[1])]) + Y.sum(axis=0)
-        w = torch.as_tensor(l3a_weights(Y, counts) if weighted else np.ones(session.n))
+        w = torch.as_tensor(l3a_weights(Y, counts) if weighted else np.ones(session.n), device=device)
         A += P.T @ (P * w[:, None])
-        C = torch.cat([C, torch.zeros(hidden, session.Y.shape[1], dtype=torch.float64)], dim=1)
-        C += P.T @ (torch.as_tensor(Y) * w[:, None])
+        C = torch.cat([C, torch.zeros(hidden, session.Y.shape[1], **f64)], dim=1)
+        C += P.T @ (torch.as_tensor(Y, device=device) * w[:, None])
         M = A.clone()
         M.diagonal().add_(gamma)
         W = torch.cholesky_solve(C, torch.linalg.cholesky(M))
     t = len(stream) - 1
     rows = stream.test_rows(t)
-    S = (phi(stream.X_test[rows]) @ W).numpy()
+    S = (phi(stream.X_test[rows]) @ W).cpu().numpy()
     seen = np.concatenate([s.classes for s in stream.sessions])
     return float(mean_average_precision(stream.Y_test[rows][:, seen], S)[0])
 
@@ -90,6 +93,8 @@ def main() -> None:
     parser.add_argument("--hidden", default="2048,8192")
     parser.add_argument("--gamma", default="1,1000")
     parser.add_argument("--analytic", default="analytic", help="';'-separated mlcil learner specs to compare")
+    parser.add_argument("--device", default="cpu", help="torch device of the L3A head (cpu, cuda); `analytic` runs on "
+                        "the CPU either way")
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     settings = list(itertools.product([int(h) for h in args.hidden.split(",")],
@@ -107,7 +112,7 @@ def main() -> None:
         ds = load_dataset(name)
         cells = []
         for h, g, s in settings:
-            vals = [run_head(Protocol(protocol, seed=seed).build(ds), h, g, s, True, True, seed)
+            vals = [run_head(Protocol(protocol, seed=seed).build(ds), h, g, s, True, True, seed, args.device)
                     for seed in range(args.seeds)]
             cells.append(100 * np.array(vals))
         report = run_benchmark(ds, BenchConfig(protocol=protocol, learners=tuple(specs),
