@@ -7,6 +7,7 @@ datasets are embedded first with the default text encoder (cached, not timed in 
 
     MLCIL_DATA=../shared/data python benchmarks/sweep.py --out benchmarks/results/sweep
     python benchmarks/sweep.py --datasets rcv1sub1,imdb --learners analytic      # a subset
+    python benchmarks/sweep.py --datasets se_crypto@minilm --learners analytic   # an already embedded set, as it is
 
 Prints one Markdown table (rows: datasets; columns: learner × {last mAP, s, GB}) and writes sweep.json.
 """
@@ -56,6 +57,15 @@ def protocol_for(L: int, sessions: int = SESSIONS) -> str:
     return f"B0-C{max(1, math.ceil(L / sessions))}"
 
 
+def embedded_row(name: str) -> dict:
+    """A dataset embedded earlier (``<raw name>@<encoder>``, found by ``load_dataset``): swept as it is, never
+    re-embedded (e.g. one embedded on another machine)."""
+    from mlcil.data import load_dataset
+
+    ds = load_dataset(name)
+    return {"name": name, "L": ds.L, "d": ds.d}
+
+
 def run_cell(name: str, protocol: str, learner: str, encoder: str, timeout: float) -> dict:
     start = time.perf_counter()
     try:
@@ -83,7 +93,7 @@ def main() -> None:
     rows = [r for r in list_datasets() if r["where"].startswith(("/", "."))]
     if args.datasets:
         wanted = args.datasets.split(",")
-        rows = [r for r in rows if r["name"] in wanted]
+        rows = [r for r in rows if r["name"] in wanted] + [embedded_row(name) for name in wanted if "@" in name]
     learners = args.learners.split(",")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "sweep.json"
