@@ -9,6 +9,7 @@ afterwards: it is inside G); and the memory with ``lambda_search='sessions'``.
 
     MLCIL_DATA=../shared/data python benchmarks/absence_frame.py medical B0-C9
     MLCIL_DATA=../shared/data python benchmarks/absence_frame.py emotions B2-C1
+    MLCIL_DATA=../shared/data python benchmarks/absence_frame.py corel5k B0-C10 --classes 50
 """
 
 from __future__ import annotations
@@ -31,13 +32,15 @@ def main() -> None:
     parser.add_argument("dataset")
     parser.add_argument("protocol")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--classes", type=int, default=None, help="use the first N classes (as the accuracy suite "
+                        "does for corel5k: 50)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     ds = load_dataset(args.dataset)
     cols = ("joint", "memory", "memory + joint's λ", "memory, λ per session")
     results = {c: [] for c in cols}
     for seed in range(args.seeds):
-        stream = Protocol(args.protocol, seed=seed).build(ds)
+        stream = Protocol(args.protocol, seed=seed, n_classes=args.classes).build(ds)
         t = len(stream) - 1
         rows = stream.test_rows(t)
         seen = np.concatenate([s.classes for s in stream.sessions])
