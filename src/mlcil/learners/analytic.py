@@ -116,10 +116,13 @@ class Analytic(Learner):
         lambda_search: 'first' (default): λ is chosen on the first session only; 'sessions': re-chosen
             after every session, from the leave-one-out mAP curve of each session's own classes on its
             own rows (one eigendecomposition per session), summed over the sessions so far weighted by
-            their numbers of classes. Measured (README, "Label absence"): 'sessions' gains on birds
-            (+1.7), emotions B0-C2 (+0.9) and yeast (+0.4) but loses 2.3 on scene B0-C2, where each
-            session's own rows (one class each, mutually exclusive) give flat curves that drift to a
-            30x larger λ; so it is an option, not the default.
+            their numbers of classes. Measured (README, "Label absence" and the sweep): 'sessions'
+            gains where the first session's λ is a poor guess for the stream (langlog +9.2, corel5k
+            with 50 classes +3.5, birds +1.7, stackex_chess +1.5, emotions B0-C2 +0.9, yeast +0.4)
+            but loses 2.3 on scene B0-C2, where each session's own rows (one class each, mutually
+            exclusive) score a two-class discrimination whose curve drifts to a 3-30x larger λ, and
+            1.0 on slashdot; so it is an option, not the default. Use it when the first session is
+            small or later sessions carry many classes.
             With 'sessions' and 'known' the old classes' weights change only through λ.
         loo_rows: at most this many rows per session get leave-one-out scores (λ search,
             Platt calibration, per-class thresholds); every row is learned.
