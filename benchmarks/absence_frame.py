@@ -19,9 +19,9 @@ import argparse
 import numpy as np
 import torch
 
+from mlcil.bench.runner import evaluate_session
 from mlcil.data import load_dataset
 from mlcil.learners import make_learner
-from mlcil.metrics import mean_average_precision
 from mlcil.protocols import Protocol
 
 MEMORY = "analytic:memory=labels,strategy=negative"
@@ -42,17 +42,13 @@ def main() -> None:
     for seed in range(args.seeds):
         stream = Protocol(args.protocol, seed=seed, n_classes=args.classes).build(ds)
         t = len(stream) - 1
-        rows = stream.test_rows(t)
-        seen = np.concatenate([s.classes for s in stream.sessions])
 
-        def score(learner) -> float:
-            idx = [int(np.flatnonzero(learner.classes_ == c)[0]) for c in seen]
-            S = learner.scores(stream.X_test[rows])[:, idx]
-            return 100 * float(mean_average_precision(stream.Y_test[rows][:, seen], S)[0])
+        def score(learner) -> float:  # last mAP as `mlcil bench` reports it
+            return 100 * evaluate_session(learner, stream, t, threshold=0.8)[0]["mAP"]
 
         joint = make_learner("joint", seed=seed).learn(stream.joint_session(t))
         results["joint"].append(score(joint))
-        line = [f"seed {seed}: joint {score(joint):.2f} ({joint.scaling_}, λ {joint.lambda_:.3g})"]
+        line = [f"seed {seed}: joint {results['joint'][-1]:.2f} ({joint.scaling_}, λ {joint.lambda_:.3g})"]
         for spec, key in ((MEMORY, "memory"), (MEMORY + ",lambda_search=sessions", "memory, λ per session")):
             learner = make_learner(spec, seed=seed)
             for session in stream:
@@ -65,7 +61,7 @@ def main() -> None:
                 results["memory + joint's λ"].append(score(learner))
                 line.append(f"memory + joint's λ {results[cols[2]][-1]:.2f}")
         print(" | ".join(line), flush=True)
-    print(f"\n| dataset | " + " | ".join(cols) + " |\n|" + "---|" * (len(cols) + 1))
+    print("\n| dataset | " + " | ".join(cols) + " |\n|" + "---|" * (len(cols) + 1))
     print(f"| {args.dataset} {args.protocol} | " + " | ".join(f"{np.mean(results[c]):.2f} ± {np.std(results[c]):.2f}"
                                                           for c in cols) + " |")
 
