@@ -141,3 +141,41 @@ def test_memory_budget_parsing_and_refusal(monkeypatch):
     with pytest.raises(MlcilError, match=r"analytic: would need 2\.0 MB .*over the memory budget of 1\.0 MB; lower M"):
         ridge.check_budget("analytic", {"G": 2_000_000}, hint="lower M")
     assert ridge.check_budget("analytic", {"G": 2_000_000}, budget="3MB") == 2_000_000
+
+
+def direct_gcv(Phi, Y, w, lam):
+    """GCV by the explicit weighted hat matrix: H = Φ(ΦᵀWΦ + λI)⁻¹ΦᵀW,
+    GCV = Σ w‖y − Hy‖² / n / (1 − tr H / n)², n = Σ w."""
+    Wd = np.diag(w)
+    H = Phi @ np.linalg.solve(Phi.T @ Wd @ Phi + lam * np.eye(Phi.shape[1]), Phi.T @ Wd)
+    n = w.sum()
+    R = Y - H @ Y
+    return float(np.sum(w[:, None] * R ** 2)) / n / (1 - np.trace(H) / n) ** 2, float(np.trace(H))
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_gcv_curve_equals_the_explicit_hat_matrix(weighted):
+    rng = np.random.default_rng(3)
+    n, D, C = 40, 12, 3
+    Phi = rng.normal(size=(n, D))
+    Y = (rng.random((n, C)) < 0.4).astype(float)
+    w = rng.uniform(0.5, 2.0, n) if weighted else np.ones(n)
+    G = torch.as_tensor(Phi.T @ (w[:, None] * Phi))
+    B = torch.as_tensor(Phi.T @ (w[:, None] * Y))
+    lambdas = np.logspace(-3, 3, 9)
+    curve = ridge.gcv_curve(G, B, float(w @ (Y ** 2).sum(1)), float(w.sum()), lambdas, max_dof=1.0)
+    expected = [direct_gcv(Phi, Y, w, lam)[0] for lam in lambdas]
+    np.testing.assert_allclose(curve, expected, rtol=1e-9)
+
+
+def test_gcv_curve_refuses_lambdas_whose_degrees_of_freedom_exceed_the_cap():
+    rng = np.random.default_rng(4)
+    n, D = 20, 60  # more features than rows: at small λ tr H → n and GCV would reward interpolation
+    Phi = rng.normal(size=(n, D))
+    Y = (rng.random((n, 2)) < 0.5).astype(float)
+    G, B = torch.as_tensor(Phi.T @ Phi), torch.as_tensor(Phi.T @ Y)
+    lambdas = np.logspace(-4, 4, 17)
+    curve = ridge.gcv_curve(G, B, float((Y ** 2).sum()), float(n), lambdas)
+    dof = np.array([direct_gcv(Phi, Y, np.ones(n), lam)[1] for lam in lambdas])
+    assert np.isinf(curve[dof > ridge.GCV_MAX_DOF * n]).all() and (dof > ridge.GCV_MAX_DOF * n).any()
+    assert np.isfinite(curve[dof <= ridge.GCV_MAX_DOF * n]).all() and (dof <= ridge.GCV_MAX_DOF * n).any()

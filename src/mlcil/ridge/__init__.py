@@ -10,7 +10,7 @@ comes through. The core knows no learner, no storage and no engine:
 - :mod:`mlcil.ridge.stats`: immutable statistics (G = Σ w φφᵀ, B = Σ w φyᵀ, n) with exact add,
   subtract and column operations; :func:`partial_statistics` of one block (what an engine maps).
 - :mod:`mlcil.ridge.solve`: W = (G + λI)⁻¹B through a cached Cholesky factor, leverages and
-  closed-form leave-one-out scores, the λ path from one eigendecomposition.
+  closed-form leave-one-out scores, the λ path from one eigendecomposition, GCV from the statistics alone.
 - :mod:`mlcil.ridge.digest`: 64-bit content digests of input rows (how a label memory recognises an
   example it has seen; no input is kept).
 - :mod:`mlcil.ridge.memory`: size estimates and the memory budget every learner checks before
@@ -21,13 +21,13 @@ from mlcil.ridge.digest import collision_probability, id_digests, occurrence, ro
 from mlcil.ridge.features import (INCLUDE_X_MAX_FEATURES, SCALINGS, FeatureMap, fit_scaling, gaussian_projection,
                                   resolve_device, rows_per_chunk)
 from mlcil.ridge.memory import check_budget, format_bytes, memory_budget
-from mlcil.ridge.solve import (Factor, NotPositiveDefinite, choose_lambda, eigh, lambda_grid, leverage, loo_correct,
-                               loo_path_scores, loo_scores, ridge_solve)
+from mlcil.ridge.solve import (GCV_MAX_DOF, Factor, NotPositiveDefinite, choose_lambda, eigh, gcv_curve, lambda_grid,
+                               leverage, loo_correct, loo_path_scores, loo_scores, ridge_solve)
 from mlcil.ridge.stats import Stats, imbalance_weights, partial_statistics, statistics, tree_sum
 
 __all__ = [
-    "INCLUDE_X_MAX_FEATURES", "SCALINGS", "Factor", "FeatureMap", "NotPositiveDefinite", "Stats",
-    "check_budget", "choose_lambda", "collision_probability", "id_digests", "occurrence", "row_digests", "eigh", "fit_scaling", "format_bytes", "gaussian_projection",
+    "GCV_MAX_DOF", "INCLUDE_X_MAX_FEATURES", "SCALINGS", "Factor", "FeatureMap", "NotPositiveDefinite", "Stats",
+    "check_budget", "choose_lambda", "collision_probability", "id_digests", "occurrence", "row_digests", "eigh", "fit_scaling", "format_bytes", "gaussian_projection", "gcv_curve",
     "imbalance_weights", "lambda_grid", "leverage", "loo_correct", "loo_path_scores", "loo_scores", "memory_budget",
     "partial_statistics", "resolve_device", "ridge_solve", "rows_per_chunk", "statistics", "tree_sum",
 ]
