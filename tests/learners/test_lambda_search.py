@@ -1,11 +1,12 @@
-"""lambda_search='sessions': λ re-chosen after every session, checked against brute-force leave-one-out."""
+"""lambda_search='sessions' and 'gcv': λ re-chosen after every session, checked against brute-force
+leave-one-out and an explicit hat matrix."""
 
 import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
 
 from mlcil.learners import Analytic
-from mlcil.protocols import Protocol
+from mlcil.protocols import Protocol, Session
 
 from .conftest import make_dataset
 
@@ -52,7 +53,7 @@ def test_lambda_is_the_argmax_of_the_class_weighted_evidence():
         np.testing.assert_allclose(learner.W_.numpy(), W, rtol=1e-7, atol=1e-9)
 
 
-@pytest.mark.parametrize("search", ["first", "sessions"])
+@pytest.mark.parametrize("search", ["first", "sessions", "gcv"])
 def test_first_keeps_the_first_lambda(search):
     stream = Protocol("B0-C2", order="dataset").build(make_dataset(n=300, d=8, L=6, seed=1))
     learner = Analytic(M=24, strategy="negative", lambda_search=search).learn(stream.sessions[0])
@@ -64,3 +65,55 @@ def test_first_keeps_the_first_lambda(search):
     else:
         assert learner.lambda_ in learner.lambda_grid_
         assert learner.lambda_evidence_.shape == learner.lambda_grid_.shape
+
+
+def explicit_gcv(Phi, Y, grid, max_dof=0.5):
+    """GCV of the rows Phi alone for each λ by the hat matrix H = Φ(ΦᵀΦ + λI)⁻¹Φᵀ; +inf where tr H > max_dof·n."""
+    n, out = len(Phi), []
+    for lam in grid:
+        H = Phi @ np.linalg.solve(Phi.T @ Phi + lam * np.eye(Phi.shape[1]), Phi.T)
+        dof = np.trace(H)
+        out.append(np.inf if dof > max_dof * n else np.sum((Y - H @ Y) ** 2) / n / (1 - dof / n) ** 2)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("memory", [None, "labels"])
+def test_gcv_lambda_is_the_argmin_of_the_summed_session_curves(memory):
+    """Each session is scored on its own rows and given labels (other sessions' rows are not read as
+    negatives); with a label memory, reappearing rows count in their session's curve too."""
+    stream = Protocol("B0-C2", order="dataset").build(make_dataset(n=260, d=6, L=5, seed=4))
+    learner = Analytic(M=12, scaling="none", include_x=True, strategy="negative", lambda_search="gcv", memory=memory)
+    phi = lambda X: learner._features(X).double().numpy()  # noqa: E731
+    total = None
+    for t, session in enumerate(stream.sessions):
+        learner.learn(session)
+        grid = learner.lambda_grid_
+        assert len(grid) == 25
+        curve = explicit_gcv(phi(session.X), session.Y.astype(float), grid)
+        total = curve if total is None else total + curve
+        np.testing.assert_allclose(learner.lambda_evidence_, -total, rtol=1e-6)
+        assert learner.lambda_ == grid[int(np.argmin(total))]
+    # W is the ridge solution at that λ (rows of every session, absent labels read as 0)
+    P_all = np.vstack([phi(s.X) for s in stream.sessions])
+    Y = np.hstack([np.vstack([s.Y if u == v else np.zeros((s.n, len(stream.sessions[u].classes)))
+                              for v, s in enumerate(stream.sessions)]) for u in range(len(stream.sessions))])
+    if memory is None:
+        W = np.linalg.solve(P_all.T @ P_all + learner.lambda_ * np.eye(P_all.shape[1]), P_all.T @ Y)
+        np.testing.assert_allclose(learner.W_.numpy(), W, rtol=1e-7, atol=1e-9)
+
+
+def test_gcv_merge_takes_lambda_from_the_pooled_evidence():
+    """Shards spawned from one frame each sum their own sessions' curves; the merge pools the evidence."""
+    stream = Protocol("B0-C2", order="dataset").build(make_dataset(n=300, d=6, L=4, seed=2))
+    shard = [np.arange(s.n) % 2 == 0 for s in stream.sessions]
+    pick = lambda s, m: Session(s.X[m], s.Y[m], s.classes, s.index[m], s.t)  # noqa: E731
+    a = Analytic(M=16, strategy="negative", lambda_search="gcv").learn(pick(stream.sessions[0], shard[0]))
+    b = a.spawn()
+    b.learn(pick(stream.sessions[0], ~shard[0]))
+    for s, m in zip(stream.sessions[1:], shard[1:]):
+        a.learn(pick(s, m))
+        b.learn(pick(s, ~m))
+    evidence = a.lambda_evidence_ + b.lambda_evidence_
+    merged = a.merge(b)
+    np.testing.assert_allclose(merged.lambda_evidence_, evidence)
+    assert merged.lambda_ == merged.lambda_grid_[int(np.argmax(evidence))]

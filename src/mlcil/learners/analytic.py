@@ -63,8 +63,12 @@ SCALING_SEARCH_FEATURES = 512
 SCALING_CHOICES = ("auto", *ridge.SCALINGS)
 #: values of ``pseudo_calibration``: the probability pseudo-labels threshold.
 PSEUDO_CALIBRATIONS = ("ridge", "platt")
-#: values of ``lambda_search``: λ chosen on the first session only, or re-chosen after every session.
-LAMBDA_SEARCHES = ("first", "sessions")
+#: values of ``lambda_search``: λ chosen on the first session only, or re-chosen after every session
+#: (from leave-one-out mAP, or from GCV on each session's statistics).
+LAMBDA_SEARCHES = ("first", "sessions", "gcv")
+#: the λ grid of ``lambda_search='gcv'``: (points, log10 low, log10 high) × the first session's mean
+#: eigenvalue. Wider and finer than the leave-one-out grid: a GCV curve costs no mAP per point.
+GCV_GRID = (25, -5.0, 3.0)
 #: values of ``memory``: None (exemplar-free, nothing per example) or 'labels' (label memory).
 MEMORIES = (None, "labels")
 #: values of ``memory_key``: what identifies an example in the label memory.
@@ -232,7 +236,8 @@ class Analytic(Learner):
             raise MlcilError(f"{self.name}: pseudo_calibration must be 'ridge' or 'platt', got "
                              f"{self.pseudo_calibration!r}")
         if self.lambda_search not in LAMBDA_SEARCHES:
-            raise MlcilError(f"{self.name}: lambda_search must be 'first' or 'sessions', got {self.lambda_search!r}")
+            raise MlcilError(f"{self.name}: lambda_search must be one of {', '.join(LAMBDA_SEARCHES)}, got "
+                             f"{self.lambda_search!r}")
         if self.memory not in MEMORIES:
             raise MlcilError(f"{self.name}: memory must be None or 'labels', got {self.memory!r}")
         if self.memory_key not in MEMORY_KEYS:
@@ -298,8 +303,16 @@ class Analytic(Learner):
         phi_sub = self._features(X[sub])
         Y_sub = torch.as_tensor(Y[sub], dtype=torch.float64, device=dev)
         w_sub = None if weights is None else torch.as_tensor(weights[sub], device=dev)
+        gcv = None
+        if self.lambda_search == "gcv":  # this session's GCV curve, from its own rows and labels
+            if frame_new:
+                self.lambda_grid_ = ridge.lambda_grid(G_new, GCV_GRID[0], GCV_GRID[1], GCV_GRID[2])
+            gcv = self._session_gcv(G_new, B_new, Y, weights)
         if frame_new:
-            lam = self._choose_lambda(G_new, B_new, phi_sub, Y[sub], w_sub)
+            if gcv is not None:
+                lam = float(self.lambda_grid_[int(np.argmax(-gcv))])
+            else:
+                lam = self._choose_lambda(G_new, B_new, phi_sub, Y[sub], w_sub)
             alpha = self._choose_alpha(X, Y, weights, lam)
         else:
             lam, alpha = self.lambda_, self.alpha_
@@ -333,7 +346,10 @@ class Analytic(Learner):
         # calibrate the new classes on leave-one-out scores of their own session's rows
         G_all = self._gram_all(G_list, G_seen)
         evidence = getattr(self, "lambda_evidence_", None)
-        if self.lambda_search == "sessions":
+        if gcv is not None:  # evidence = −Σ_s GCV_s (higher is better, as for 'sessions')
+            evidence = -gcv if frame_new else evidence - gcv
+            lam = float(self.lambda_grid_[int(np.argmax(evidence))])
+        elif self.lambda_search == "sessions":
             if frame_new:
                 evidence = np.nan_to_num(np.asarray(self.lambda_map_, dtype=np.float64), nan=0.0) * len(classes)
             else:
@@ -460,6 +476,15 @@ class Analytic(Learner):
         self.lambda_map_ = maps.tolist()
         self.lambda_grid_ = np.asarray(lambdas)
         return lam
+
+    def _session_gcv(self, G: torch.Tensor, B: torch.Tensor, Y: np.ndarray, weights) -> np.ndarray:
+        """GCV curve (:func:`mlcil.ridge.gcv_curve`) of this session's rows and given labels on the λ grid:
+        the session alone (G_s, B_s, Σ w‖y‖², Σ w), rows of other sessions not read as negatives; finite
+        only where the effective degrees of freedom stay at most half its rows. Summed over the classes."""
+        Yf = np.asarray(Y, dtype=np.float64)
+        w = np.ones(Yf.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
+        yy = float(w @ (Yf ** 2).sum(axis=1)) if Yf.shape[1] else 0.0
+        return ridge.gcv_curve(G, B, yy, float(w.sum()), self.lambda_grid_)
 
     def _reselect_lambda(self, base: torch.Tensor, B_new: torch.Tensor, phi_sub: torch.Tensor, Y_sub: np.ndarray,
                          w_sub, evidence: np.ndarray, lam: float) -> tuple[float, np.ndarray]:
@@ -752,8 +777,9 @@ class Analytic(Learner):
         """
         if not isinstance(other, Analytic):
             raise MlcilError(f"{self.name}: merge expects an Analytic learner, got {type(other).__name__}")
-        same_lambda = self.lambda_ == other.lambda_ or (self.lambda_search == other.lambda_search == "sessions"
-                                                        and np.array_equal(self.lambda_grid_, other.lambda_grid_))
+        searched = self.lambda_search == other.lambda_search and self.lambda_search in ("sessions", "gcv")
+        same_lambda = self.lambda_ == other.lambda_ or (searched and np.array_equal(self.lambda_grid_,
+                                                                                    other.lambda_grid_))
         if not self.feature_map.same_as(other.feature_map) or not same_lambda or self.alpha_ != other.alpha_:
             raise MlcilError(f"{self.name}: merge needs the same frame (feature map, λ, α); create the other learner "
                              "with spawn()")
@@ -773,7 +799,7 @@ class Analytic(Learner):
             if hasattr(self, "G_seen_"):
                 self.G_seen_ = self.G_seen_ + other._seen_without_prior().to(self.G_seen_.device)
         self.session_rows_ = [a + b for a, b in zip(self.session_rows_, other.session_rows_)]
-        if self.lambda_search == "sessions" and hasattr(other, "lambda_evidence_"):
+        if searched and hasattr(other, "lambda_evidence_"):
             # each learner chose λ on its own rows: λ from their pooled evidence (the statistics add exactly)
             self.lambda_evidence_ = getattr(self, "lambda_evidence_", 0.0) + other.lambda_evidence_
             if not np.array_equal(self.lambda_evidence_, other.lambda_evidence_) or self.lambda_ != other.lambda_:
@@ -916,11 +942,11 @@ class Analytic(Learner):
     def _memory_statistics(self, X, Y: np.ndarray, fresh: np.ndarray):
         """(G of every row, B of every row, G of the rows seen for the first time) of a later session.
         Rows seen before add their new labels to B and no second φφᵀ to G_all; G of every row (K_s)
-        is needed only by the strategies that keep a Gram matrix per session."""
-        per_session = self._per_session()
+        is needed only by the strategies that keep a Gram matrix per session and by ``lambda_search='gcv'``."""
+        whole = self._per_session() or self.lambda_search == "gcv"  # GCV scores the session's own rows
         G_fresh, B_fresh = self._subset_stats(X, Y, np.flatnonzero(fresh))
-        G_again, B_again = self._subset_stats(X, Y, np.flatnonzero(~fresh), gram=per_session)
-        G_new = G_fresh + G_again if per_session else None
+        G_again, B_again = self._subset_stats(X, Y, np.flatnonzero(~fresh), gram=whole)
+        G_new = G_fresh + G_again if whole else None
         return G_new, B_fresh + B_again, G_fresh
 
     def _memory_pseudo(self, X, recall, G_list: list, B_list: list, G_fresh: torch.Tensor) -> np.ndarray:
