@@ -68,7 +68,8 @@ def test_first_keeps_the_first_lambda(search):
 
 
 def explicit_gcv(Phi, Y, grid, max_dof=0.5):
-    """GCV of the rows Phi alone for each λ by the hat matrix H = Φ(ΦᵀΦ + λI)⁻¹Φᵀ; +inf where tr H > max_dof·n."""
+    """GCV of the rows Phi alone for each λ by the hat matrix H = Φ(ΦᵀΦ + λI)⁻¹Φᵀ;
+    +inf where tr H > max_dof·n."""
     n, out = len(Phi), []
     for lam in grid:
         H = Phi @ np.linalg.solve(Phi.T @ Phi + lam * np.eye(Phi.shape[1]), Phi.T)

@@ -24,9 +24,10 @@ session (the field's protocol) adds its new labels to B and no second φφᵀ, K
 whose C_s labels were given, so the learner equals the fit on the union of the examples with every
 given label (with ``negative``, :class:`~mlcil.learners.Joint` on the same rows, frame and λ).
 
-λ is chosen on the first session (default), or (``lambda_search='sessions'``) re-chosen after every
-session from the leave-one-out evidence of each session's own rows; the feature map stays the first
-session's.
+λ is chosen on the first session (default), or re-chosen after every session: from the leave-one-out
+evidence of each session's own rows (``lambda_search='sessions'``), or from the generalised
+cross-validation of each session's statistics (``lambda_search='gcv'``); the feature map stays the
+first session's.
 """
 
 from __future__ import annotations
@@ -127,7 +128,19 @@ class Analytic(Learner):
             exclusive) score a two-class discrimination whose curve drifts to a 3-30x larger λ, and
             1.0 on slashdot; so it is an option, not the default. Use it when the first session is
             small or later sessions carry many classes.
-            With 'sessions' and 'known' the old classes' weights change only through λ.
+            'gcv': re-chosen after every session by generalised cross-validation of each session's own
+            rows and given labels, computed from that session's statistics alone (G_s, B_s, Σw‖y‖², Σw:
+            no row is kept; one eigendecomposition per session; :func:`mlcil.ridge.gcv_curve`), summed
+            over the sessions, on a 25-point grid (10⁻⁵..10³ × the first session's mean eigenvalue)
+            restricted to the λ whose effective degrees of freedom stay at most half the session's rows
+            (:data:`mlcil.ridge.GCV_MAX_DOF`; GCV rewards interpolation beyond). Measured
+            (``benchmarks/lambda_search.py``, 3 seeds, last mAP against 'first'): image600 +13.2, langlog
+            +6.5, slashdot +6.2, corel5k +3.4, stackex_chess +1.5, emotions +1.3 (B2-C1) and +0.9
+            (B0-C2), birds +1.1; level on scene, yeast, enron and tmc2007-500; medical −0.9 (sessions of
+            about 45 rows for D ≈ 3,500: the cap binds and the best λ lies beyond it). With
+            ``memory='labels'`` it brings emotions level with ``joint`` (72.5 vs 72.6) and corel5k from
+            13.7 to 17.2 (``joint`` 17.8). Not the default: the README's tables were measured with 'first'.
+            With 'sessions' or 'gcv' and 'known' the old classes' weights change only through λ.
         loo_rows: at most this many rows per session get leave-one-out scores (λ search,
             Platt calibration, per-class thresholds); every row is learned.
         precision: 'float64' or 'float32' multiplication when accumulating statistics
@@ -771,8 +784,8 @@ class Analytic(Learner):
         With a label memory both learners must have one, and each example must have been fed to one
         of them only (shard by example, e.g. ``ridge.row_digests(X) % n_shards``): an example in both
         would count twice in G, and no input is kept to correct it, so that is refused.
-        With ``lambda_search='sessions'`` each learner re-chose λ on its own rows; the merged learner
-        takes λ from their summed evidence (the statistics still add exactly; λ is then the one the
+        With ``lambda_search='sessions'`` or ``'gcv'`` each learner re-chose λ on its own rows; the merged
+        learner takes λ from their summed evidence (the statistics still add exactly; λ is then the one the
         pooled per-shard curves favour, not necessarily the one a single learner would have chosen).
         """
         if not isinstance(other, Analytic):
