@@ -13,7 +13,8 @@ average mAP, learn seconds) to ``<out>/results.jsonl``; cells already there are 
 
     MLCIL_DATA=../shared/data python benchmarks/lambda_search.py --jobs 2 --out benchmarks/results/lambda_search
     python benchmarks/lambda_search.py --tables --out benchmarks/results/lambda_search     # reprint the tables
-    python benchmarks/lambda_search.py --datasets emotions --specs analytic,analytic:lambda_search=gcv --jobs 2
+    python benchmarks/lambda_search.py --datasets yeast --jobs 2 \
+        --specs 'analytic:strategy=pseudo,lambda_search=sessions;analytic:strategy=pseudo,lambda_search=gcv'
 """
 
 from __future__ import annotations
@@ -83,22 +84,24 @@ def load(path: Path) -> list[dict]:
 
 
 def tables(records: list[dict]) -> str:
-    """Two Markdown tables (last mAP mean ± std over seeds; average mAP), rows = cases, columns = SPECS."""
+    """Two Markdown tables (last mAP mean ± std over seeds; average mAP), rows = cases, columns = SPECS and
+    then any other spec the records hold."""
     cells: dict[tuple, dict[str, list]] = {}
     for r in records:
         cells.setdefault((r["dataset"], r["protocol"]), {}).setdefault(r["spec"], []).append(r)
+    specs = SPECS + tuple(sorted({r["spec"] for r in records} - set(SPECS)))
     out = []
     for metric, title in (("last", "last mAP (%), mean ± std over seeds"), ("avg", "average mAP over sessions (%)")):
         out.append(f"{title}; best λ search per row (without memory) in bold\n")
-        out.append("| dataset | " + " | ".join(SHORT[s] for s in SPECS) + " |")
-        out.append("|---|" + "---|" * len(SPECS))
+        out.append("| dataset | " + " | ".join(SHORT.get(s, f"`{s}`") for s in specs) + " |")
+        out.append("|---|" + "---|" * len(specs))
         order = {(d, p): i for i, (d, p, _) in enumerate(CASES)}
         for (dataset, protocol), by_spec in sorted(cells.items(), key=lambda kv: order.get(kv[0], len(order))):
-            means = {s: np.mean([r[metric] for r in by_spec[s]]) for s in SPECS if s in by_spec}
+            means = {s: np.mean([r[metric] for r in by_spec[s]]) for s in specs if s in by_spec}
             searches = [s for s in SPECS[1:4] if s in means]
             best = max(searches, key=lambda s: means[s]) if searches else None
             row = []
-            for s in SPECS:
+            for s in specs:
                 if s not in by_spec:
                     row.append("–")
                     continue
@@ -114,7 +117,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/lambda_search"))
     parser.add_argument("--datasets", default=None, help="comma-separated subset of the cases' datasets")
-    parser.add_argument("--specs", default=None, help="comma-separated learner specs (default: per case, see SPECS)")
+    parser.add_argument("--specs", default=None, help="';'-separated learner specs (default: per case, see SPECS); "
+                        "specs other than SPECS get columns of their own")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) - 1), help="cells run at once")
     parser.add_argument("--tables", action="store_true", help="only reprint the tables from results.jsonl")
@@ -136,7 +140,7 @@ def main() -> None:
             parser.error(f"--datasets: unknown {sorted(unknown)}; cases: {sorted({c[0] for c in CASES})}")
         done = {key(r) for r in load(results)}
         todo = [(d, p, c, spec, seed) for d, p, c in CASES if wanted is None or d in wanted
-                for spec in (args.specs.split(",") if args.specs else default_specs(d)) for seed in range(args.seeds)
+                for spec in (args.specs.split(";") if args.specs else default_specs(d)) for seed in range(args.seeds)
                 if (d, p, spec, seed) not in done]
         print(f"{len(todo)} cells to run, {args.jobs} at a time", file=sys.stderr, flush=True)
         env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
