@@ -118,3 +118,19 @@ def test_gcv_merge_takes_lambda_from_the_pooled_evidence():
     merged = a.merge(b)
     np.testing.assert_allclose(merged.lambda_evidence_, evidence)
     assert merged.lambda_ == merged.lambda_grid_[int(np.argmax(evidence))]
+
+
+def test_gcv_a_tiny_session_carries_no_evidence():
+    """A session too small for any grid λ (tr H ≤ n/2 fails even at the largest: few rows against a wide D
+    and a tiny first session, as in few-shot streams) adds nothing instead of ruling out every λ; a first
+    session without evidence starts at the grid's largest λ."""
+    stream = Protocol("B0-C2", order="dataset").build(make_dataset(n=260, d=6, L=5, seed=4))
+    s0, s1 = stream.sessions[:2]
+    rows = lambda s, k: Session(s.X[:k], s.Y[:k], s.classes, s.index[:k], s.t)  # noqa: E731
+    learner = Analytic(M=1500, scaling="none", include_x=False, strategy="negative", lambda_search="gcv")
+    learner.learn(rows(s0, 1))
+    assert not learner.lambda_evidence_.any() and learner.lambda_ == learner.lambda_grid_[-1]
+    learner.learn(rows(s1, 1))
+    assert not learner.lambda_evidence_.any() and learner.lambda_ == learner.lambda_grid_[-1]
+    learner.learn(rows(stream.sessions[2], 40))  # enough rows: its curve decides
+    assert np.isfinite(learner.lambda_evidence_).any() and learner.lambda_evidence_.any()

@@ -323,7 +323,7 @@ class Analytic(Learner):
             gcv = self._session_gcv(G_new, B_new, Y, weights)
         if frame_new:
             if gcv is not None:
-                lam = float(self.lambda_grid_[int(np.argmax(-gcv))])
+                lam = self._gcv_lambda(-gcv)
             else:
                 lam = self._choose_lambda(G_new, B_new, phi_sub, Y[sub], w_sub)
             alpha = self._choose_alpha(X, Y, weights, lam)
@@ -361,7 +361,7 @@ class Analytic(Learner):
         evidence = getattr(self, "lambda_evidence_", None)
         if gcv is not None:  # evidence = −Σ_s GCV_s (higher is better, as for 'sessions')
             evidence = -gcv if frame_new else evidence - gcv
-            lam = float(self.lambda_grid_[int(np.argmax(evidence))])
+            lam = self._gcv_lambda(evidence)
         elif self.lambda_search == "sessions":
             if frame_new:
                 evidence = np.nan_to_num(np.asarray(self.lambda_map_, dtype=np.float64), nan=0.0) * len(classes)
@@ -497,7 +497,15 @@ class Analytic(Learner):
         Yf = np.asarray(Y, dtype=np.float64)
         w = np.ones(Yf.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
         yy = float(w @ (Yf ** 2).sum(axis=1)) if Yf.shape[1] else 0.0
-        return ridge.gcv_curve(G, B, yy, float(w.sum()), self.lambda_grid_)
+        curve = ridge.gcv_curve(G, B, yy, float(w.sum()), self.lambda_grid_)
+        # a session too small for any λ of the grid (under about 7 rows) carries no evidence, rather than
+        # ruling every λ out for the whole stream
+        return curve if np.isfinite(curve).any() else np.zeros(len(curve))
+
+    def _gcv_lambda(self, evidence: np.ndarray) -> float:
+        """The grid λ with the most evidence; ties (a flat curve: no evidence yet) go to the larger λ."""
+        evidence = np.asarray(evidence)
+        return float(self.lambda_grid_[len(evidence) - 1 - int(np.argmax(evidence[::-1]))])
 
     def _reselect_lambda(self, base: torch.Tensor, B_new: torch.Tensor, phi_sub: torch.Tensor, Y_sub: np.ndarray,
                          w_sub, evidence: np.ndarray, lam: float) -> tuple[float, np.ndarray]:
@@ -816,7 +824,8 @@ class Analytic(Learner):
             # each learner chose λ on its own rows: λ from their pooled evidence (the statistics add exactly)
             self.lambda_evidence_ = getattr(self, "lambda_evidence_", 0.0) + other.lambda_evidence_
             if not np.array_equal(self.lambda_evidence_, other.lambda_evidence_) or self.lambda_ != other.lambda_:
-                self.lambda_ = float(self.lambda_grid_[int(np.argmax(self.lambda_evidence_))])
+                self.lambda_ = (self._gcv_lambda(self.lambda_evidence_) if self.lambda_search == "gcv" else
+                                float(self.lambda_grid_[int(np.argmax(self.lambda_evidence_))]))
         self._solve()
         return self
 
