@@ -5,7 +5,7 @@ the union of the sessions' rows (tested to float tolerance with the frame fixed)
 frame: the input scaling (its statistics fitted on the first session's rows) and λ (chosen by
 leave-one-out on the first session). This script measures it per seed: `joint`; `analytic` with the
 memory; the same learner with λ set to `joint`'s and W re-solved (the scaling cannot be swapped
-afterwards: it is inside G); and the memory with ``lambda_search='sessions'``.
+afterwards: it is inside G); and the memory with ``lambda_search='sessions'`` and ``'gcv'``.
 
     MLCIL_DATA=../shared/data python benchmarks/absence_frame.py medical B0-C9
     MLCIL_DATA=../shared/data python benchmarks/absence_frame.py emotions B2-C1
@@ -37,7 +37,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     ds = load_dataset(args.dataset)
-    cols = ("joint", "memory", "memory + joint's λ", "memory, λ per session")
+    cols = ("joint", "memory", "memory + joint's λ", "memory, λ per session", "memory, λ by GCV")
     results = {c: [] for c in cols}
     for seed in range(args.seeds):
         stream = Protocol(args.protocol, seed=seed, n_classes=args.classes).build(ds)
@@ -49,7 +49,8 @@ def main() -> None:
         joint = make_learner("joint", seed=seed).learn(stream.joint_session(t))
         results["joint"].append(score(joint))
         line = [f"seed {seed}: joint {results['joint'][-1]:.2f} ({joint.scaling_}, λ {joint.lambda_:.3g})"]
-        for spec, key in ((MEMORY, "memory"), (MEMORY + ",lambda_search=sessions", "memory, λ per session")):
+        for spec, key in ((MEMORY, "memory"), (MEMORY + ",lambda_search=sessions", "memory, λ per session"),
+                          (MEMORY + ",lambda_search=gcv", "memory, λ by GCV")):
             learner = make_learner(spec, seed=seed)
             for session in stream:
                 learner.learn(session)
