@@ -318,19 +318,18 @@ class Analytic(Learner):
         phi_sub = self._features(X[sub])
         Y_sub = torch.as_tensor(Y[sub], dtype=torch.float64, device=dev)
         w_sub = None if weights is None else torch.as_tensor(weights[sub], device=dev)
-        gcv = None
-        if self.lambda_search == "gcv":  # this session's GCV curve, from its own rows and labels
+        evidence = getattr(self, "lambda_evidence_", None)
+        gcv = self.lambda_search == "gcv"
+        if gcv:  # evidence = −Σ_s GCV_s of each session's own rows and labels (higher is better, as for 'sessions')
             if frame_new:
-                self.lambda_grid_ = ridge.lambda_grid(G_new, GCV_GRID[0], GCV_GRID[1], GCV_GRID[2])
-            gcv = self._session_gcv(G_new, B_new, Y, weights)
+                self.lambda_grid_ = ridge.lambda_grid(G_new, *GCV_GRID)
+            curve = self._session_gcv(G_new, B_new, Y, weights)
+            evidence = -curve if frame_new else evidence - curve
         if frame_new:
-            if gcv is not None:
-                lam = self._gcv_lambda(-gcv)
-            else:
-                lam = self._choose_lambda(G_new, B_new, phi_sub, Y[sub], w_sub)
+            lam = self._gcv_lambda(evidence) if gcv else self._choose_lambda(G_new, B_new, phi_sub, Y[sub], w_sub)
             alpha = self._choose_alpha(X, Y, weights, lam)
         else:
-            lam, alpha = self.lambda_, self.alpha_
+            lam, alpha = (self._gcv_lambda(evidence) if gcv else self.lambda_), self.alpha_
         G_named, B_new, prior_phi = self._name_prior(G_new, B_new, len(classes))
         if self.memory and prior_phi is not None:  # the names' pseudo-examples are new rows of the memory's Gram
             G_fresh = G_fresh + (G_named - G_new)
@@ -360,11 +359,7 @@ class Analytic(Learner):
         B_list.append(B_new)
         # calibrate the new classes on leave-one-out scores of their own session's rows
         G_all = self._gram_all(G_list, G_seen)
-        evidence = getattr(self, "lambda_evidence_", None)
-        if gcv is not None:  # evidence = −Σ_s GCV_s (higher is better, as for 'sessions')
-            evidence = -gcv if frame_new else evidence - gcv
-            lam = self._gcv_lambda(evidence)
-        elif self.lambda_search == "sessions":
+        if self.lambda_search == "sessions":
             if frame_new:
                 evidence = np.nan_to_num(np.asarray(self.lambda_map_, dtype=np.float64), nan=0.0) * len(classes)
             else:
