@@ -5,7 +5,10 @@ the union of the sessions' rows (tested to float tolerance with the frame fixed)
 frame: the input scaling (its statistics fitted on the first session's rows) and λ (chosen by
 leave-one-out on the first session). This script measures it per seed: `joint`; `analytic` with the
 memory; the same learner with λ set to `joint`'s and W re-solved (the scaling cannot be swapped
-afterwards: it is inside G); and the memory with ``lambda_search='sessions'`` and ``'gcv'``.
+afterwards: it is inside G); the memory with ``lambda_search='sessions'`` and with ``'gcv'`` (with the
+memory: the GCV of the union's statistics); and both `joint` and the memory with GCV under ``clip=3``
+(standardised inputs winsorised at 3 spreads, so that later rows far from the first session's
+statistics cannot dominate).
 
     MLCIL_DATA=../shared/data python benchmarks/absence_frame.py medical B0-C9
     MLCIL_DATA=../shared/data python benchmarks/absence_frame.py emotions B2-C1
@@ -37,7 +40,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     ds = load_dataset(args.dataset)
-    cols = ("joint", "memory", "memory + joint's λ", "memory, λ per session", "memory, λ by GCV")
+    cols = ("joint", "memory", "memory + joint's λ", "memory, λ per session", "memory, λ by GCV", "joint, clip 3",
+            "memory, λ by GCV, clip 3")
+    runs = (("joint", "joint"), (MEMORY, "memory"), (MEMORY + ",lambda_search=sessions", "memory, λ per session"),
+            (MEMORY + ",lambda_search=gcv", "memory, λ by GCV"), ("joint:clip=3", "joint, clip 3"),
+            (MEMORY + ",lambda_search=gcv,clip=3", "memory, λ by GCV, clip 3"))
     results = {c: [] for c in cols}
     for seed in range(args.seeds):
         stream = Protocol(args.protocol, seed=seed, n_classes=args.classes).build(ds)
@@ -46,14 +53,15 @@ def main() -> None:
         def score(learner) -> float:  # last mAP as `mlcil bench` reports it
             return 100 * evaluate_session(learner, stream, t, threshold=0.8)[0]["mAP"]
 
-        joint = make_learner("joint", seed=seed).learn(stream.joint_session(t))
-        results["joint"].append(score(joint))
-        line = [f"seed {seed}: joint {results['joint'][-1]:.2f} ({joint.scaling_}, λ {joint.lambda_:.3g})"]
-        for spec, key in ((MEMORY, "memory"), (MEMORY + ",lambda_search=sessions", "memory, λ per session"),
-                          (MEMORY + ",lambda_search=gcv", "memory, λ by GCV")):
+        line, joint = [f"seed {seed}:"], None
+        for spec, key in runs:
             learner = make_learner(spec, seed=seed)
-            for session in stream:
-                learner.learn(session)
+            if spec.startswith("joint"):
+                learner.learn(stream.joint_session(t))
+                joint = learner if spec == "joint" else joint
+            else:
+                for session in stream:
+                    learner.learn(session)
             results[key].append(score(learner))
             line.append(f"{key} {results[key][-1]:.2f} ({learner.scaling_}, λ {learner.lambda_:.3g})")
             if key == "memory":

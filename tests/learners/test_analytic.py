@@ -32,6 +32,24 @@ def test_feature_map_is_relu_of_standardised_projection(stream3):
     np.testing.assert_allclose(learner.scale_, stream3.sessions[0].X.std(0), rtol=1e-5, atol=1e-6)
 
 
+def test_clip_winsorises_the_standardised_input_of_later_sessions(stream3, tmp_path):
+    """clip=c: z = clip((x − μ)/σ, −c, c) with μ, σ of the first session, in φ and so in W; kept by save/load."""
+    learner = Analytic(M=40, scaling="standardize", include_x=True, clip=0.8, strategy="negative")
+    for s in stream3:
+        learner.learn(s)
+    X = stream3.X_test
+    Z = np.clip((np.asarray(X, np.float64) - learner.shift_) / learner.scale_, -0.8, 0.8)
+    assert (np.abs(Z) == 0.8).mean() > 0.2  # the clip binds
+    F = np.maximum(Z @ learner.R_.numpy().astype(np.float64), 0)
+    np.testing.assert_allclose(phi(learner, X), np.hstack([F, Z]), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(learner.W_.numpy(), reference_weights(learner, stream3.sessions), rtol=1e-7, atol=1e-9)
+    again = Learner.load(learner.save(tmp_path / "c.npz"))
+    assert again.clip == 0.8 and np.array_equal(again.scores(X), learner.scores(X))
+    other = Analytic(M=40, scaling="standardize", include_x=True, strategy="negative").learn(stream3.sessions[0])
+    with pytest.raises(MlcilError, match="frame"):
+        learner.merge(other)
+
+
 def reference_weights(learner, sessions):
     """Per-class weighted ridge on the union of the sessions' rows, built from scratch:
     a row of session u weighs 1 for the classes of u (its known labels) and α for every
@@ -179,6 +197,7 @@ def test_float32_accumulation_close_to_float64(stream3):
     ({"strategy": "bogus"}, "strategy"), ({"alpha": 2.0}, "alpha"), ({"strategy": "known", "alpha": 0.5}, "alpha"),
     ({"precision": "float16"}, "precision"), ({"pseudo_threshold": 1.5}, "pseudo_threshold"),
     ({"pseudo_calibration": "isotonic"}, "pseudo_calibration"), ({"lambda_search": "never"}, "lambda_search"),
+    ({"clip": 0}, "clip"), ({"clip": "3"}, "clip"), ({"clip": float("nan")}, "clip"),
 ])
 def test_bad_parameters(params, match, stream3):
     with pytest.raises(MlcilError, match=match):

@@ -78,12 +78,13 @@ def explicit_gcv(Phi, Y, grid, max_dof=0.5):
     return np.array(out)
 
 
-@pytest.mark.parametrize("memory", [None, "labels"])
-def test_gcv_lambda_is_the_argmin_of_the_summed_session_curves(memory):
+@pytest.mark.parametrize("memory,strategy", [(None, "negative"), ("labels", "known")])
+def test_gcv_lambda_is_the_argmin_of_the_summed_session_curves(memory, strategy):
     """Each session is scored on its own rows and given labels (other sessions' rows are not read as
-    negatives); with a label memory, reappearing rows count in their session's curve too."""
+    negatives); with a label memory and a system per session ('known'), reappearing rows count in their
+    session's curve too."""
     stream = Protocol("B0-C2", order="dataset").build(make_dataset(n=260, d=6, L=5, seed=4))
-    learner = Analytic(M=12, scaling="none", include_x=True, strategy="negative", lambda_search="gcv", memory=memory)
+    learner = Analytic(M=12, scaling="none", include_x=True, strategy=strategy, lambda_search="gcv", memory=memory)
     phi = lambda X: learner._features(X).double().numpy()  # noqa: E731
     total = None
     for t, session in enumerate(stream.sessions):
@@ -134,3 +135,74 @@ def test_gcv_a_tiny_session_carries_no_evidence():
     assert not learner.lambda_evidence_.any() and learner.lambda_ == learner.lambda_grid_[-1]
     learner.learn(rows(stream.sessions[2], 40))  # enough rows: its curve decides
     assert np.isfinite(learner.lambda_evidence_).any() and learner.lambda_evidence_.any()
+
+
+def union_problem(stream, t):
+    """The rows of sessions 0..t once, with every label they were given (absent ones 0): Joint's data."""
+    union = stream.joint_session(t)
+    return union.X, union.Y.astype(float)
+
+
+def test_gcv_with_memory_minimises_the_gcv_of_the_union():
+    """With a label memory and one system for every class the learner solves Joint's problem on the rows
+    seen, so λ minimises that problem's GCV (explicit hat matrix over the union's rows and labels), and W
+    is the ridge solution at that λ."""
+    stream = Protocol("B0-C2", order="dataset").build(make_dataset(n=260, d=6, L=5, seed=4))
+    learner = Analytic(M=12, scaling="none", include_x=True, strategy="negative", lambda_search="gcv",
+                       memory="labels")
+    phi = lambda X: learner._features(X).double().numpy()  # noqa: E731
+    reappeared = 0
+    for t, session in enumerate(stream.sessions):
+        learner.learn(session)
+        X, Y = union_problem(stream, t)
+        reappeared += session.n - (len(X) - (0 if t == 0 else len(union_problem(stream, t - 1)[0])))
+        curve = explicit_gcv(phi(X), Y, learner.lambda_grid_)
+        np.testing.assert_allclose(learner.lambda_evidence_, -curve, rtol=1e-6)
+        assert learner.lambda_ == learner.lambda_grid_[int(np.argmin(curve))]
+    assert reappeared > 20  # the field's protocol: examples with classes of several sessions come back
+    P = phi(X)
+    W = np.linalg.solve(P.T @ P + learner.lambda_ * np.eye(P.shape[1]), P.T @ Y)
+    cols = [list(stream.joint_session(len(stream.sessions) - 1).classes).index(c) for c in learner.classes_]
+    np.testing.assert_allclose(learner.W_.numpy(), W[:, cols], rtol=1e-7, atol=1e-9)
+
+
+def test_gcv_with_memory_merge_and_forgetting_rechoose_lambda_from_what_is_left():
+    """Shards by example (a content digest) merge into the union's statistics, and λ is re-chosen from them;
+    forgetting examples or classes re-chooses it from what is left: each equals the explicit GCV of the rows
+    and labels that remain, on the learner's grid."""
+    from mlcil.ridge import row_digests
+
+    stream = Protocol("B0-C2", order="dataset").build(make_dataset(n=300, d=6, L=5, seed=2))
+    pick = lambda s, m: Session(s.X[m], s.Y[m], s.classes, s.index[m], s.t)  # noqa: E731
+    shard = [row_digests(s.X) % np.uint64(2) == 0 for s in stream.sessions]
+    spec = dict(M=14, scaling="none", include_x=True, strategy="negative", lambda_search="gcv", memory="labels")
+    a = Analytic(**spec).learn(pick(stream.sessions[0], shard[0]))
+    b = a.spawn()
+    b.learn(pick(stream.sessions[0], ~shard[0]))
+    for s, m in zip(stream.sessions[1:], shard[1:]):
+        a.learn(pick(s, m))
+        b.learn(pick(s, ~m))
+    merged = a.merge(b)
+    phi = lambda X: merged._features(X).double().numpy()  # noqa: E731
+    X, Y = union_problem(stream, len(stream.sessions) - 1)
+    classes = list(stream.joint_session(len(stream.sessions) - 1).classes)
+    curve = explicit_gcv(phi(X), Y, merged.lambda_grid_)
+    np.testing.assert_allclose(merged.lambda_evidence_, -curve, rtol=1e-6)
+    assert merged.lambda_ == merged.lambda_grid_[int(np.argmin(curve))]
+    # forget 60 examples (every session they were learned in), then one class
+    gone = np.zeros(len(X), dtype=bool)
+    gone[np.random.default_rng(0).permutation(len(X))[:60]] = True
+    merged.forget_examples(X[gone])
+    curve = explicit_gcv(phi(X[~gone]), Y[~gone], merged.lambda_grid_)
+    np.testing.assert_allclose(merged.lambda_evidence_, -curve, rtol=1e-6)
+    assert merged.lambda_ == merged.lambda_grid_[int(np.argmin(curve))]
+    drop = merged.classes_[1]
+    merged.forget([drop])
+    keep = [j for j, c in enumerate(classes) if c != drop]
+    curve = explicit_gcv(phi(X[~gone]), Y[~gone][:, keep], merged.lambda_grid_)
+    np.testing.assert_allclose(merged.lambda_evidence_, -curve, rtol=1e-6)
+    assert merged.lambda_ == merged.lambda_grid_[int(np.argmin(curve))]
+    P = phi(X[~gone])
+    W = np.linalg.solve(P.T @ P + merged.lambda_ * np.eye(P.shape[1]), P.T @ Y[~gone][:, keep])
+    cols = [[classes[j] for j in keep].index(c) for c in merged.classes_]
+    np.testing.assert_allclose(merged.W_.numpy(), W[:, cols], rtol=1e-7, atol=1e-9)

@@ -20,18 +20,21 @@ def data(n=120, d=9, C=3, seed=0, density=None):
     return X, Y
 
 
-def numpy_phi(X, R, scaling, X_fit, include_x):
+def numpy_phi(X, R, scaling, X_fit, include_x, clip=None):
     X = np.asarray(X, np.float64)
     F = np.asarray(X_fit, np.float64)
+    spread = lambda v: np.where(v > 1e-12, v, 1.0)  # noqa: E731  (a constant column keeps scale 1)
     if scaling == "standardize":
-        Z = (X - F.mean(0)) / F.std(0)
+        Z = (X - F.mean(0)) / spread(F.std(0))
     elif scaling == "scale":
-        Z = X / np.sqrt((F ** 2).mean(0))
+        Z = X / spread(np.sqrt((F ** 2).mean(0)))
     elif scaling == "l2":
         norms = np.linalg.norm(X, axis=1, keepdims=True)
         Z = X / np.where(norms > 0, norms, 1)
     else:
         Z = X
+    if clip is not None and scaling in ("standardize", "scale"):
+        Z = np.clip(Z, -clip, clip)
     phi = np.maximum(Z @ R.numpy().astype(np.float64), 0)
     return np.hstack([phi, Z]) if include_x else phi
 
@@ -49,6 +52,37 @@ def test_feature_map_dense_and_csr_equal_numpy(scaling, include_x):
         sparse_map = ridge.FeatureMap.fit(Xs, M=16, seed=3, scaling=scaling, include_x=include_x)
         np.testing.assert_allclose(sparse_map(Xs).double().numpy(), ref, rtol=1e-5, atol=1e-5)
     assert fmap.D == 16 + (9 if include_x else 0)
+
+
+@pytest.mark.parametrize("scaling", ridge.SCALINGS)
+def test_clip_winsorises_the_per_column_scalings_of_rows_from_another_session(scaling):
+    """Statistics from one block (a column constant there), applied to a shifted, heavy-tailed block:
+    z is clipped to ±c for 'standardize' and 'scale' (dense and CSR alike), untouched for 'none' and 'l2'."""
+    X_fit, _ = data(n=40, density=0.5, seed=1)
+    X_fit[:, 2] = 1.0  # constant in the first session: scale 1
+    X, _ = data(n=60, density=0.5, seed=2)
+    X[:, 2] = 25.0
+    X[::7] *= 40  # a heavy tail
+    fmap = ridge.FeatureMap.fit(X_fit, M=16, seed=3, scaling=scaling, include_x=True, clip=2.5)
+    ref = numpy_phi(X, fmap.R, scaling, X_fit, True, clip=2.5)
+    np.testing.assert_allclose(fmap(X).double().numpy(), ref, rtol=1e-5, atol=1e-4)
+    z = fmap(X)[:, 16:].numpy()
+    if scaling in ("standardize", "scale"):
+        assert np.abs(z).max() == pytest.approx(2.5) and fmap.clips
+        unclipped = ridge.FeatureMap.fit(X_fit, M=16, seed=3, scaling=scaling, include_x=True)
+        assert np.abs(unclipped(X)[:, 16:].numpy()).max() > 20 and not unclipped.same_as(fmap)
+    if scaling != "standardize":
+        sparse_map = ridge.FeatureMap.fit(sp.csr_matrix(X_fit), M=16, seed=3, scaling=scaling, include_x=True,
+                                          clip=2.5)
+        np.testing.assert_allclose(sparse_map(sp.csr_matrix(X)).double().numpy(), ref, rtol=1e-5, atol=1e-4)
+    assert fmap.to("cpu").same_as(fmap) and fmap.to("cpu").clip == 2.5
+
+
+@pytest.mark.parametrize("clip", [0, -1.0, float("nan"), float("inf"), True, "3"])
+def test_clip_must_be_a_finite_positive_number(clip):
+    X, _ = data()
+    with pytest.raises(MlcilError, match="clip"):
+        ridge.FeatureMap.fit(X, M=4, scaling="standardize", clip=clip)
 
 
 def test_standardize_refuses_sparse_and_unknown_scaling():

@@ -32,10 +32,11 @@ class Joint(Analytic):
 
     needs_full_labels = True
 
-    def __init__(self, M: int = 2048, include_x: bool | str = "auto", scaling: str = "auto", balance: bool = False,
+    def __init__(self, M: int = 2048, include_x: bool | str = "auto", scaling: str = "auto", clip: float | None = None,
+                 balance: bool = False,
                  n_lambdas: int = 13, loo_rows: int = 2000, precision: str = "float64", calibration: str = "platt",
                  memory_budget=None, seed: int = 0, device: str = "cpu") -> None:
-        super().__init__(M=M, include_x=include_x, scaling=scaling, strategy="negative", balance=balance,
+        super().__init__(M=M, include_x=include_x, scaling=scaling, clip=clip, strategy="negative", balance=balance,
                          n_lambdas=n_lambdas, loo_rows=loo_rows, precision=precision, calibration=calibration,
                          memory_budget=memory_budget, seed=seed, device=device)
 

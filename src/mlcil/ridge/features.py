@@ -9,6 +9,11 @@ where z is one of the input scalings (:data:`SCALINGS`):
 - ``scale``: z = x / rms per column, rms = √(mean x²) (no centring: CSR stays CSR).
 - ``l2``: z = x / ‖x‖₂ per row (nothing fitted; zero rows stay zero).
 
+With ``clip`` = c, the per-column scalings (``standardize``, ``scale``) are winsorised: z ↦ min(max(z, −c), c),
+in units of the column's fitted spread. Their statistics come from the first session; a later
+session's rows can lie tens of spreads away (a column constant in the first session, a heavy tail),
+and one such value then dominates ReLU(zᵀR). Sparse input stays sparse (only stored values change).
+
 Wide sparse input (bag-of-words, 20–50k columns) never enters φ as dense columns unless asked:
 zᵀR is a sparse × dense product (scipy, deterministic), rows are processed in chunks whose dense
 width × rows stays under :data:`CHUNK_BYTES`, and ``include_x`` is chosen only for narrow input
@@ -59,6 +64,16 @@ def gaussian_projection(d: int, M: int, seed: int, device: torch.device | str = 
     return R.to(device)
 
 
+def check_clip(clip) -> float | None:
+    """``clip`` as a float (None stays None); a clear error unless it is a finite number > 0."""
+    if clip is None:
+        return None
+    if isinstance(clip, bool) or not isinstance(clip, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(clip) or clip <= 0:
+        raise MlcilError(f"clip: expected None or a finite number > 0 (in units of a column's spread), got {clip!r}")
+    return float(clip)
+
+
 def fit_scaling(X, scaling: str) -> tuple[np.ndarray | None, np.ndarray | None]:
     """(shift, scale) per column for ``scaling`` fitted on X (float32, shape (d,)), or None where unused.
 
@@ -98,12 +113,14 @@ class FeatureMap:
         scaling: one of :data:`SCALINGS`.
         shift, scale: per-column arrays from :func:`fit_scaling` (None where the scaling has none).
         include_x: append z(x) to the random features (D = M + d).
+        clip: winsorise z to [−clip, clip] for the per-column scalings ('standardize', 'scale'); None = off.
     """
 
     def __init__(self, R: torch.Tensor, scaling: str = "none", shift: np.ndarray | None = None,
-                 scale: np.ndarray | None = None, include_x: bool = False) -> None:
+                 scale: np.ndarray | None = None, include_x: bool = False, clip: float | None = None) -> None:
         if scaling not in SCALINGS:
             raise MlcilError(f"scaling: expected one of {', '.join(SCALINGS)}, got {scaling!r}")
+        self.clip = check_clip(clip)
         self.R = R
         self.scaling = scaling
         self.shift = None if shift is None else np.asarray(shift, dtype=np.float32)
@@ -113,10 +130,11 @@ class FeatureMap:
 
     @classmethod
     def fit(cls, X, M: int, seed: int = 0, scaling: str = "none", include_x: bool = False,
-            device: str | torch.device = "cpu") -> "FeatureMap":
+            device: str | torch.device = "cpu", clip: float | None = None) -> "FeatureMap":
         """A map for inputs like X: scaling fitted on X, R drawn from ``seed``."""
         shift, scale = fit_scaling(X, scaling)
-        return cls(gaussian_projection(X.shape[1], M, seed, resolve_device(device)), scaling, shift, scale, include_x)
+        return cls(gaussian_projection(X.shape[1], M, seed, resolve_device(device)), scaling, shift, scale, include_x,
+                   clip)
 
     @property
     def d(self) -> int:
@@ -146,20 +164,29 @@ class FeatureMap:
             self._R_np = self.R.detach().cpu().numpy()
         return self._R_np
 
+    @property
+    def clips(self) -> bool:
+        """Whether z is winsorised: a ``clip`` is set and the scaling is per column."""
+        return self.clip is not None and self.scaling in ("standardize", "scale")
+
     def _scaled_sparse(self, X: sp.csr_matrix) -> sp.csr_matrix:
         X = sp.csr_matrix(X, dtype=np.float32)
         if self.scaling == "scale":
-            return X @ sp.diags(1.0 / self.scale)
+            Z = sp.csr_matrix(X @ sp.diags(1.0 / self.scale))
+            if self.clips:
+                np.clip(Z.data, -self.clip, self.clip, out=Z.data)
+            return Z
         if self.scaling == "l2":
             norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1), dtype=np.float64).ravel())
             return sp.diags((1.0 / np.where(norms > 0, norms, 1.0)).astype(np.float32)) @ X
         return X
 
     def _scaled_dense(self, Z: torch.Tensor) -> torch.Tensor:
-        if self.scaling == "standardize":
-            return (Z - torch.as_tensor(self.shift, device=Z.device)) / torch.as_tensor(self.scale, device=Z.device)
-        if self.scaling == "scale":
-            return Z / torch.as_tensor(self.scale, device=Z.device)
+        if self.scaling in ("standardize", "scale"):
+            if self.scaling == "standardize":
+                Z = Z - torch.as_tensor(self.shift, device=Z.device)
+            Z = Z / torch.as_tensor(self.scale, device=Z.device)
+            return Z.clamp(-self.clip, self.clip) if self.clips else Z
         if self.scaling == "l2":
             norms = torch.linalg.vector_norm(Z, dim=1, keepdim=True)
             return Z / torch.where(norms > 0, norms, torch.ones_like(norms))
@@ -202,12 +229,14 @@ class FeatureMap:
 
     def to(self, device: str | torch.device) -> "FeatureMap":
         """The same map on another device."""
-        return FeatureMap(self.R.to(resolve_device(device)), self.scaling, self.shift, self.scale, self.include_x)
+        return type(self)(self.R.to(resolve_device(device)), self.scaling, self.shift, self.scale, self.include_x,
+                          self.clip)
 
     def same_as(self, other: "FeatureMap") -> bool:
-        """True when both maps compute the same φ (same R, scaling, fitted arrays, include_x)."""
+        """True when both maps compute the same φ (same R, scaling, fitted arrays, include_x, clip)."""
         def eq(a, b):
             return (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
-        return (self.scaling == other.scaling and self.include_x == other.include_x and eq(self.shift, other.shift)
+        return (self.scaling == other.scaling and self.include_x == other.include_x and self.clip == other.clip
+                and eq(self.shift, other.shift)
                 and eq(self.scale, other.scale) and self.R.shape == other.R.shape
                 and torch.equal(self.R.cpu(), other.R.cpu()))
