@@ -6,7 +6,8 @@ frame: the input scaling (its statistics fitted on the first session's rows) and
 leave-one-out on the first session). This script measures it per seed: `joint`; `analytic` with the
 memory; the same learner with λ set to `joint`'s and W re-solved (the scaling cannot be swapped
 afterwards: it is inside G); the memory with ``lambda_search='sessions'`` and with ``'gcv'`` (with the
-memory: the GCV of the union's statistics); and both `joint` and the memory with GCV under ``clip=3``
+memory: the GCV of the union's statistics), against `joint` with the same GCV rule on its rows; and the
+same under ``clip=3``
 (standardised inputs winsorised at 3 spreads, so that later rows far from the first session's
 statistics cannot dominate).
 
@@ -40,10 +41,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     ds = load_dataset(args.dataset)
-    cols = ("joint", "memory", "memory + joint's λ", "memory, λ per session", "memory, λ by GCV", "joint, clip 3",
-            "memory, λ by GCV, clip 3")
+    cols = ("joint", "memory", "memory + joint's λ", "memory, λ per session", "joint, λ by GCV", "memory, λ by GCV",
+            "joint, clip 3", "joint, λ by GCV, clip 3", "memory, λ by GCV, clip 3")
     runs = (("joint", "joint"), (MEMORY, "memory"), (MEMORY + ",lambda_search=sessions", "memory, λ per session"),
-            (MEMORY + ",lambda_search=gcv", "memory, λ by GCV"), ("joint:clip=3", "joint, clip 3"),
+            ("joint:lambda_search=gcv", "joint, λ by GCV"), (MEMORY + ",lambda_search=gcv", "memory, λ by GCV"),
+            ("joint:clip=3", "joint, clip 3"), ("joint:clip=3,lambda_search=gcv", "joint, λ by GCV, clip 3"),
             (MEMORY + ",lambda_search=gcv,clip=3", "memory, λ by GCV, clip 3"))
     results = {c: [] for c in cols}
     for seed in range(args.seeds):

@@ -137,6 +137,19 @@ def test_gcv_a_tiny_session_carries_no_evidence():
     assert np.isfinite(learner.lambda_evidence_).any() and learner.lambda_evidence_.any()
 
 
+def explicit_gcv_minimum(Phi, Y, grid):
+    """λ minimising the explicit GCV (hat matrix) over a continuous λ: scipy's bounded scalar search in
+    log λ between the grid neighbours of the grid's minimum."""
+    from scipy.optimize import minimize_scalar
+
+    curve = explicit_gcv(Phi, Y, grid)
+    i = int(np.argmin(curve))
+    lo, hi = np.log(grid[max(i - 1, 0)]), np.log(grid[min(i + 1, len(grid) - 1)])
+    res = minimize_scalar(lambda t: explicit_gcv(Phi, Y, [np.exp(t)])[0], bounds=(lo, hi), method="bounded",
+                          options={"xatol": 1e-9})
+    return float(np.exp(res.x)), curve
+
+
 def union_problem(stream, t):
     """The rows of sessions 0..t once, with every label they were given (absent ones 0): Joint's data."""
     union = stream.joint_session(t)
@@ -156,9 +169,10 @@ def test_gcv_with_memory_minimises_the_gcv_of_the_union():
         learner.learn(session)
         X, Y = union_problem(stream, t)
         reappeared += session.n - (len(X) - (0 if t == 0 else len(union_problem(stream, t - 1)[0])))
-        curve = explicit_gcv(phi(X), Y, learner.lambda_grid_)
+        lam, curve = explicit_gcv_minimum(phi(X), Y, learner.lambda_grid_)
         np.testing.assert_allclose(learner.lambda_evidence_, -curve, rtol=1e-6)
-        assert learner.lambda_ == learner.lambda_grid_[int(np.argmin(curve))]
+        assert learner.lambda_ == pytest.approx(lam, rel=1e-4)
+        assert learner.lambda_ not in learner.lambda_grid_  # a continuous minimum, not a grid point
     assert reappeared > 20  # the field's protocol: examples with classes of several sessions come back
     P = phi(X)
     W = np.linalg.solve(P.T @ P + learner.lambda_ * np.eye(P.shape[1]), P.T @ Y)
@@ -186,23 +200,45 @@ def test_gcv_with_memory_merge_and_forgetting_rechoose_lambda_from_what_is_left(
     phi = lambda X: merged._features(X).double().numpy()  # noqa: E731
     X, Y = union_problem(stream, len(stream.sessions) - 1)
     classes = list(stream.joint_session(len(stream.sessions) - 1).classes)
-    curve = explicit_gcv(phi(X), Y, merged.lambda_grid_)
+    lam, curve = explicit_gcv_minimum(phi(X), Y, merged.lambda_grid_)
     np.testing.assert_allclose(merged.lambda_evidence_, -curve, rtol=1e-6)
-    assert merged.lambda_ == merged.lambda_grid_[int(np.argmin(curve))]
+    assert merged.lambda_ == pytest.approx(lam, rel=1e-4)
     # forget 60 examples (every session they were learned in), then one class
     gone = np.zeros(len(X), dtype=bool)
     gone[np.random.default_rng(0).permutation(len(X))[:60]] = True
     merged.forget_examples(X[gone])
-    curve = explicit_gcv(phi(X[~gone]), Y[~gone], merged.lambda_grid_)
+    lam, curve = explicit_gcv_minimum(phi(X[~gone]), Y[~gone], merged.lambda_grid_)
     np.testing.assert_allclose(merged.lambda_evidence_, -curve, rtol=1e-6)
-    assert merged.lambda_ == merged.lambda_grid_[int(np.argmin(curve))]
+    assert merged.lambda_ == pytest.approx(lam, rel=1e-4)
     drop = merged.classes_[1]
     merged.forget([drop])
     keep = [j for j, c in enumerate(classes) if c != drop]
-    curve = explicit_gcv(phi(X[~gone]), Y[~gone][:, keep], merged.lambda_grid_)
+    lam, curve = explicit_gcv_minimum(phi(X[~gone]), Y[~gone][:, keep], merged.lambda_grid_)
     np.testing.assert_allclose(merged.lambda_evidence_, -curve, rtol=1e-6)
-    assert merged.lambda_ == merged.lambda_grid_[int(np.argmin(curve))]
+    assert merged.lambda_ == pytest.approx(lam, rel=1e-4)
     P = phi(X[~gone])
     W = np.linalg.solve(P.T @ P + merged.lambda_ * np.eye(P.shape[1]), P.T @ Y[~gone][:, keep])
     cols = [[classes[j] for j in keep].index(c) for c in merged.classes_]
     np.testing.assert_allclose(merged.W_.numpy(), W[:, cols], rtol=1e-7, atol=1e-9)
+
+
+def test_gcv_with_memory_equals_joint_with_gcv_on_the_same_rows():
+    """Equal statistics give equal λ although the grids differ (the memory's is anchored on its first session,
+    Joint's on all rows): the continuous minimum does not depend on where the grid points fall. So scores equal
+    Joint(lambda_search='gcv')'s on the union (frame without fitted statistics: scaling='none')."""
+    from mlcil.learners import Joint
+
+    stream = Protocol("B0-C2", order="dataset").build(make_dataset(n=300, d=6, L=5, seed=7))
+    spec = dict(M=16, scaling="none", include_x=True, lambda_search="gcv")
+    learner = Analytic(strategy="negative", memory="labels", **spec)
+    for session in stream.sessions:
+        learner.learn(session)
+    joint = Joint(**spec).learn(stream.joint_session(len(stream.sessions) - 1))
+    assert not np.allclose(learner.lambda_grid_, joint.lambda_grid_)
+    assert learner.lambda_ == pytest.approx(joint.lambda_, rel=1e-5)
+    X = stream.X_test
+    cols = [list(joint.classes_).index(c) for c in learner.classes_]
+    np.testing.assert_allclose(learner.scores(X), joint.scores(X)[:, cols], rtol=1e-4, atol=1e-5)
+    lam, _ = explicit_gcv_minimum(joint._features(stream.joint_session(2).X).double().numpy(),
+                                  stream.joint_session(2).Y.astype(float), joint.lambda_grid_)
+    assert joint.lambda_ == pytest.approx(lam, rel=1e-4)

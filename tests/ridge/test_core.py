@@ -213,3 +213,26 @@ def test_gcv_curve_refuses_lambdas_whose_degrees_of_freedom_exceed_the_cap():
     dof = np.array([direct_gcv(Phi, Y, np.ones(n), lam)[1] for lam in lambdas])
     assert np.isinf(curve[dof > ridge.GCV_MAX_DOF * n]).all() and (dof > ridge.GCV_MAX_DOF * n).any()
     assert np.isfinite(curve[dof <= ridge.GCV_MAX_DOF * n]).all() and (dof <= ridge.GCV_MAX_DOF * n).any()
+
+
+def test_gcv_minimum_is_the_continuous_minimum_of_the_explicit_gcv():
+    """The grid brackets the minimum; the refinement lands where scipy's bounded search on the explicit hat
+    matrix GCV lands (in log λ), whichever grid points bracket it; an all-infinite curve gives the grid's end."""
+    from scipy.optimize import minimize_scalar
+
+    rng = np.random.default_rng(5)
+    n, D, C = 80, 30, 3
+    Phi = rng.normal(size=(n, D))
+    Y = ((Phi[:, :C] + rng.normal(scale=2.0, size=(n, C))) > 0.8).astype(float)
+    G, B, yy = torch.as_tensor(Phi.T @ Phi), torch.as_tensor(Phi.T @ Y), float((Y ** 2).sum())
+    f = lambda t: direct_gcv(Phi, Y, np.ones(n), np.exp(t))[0]  # noqa: E731
+    ref = np.exp(minimize_scalar(f, bounds=(np.log(1e-3), np.log(1e4)), method="bounded",
+                                 options={"xatol": 1e-10}).x)
+    assert 1e-2 < ref < 1e3  # an interior minimum
+    for grid in (np.logspace(-3, 4, 15), np.logspace(-2.9, 4.1, 22)):
+        lam, curve = ridge.gcv_minimum(G, B, yy, float(n), grid)
+        np.testing.assert_allclose(curve, ridge.gcv_curve(G, B, yy, float(n), grid))
+        assert lam == pytest.approx(ref, rel=1e-5) and curve.min() >= f(np.log(lam))
+    small = np.logspace(-3, 0, 5)
+    lam, curve = ridge.gcv_minimum(G, B, yy, 4.0, small)  # 4 rows: every λ here exceeds the dof cap
+    assert np.isinf(curve).all() and lam == small[-1]

@@ -337,7 +337,7 @@ class Analytic(Learner):
         gcv = self.lambda_search == "gcv"
         union = not frame_new and self._union_gcv()  # λ from the union's statistics, after they are summed below
         if gcv and not union:  # evidence = −Σ_s GCV_s of each session's own rows and labels (higher is better)
-            if frame_new:  # (the first session is the union so far: both rules agree on it)
+            if frame_new:
                 self.lambda_grid_ = ridge.lambda_grid(G_new, *GCV_GRID)
             curve = self._session_gcv(G_new, B_new, Y, weights)
             evidence = -curve if frame_new else evidence - curve
@@ -375,10 +375,11 @@ class Analytic(Learner):
         B_list.append(B_new)
         # calibrate the new classes on leave-one-out scores of their own session's rows
         G_all = self._gram_all(G_list, G_seen)
-        if union:
-            prior = self._prior_weights_after(len(classes), prior_phi is not None)
-            evidence = -self._union_curve(G_all, B_list, recall[0], prior)
-            lam = self._gcv_lambda(evidence)
+        if gcv and self._union_gcv(alpha):  # (the first session's grid λ above only served the α search)
+            yy, n = self._union_counts(Y, weights, None if recall is None else recall[0],
+                                       self._prior_weights_after(len(classes), prior_phi is not None))
+            lam, curve = ridge.gcv_minimum(G_all, torch.cat(B_list, dim=1), yy, n, self.lambda_grid_)
+            evidence = -curve
         if self.lambda_search == "sessions":
             if frame_new:
                 evidence = np.nan_to_num(np.asarray(self.lambda_map_, dtype=np.float64), nan=0.0) * len(classes)
@@ -519,23 +520,28 @@ class Analytic(Learner):
         # ruling every λ out for the whole stream
         return curve if np.isfinite(curve).any() else np.zeros(len(curve))
 
-    def _union_gcv(self) -> bool:
-        """Whether λ comes from the GCV of the union of the sessions (``lambda_search='gcv'``, a label memory,
+    def _union_gcv(self, alpha: float | None = None) -> bool:
+        """Whether λ minimises the GCV of the union of the sessions (``lambda_search='gcv'``, a label memory,
         and one system for every class: 'negative', or 'weighted' with α = 1). The learner then solves
         :class:`~mlcil.learners.Joint`'s ridge problem on the rows seen, and G_all, B and the memory's label bits
-        are its sufficient statistics: λ is a function of them alone, so merge and forgetting re-choose it and
-        stay exact (equal to a learner fed only what is left)."""
-        return self.lambda_search == "gcv" and bool(self.memory) and not self._per_session()
+        are its sufficient statistics: λ is a function of them alone (:func:`mlcil.ridge.gcv_minimum`, a
+        continuous minimum, so it does not depend on the grid's points), merge and forgetting re-choose it, and
+        it equals ``Joint(lambda_search='gcv')``'s on the same rows and frame."""
+        return self.lambda_search == "gcv" and bool(self.memory) and not self._per_session(alpha)
 
-    def _union_curve(self, G_all: torch.Tensor, B_list: list, memory: dict, prior: np.ndarray | None = None):
-        """GCV curve of the union problem (G_all + λI)W = B on the grid: every example seen once, with the labels
-        it was given (absent ones are 0 targets): Σ‖y‖² is the memory's positive bits, n its examples; the name
+    def _union_counts(self, Y: np.ndarray, weights, memory: dict | None, prior: np.ndarray | None):
+        """(Σ w‖y‖², Σ w) of the union's rows: from the label memory (its positive bits and examples; absent
+        labels are 0 targets), or, without one (``Joint``: its one session is the union), from Y. The name
         prior's pseudo-examples (weights β, one positive each) count as rows."""
-        yy = float(label_memory.label_bits(memory).sum())
-        n = float(label_memory.session_bits(memory).any(axis=1).sum())
+        if memory is not None:
+            yy = float(label_memory.label_bits(memory).sum())
+            n = float(label_memory.session_bits(memory).any(axis=1).sum())
+        else:
+            w = np.ones(Y.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
+            yy, n = float(w @ (np.asarray(Y, dtype=np.float64) ** 2).sum(axis=1)), float(w.sum())
         if prior is not None:
             yy, n = yy + float(np.sum(prior)), n + float(np.sum(prior))
-        return ridge.gcv_curve(G_all, torch.cat(B_list, dim=1), yy, n, self.lambda_grid_)
+        return yy, n
 
     def _prior_weights_after(self, k: int, named: bool) -> np.ndarray | None:
         """β per class once this session's k classes are added (None without a name prior)."""
@@ -546,10 +552,11 @@ class Analytic(Learner):
 
     def _reselect_union_lambda(self) -> None:
         """After merge or forgetting: λ re-chosen from the union's statistics (see :meth:`_union_gcv`)."""
-        if self._union_gcv():
-            self.lambda_evidence_ = -self._union_curve(self._gram_all(), self.B_, self.memory_,
-                                                       getattr(self, "prior_weight_", None))
-            self.lambda_ = self._gcv_lambda(self.lambda_evidence_)
+        if self._union_gcv() and self.memory:
+            yy, n = self._union_counts(None, None, self.memory_, getattr(self, "prior_weight_", None))
+            self.lambda_, curve = ridge.gcv_minimum(self._gram_all(), torch.cat(self.B_, dim=1), yy, n,
+                                                    self.lambda_grid_)
+            self.lambda_evidence_ = -curve
 
     def _gcv_lambda(self, evidence: np.ndarray) -> float:
         """The grid λ with the most evidence; ties (a flat curve: no evidence yet) go to the larger λ."""

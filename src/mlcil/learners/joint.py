@@ -17,7 +17,9 @@ class Joint(Analytic):
     the :class:`Analytic` learner fed one session with full labels, so it gets the same
     feature map, the same λ search (leave-one-out mAP in closed form, the whole grid from one
     eigendecomposition), the same imbalance weighting option and the same Platt calibration
-    on leave-one-out scores: a tuned upper bound.
+    on leave-one-out scores: a tuned upper bound. ``lambda_search='gcv'`` picks λ minimising the GCV of all its
+    rows instead (:func:`mlcil.ridge.gcv_minimum`), the rule :class:`Analytic` with a label memory applies to
+    the same union from statistics alone; 'sessions' and 'first' are the same thing here: one session.
 
     >>> import numpy as np
     >>> from mlcil.protocols import Session
@@ -35,10 +37,13 @@ class Joint(Analytic):
     def __init__(self, M: int = 2048, include_x: bool | str = "auto", scaling: str = "auto", clip: float | None = None,
                  balance: bool = False,
                  n_lambdas: int = 13, loo_rows: int = 2000, precision: str = "float64", calibration: str = "platt",
-                 memory_budget=None, seed: int = 0, device: str = "cpu") -> None:
+                 memory_budget=None, lambda_search: str = "first", seed: int = 0, device: str = "cpu") -> None:
         super().__init__(M=M, include_x=include_x, scaling=scaling, clip=clip, strategy="negative", balance=balance,
                          n_lambdas=n_lambdas, loo_rows=loo_rows, precision=precision, calibration=calibration,
-                         memory_budget=memory_budget, seed=seed, device=device)
+                         memory_budget=memory_budget, lambda_search=lambda_search, seed=seed, device=device)
+
+    def _union_gcv(self, alpha: float | None = None) -> bool:
+        return self.lambda_search == "gcv"  # its one session is the union: GCV minimised over a continuous λ
 
     def _learn(self, X, Y: np.ndarray, classes: np.ndarray) -> None:
         for key in [k for k in vars(self) if k.endswith("_")]:

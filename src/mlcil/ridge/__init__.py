@@ -21,13 +21,13 @@ from mlcil.ridge.digest import collision_probability, id_digests, occurrence, ro
 from mlcil.ridge.features import (INCLUDE_X_MAX_FEATURES, SCALINGS, FeatureMap, check_clip, fit_scaling,
                                   gaussian_projection, resolve_device, rows_per_chunk)
 from mlcil.ridge.memory import check_budget, format_bytes, memory_budget
-from mlcil.ridge.solve import (GCV_MAX_DOF, Factor, NotPositiveDefinite, choose_lambda, eigh, gcv_curve, lambda_grid,
-                               leverage, loo_correct, loo_path_scores, loo_scores, ridge_solve)
+from mlcil.ridge.solve import (GCV_MAX_DOF, Factor, NotPositiveDefinite, choose_lambda, eigh, gcv_curve, gcv_minimum,
+                               lambda_grid, leverage, loo_correct, loo_path_scores, loo_scores, ridge_solve)
 from mlcil.ridge.stats import Stats, imbalance_weights, partial_statistics, statistics, tree_sum
 
 __all__ = [
     "GCV_MAX_DOF", "INCLUDE_X_MAX_FEATURES", "SCALINGS", "Factor", "FeatureMap", "NotPositiveDefinite", "Stats",
-    "check_budget", "check_clip", "choose_lambda", "collision_probability", "id_digests", "occurrence", "row_digests", "eigh", "fit_scaling", "format_bytes", "gaussian_projection", "gcv_curve",
+    "check_budget", "check_clip", "choose_lambda", "collision_probability", "id_digests", "occurrence", "row_digests", "eigh", "fit_scaling", "format_bytes", "gaussian_projection", "gcv_curve", "gcv_minimum",
     "imbalance_weights", "lambda_grid", "leverage", "loo_correct", "loo_path_scores", "loo_scores", "memory_budget",
     "partial_statistics", "resolve_device", "ridge_solve", "rows_per_chunk", "statistics", "tree_sum",
 ]

@@ -142,17 +142,67 @@ def gcv_curve(G: torch.Tensor, B: torch.Tensor, yy: float, n: float, lambdas, ma
     (s the eigenvalues of G): the rotation-invariant approximation of leave-one-out squared error,
     summed over the columns. λ where tr H > ``max_dof``·n get +inf. Returns len(lambdas) float64.
     """
+    spectrum = gcv_spectrum(G, B, eig)
+    return np.array([gcv_at(spectrum, yy, n, lam, max_dof) for lam in np.asarray(lambdas, dtype=np.float64)])
+
+
+def gcv_spectrum(G: torch.Tensor, B: torch.Tensor, eig=None) -> tuple[np.ndarray, np.ndarray]:
+    """(s, q²): eigenvalues of G (clamped at 0) and Σ_c (vᵢᵀb_c)² per eigenvector: all GCV needs from G, B."""
     s, V = eigh(G) if eig is None else eig
-    s = s.clamp_min(0).cpu().numpy()
-    q2 = ((V.T @ B.to(torch.float64)) ** 2).sum(dim=1).cpu().numpy()  # Σ_c (vᵢᵀb_c)²
-    out = np.full(len(np.asarray(lambdas)), np.inf)
-    for i, lam in enumerate(np.asarray(lambdas, dtype=np.float64)):
-        dof = float(np.sum(s / (s + lam)))
-        if n <= 0 or dof > max_dof * n:
-            continue
-        rss = max(float(yy) - float(np.sum(q2 * (s + 2 * lam) / (s + lam) ** 2)), 0.0)
-        out[i] = rss / n / (1.0 - dof / n) ** 2
-    return out
+    q2 = ((V.T @ B.to(torch.float64)) ** 2).sum(dim=1)
+    return s.clamp_min(0).cpu().numpy(), q2.cpu().numpy()
+
+
+def gcv_at(spectrum: tuple[np.ndarray, np.ndarray], yy: float, n: float, lam: float,
+           max_dof: float = GCV_MAX_DOF) -> float:
+    """GCV at one λ from :func:`gcv_spectrum` (+inf beyond the degrees-of-freedom cap)."""
+    s, q2 = spectrum
+    dof = float(np.sum(s / (s + lam)))
+    if n <= 0 or dof > max_dof * n:
+        return float("inf")
+    rss = max(float(yy) - float(np.sum(q2 * (s + 2 * lam) / (s + lam) ** 2)), 0.0)
+    return rss / n / (1.0 - dof / n) ** 2
+
+
+#: golden-section steps that refine GCV's grid minimum in log λ: the bracket shrinks by 0.618 a step,
+#: from two grid steps wide (a factor 4.6 on the 25-point grid) to a relative width below 1e-7.
+GCV_REFINE_STEPS = 40
+
+
+def gcv_minimum(G: torch.Tensor, B: torch.Tensor, yy: float, n: float, lambdas, max_dof: float = GCV_MAX_DOF,
+                eig=None) -> tuple[float, np.ndarray]:
+    """(λ*, curve): GCV minimised over a continuous λ, from the statistics alone.
+
+    The grid ``lambdas`` (increasing) brackets the minimum: its argmin (ties and an all-infinite curve go
+    to the larger λ), then golden-section search in log λ between the grid neighbours. λ* therefore does
+    not depend on where the grid's points fall, only on its range: two learners with equal statistics
+    and different grids agree on λ* (to the search's tolerance) when both grids bracket the same minimum.
+    """
+    lambdas = np.asarray(lambdas, dtype=np.float64)
+    spectrum = gcv_spectrum(G, B, eig)
+    curve = np.array([gcv_at(spectrum, yy, n, lam, max_dof) for lam in lambdas])
+    i = len(curve) - 1 - int(np.argmin(curve[::-1]))
+    if not np.isfinite(curve[i]):
+        return float(lambdas[-1]), curve
+    f = lambda t: gcv_at(spectrum, yy, n, float(np.exp(t)), max_dof)  # noqa: E731
+    lo, hi = np.log(lambdas[max(i - 1, 0)]), np.log(lambdas[min(i + 1, len(lambdas) - 1)])
+    best_t, best = np.log(lambdas[i]), curve[i]
+    g = (np.sqrt(5.0) - 1.0) / 2.0
+    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
+    fa, fb = f(a), f(b)
+    for _ in range(GCV_REFINE_STEPS):
+        if fa <= fb:
+            hi, b, fb = b, a, fa
+            a = hi - g * (hi - lo)
+            fa = f(a)
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + g * (hi - lo)
+            fb = f(b)
+    for t, v in ((a, fa), (b, fb)):
+        if v < best:
+            best_t, best = t, v
+    return float(np.exp(best_t)), curve
 
 
 def choose_lambda(G: torch.Tensor, B: torch.Tensor, phi: torch.Tensor, Y: np.ndarray, lambdas,
