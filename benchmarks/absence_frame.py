@@ -5,9 +5,10 @@ the union of the sessions' rows (tested to float tolerance with the frame fixed)
 frame: the input scaling (its statistics fitted on the first session's rows) and λ (chosen by
 leave-one-out on the first session). This script measures it per seed: `joint`; `analytic` with the
 memory; the same learner with λ set to `joint`'s and W re-solved (the scaling cannot be swapped
-afterwards: it is inside G); the memory with ``lambda_search='sessions'`` and with ``'gcv'`` (with the
-memory: the GCV of the union's statistics), against `joint` with the same GCV rule on its rows; and the
-same under ``clip=3``
+afterwards: it is inside G); the memory with ``lambda_search='gcv'`` (with the memory: the continuous
+GCV minimum of the union's statistics) against `joint` with the same rule on its rows, and the same
+memory with its scaling statistics from every session's inputs (``fit_frame``, no labels); and all of
+it again under ``clip=3``
 (standardised inputs winsorised at 3 spreads, so that later rows far from the first session's
 statistics cannot dominate).
 
@@ -41,12 +42,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     ds = load_dataset(args.dataset)
-    cols = ("joint", "memory", "memory + joint's λ", "memory, λ per session", "joint, λ by GCV", "memory, λ by GCV",
-            "joint, clip 3", "joint, λ by GCV, clip 3", "memory, λ by GCV, clip 3")
-    runs = (("joint", "joint"), (MEMORY, "memory"), (MEMORY + ",lambda_search=sessions", "memory, λ per session"),
-            ("joint:lambda_search=gcv", "joint, λ by GCV"), (MEMORY + ",lambda_search=gcv", "memory, λ by GCV"),
-            ("joint:clip=3", "joint, clip 3"), ("joint:clip=3,lambda_search=gcv", "joint, λ by GCV, clip 3"),
-            (MEMORY + ",lambda_search=gcv,clip=3", "memory, λ by GCV, clip 3"))
+    G = MEMORY + ",lambda_search=gcv"
+    runs = (("joint", "joint", False), (MEMORY, "memory", False), ("joint:lambda_search=gcv", "joint, λ by GCV", False),
+            (G, "memory, λ by GCV", False), (G, "memory, λ by GCV, frame from inputs", True),
+            ("joint:clip=3", "joint, clip 3", False), ("joint:clip=3,lambda_search=gcv", "joint, λ by GCV, clip 3", False),
+            (G + ",clip=3", "memory, λ by GCV, clip 3", False),
+            (G + ",clip=3", "memory, λ by GCV, clip 3, frame from inputs", True))
+    cols = [key for _, key, _ in runs]
+    cols.insert(2, "memory + joint's λ")
     results = {c: [] for c in cols}
     for seed in range(args.seeds):
         stream = Protocol(args.protocol, seed=seed, n_classes=args.classes).build(ds)
@@ -56,12 +59,14 @@ def main() -> None:
             return 100 * evaluate_session(learner, stream, t, threshold=0.8)[0]["mAP"]
 
         line, joint = [f"seed {seed}:"], None
-        for spec, key in runs:
+        for spec, key, pooled in runs:
             learner = make_learner(spec, seed=seed)
             if spec.startswith("joint"):
                 learner.learn(stream.joint_session(t))
                 joint = learner if spec == "joint" else joint
             else:
+                if pooled:  # the scaling's statistics from every session's inputs (no label)
+                    learner.fit_frame(stream.joint_session(t).X)
                 for session in stream:
                     learner.learn(session)
             results[key].append(score(learner))

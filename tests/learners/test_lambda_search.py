@@ -242,3 +242,52 @@ def test_gcv_with_memory_equals_joint_with_gcv_on_the_same_rows():
     lam, _ = explicit_gcv_minimum(joint._features(stream.joint_session(2).X).double().numpy(),
                                   stream.joint_session(2).Y.astype(float), joint.lambda_grid_)
     assert joint.lambda_ == pytest.approx(lam, rel=1e-4)
+
+
+def test_fit_frame_takes_the_scaling_statistics_from_unlabelled_rows():
+    """fit_frame(X): mean and spread of the standardisation come from those rows, not the first session's; with
+    them from the union's inputs the memory + GCV equals Joint + GCV on the union, a frame with fitted
+    statistics included."""
+    from mlcil.errors import MlcilError
+    from mlcil.learners import Joint
+
+    stream = Protocol("B0-C2", order="dataset").build(make_dataset(n=300, d=6, L=5, seed=7))
+    union = stream.joint_session(len(stream.sessions) - 1)
+    spec = dict(M=16, scaling="standardize", include_x=True, lambda_search="gcv")
+    learner = Analytic(strategy="negative", memory="labels", **spec).fit_frame(union.X)
+    for session in stream.sessions:
+        learner.learn(session)
+    np.testing.assert_allclose(learner.shift_, union.X.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(learner.scale_, union.X.std(0), rtol=1e-5, atol=1e-6)
+    assert learner.frame_rows_ == union.n != stream.sessions[0].n
+    joint = Joint(**spec).learn(union)
+    np.testing.assert_array_equal(learner.shift_, joint.shift_)
+    assert learner.lambda_ == pytest.approx(joint.lambda_, rel=1e-5)
+    cols = [list(joint.classes_).index(c) for c in learner.classes_]
+    np.testing.assert_allclose(learner.scores(stream.X_test), joint.scores(stream.X_test)[:, cols], rtol=1e-4,
+                               atol=1e-5)
+    plain = Analytic(strategy="negative", **spec).learn(stream.sessions[0])
+    np.testing.assert_allclose(plain.shift_, stream.sessions[0].X.mean(0), rtol=1e-5, atol=1e-6)
+    assert plain.frame_rows_ == stream.sessions[0].n
+    with pytest.raises(MlcilError, match="before the first session"):
+        learner.fit_frame(union.X)
+    with pytest.raises(MlcilError, match="fit_frame was given rows of 5"):
+        Analytic(**spec).fit_frame(union.X[:, :5]).learn(stream.sessions[0])
+    with pytest.raises(MlcilError, match="at least 2 rows"):
+        Analytic(**spec).fit_frame(union.X[:1])
+    bad = union.X.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(MlcilError, match="fit_frame X"):
+        Analytic(**spec).fit_frame(bad)
+
+
+def test_fit_frame_on_sparse_rows_fits_the_scale():
+    import scipy.sparse as sp
+
+    stream = Protocol("B0-C2", order="dataset").build(make_dataset(n=300, d=6, L=5, seed=7))
+    pool = np.abs(stream.X_train[:200]).astype(np.float32)
+    first = stream.sessions[0]
+    session = Session(sp.csr_matrix(np.abs(first.X)), first.Y, first.classes, first.index, first.t)
+    learner = Analytic(M=16, scaling="scale").fit_frame(sp.csr_matrix(pool)).learn(session)
+    np.testing.assert_allclose(learner.scale_, np.sqrt((pool.astype(np.float64) ** 2).mean(0)), rtol=1e-5)
+    assert learner.frame_rows_ == 200

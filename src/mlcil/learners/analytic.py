@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mlcil.data.dataset import check_labels
+from mlcil.data.dataset import check_features, check_labels
 from mlcil.decide.calibration import (apply_calibration, concat_calibration, fit_calibration,
                                      select_calibration, sigmoid)
 from mlcil.decide.thresholds import best_f1_thresholds
@@ -466,10 +466,41 @@ class Analytic(Learner):
                      hint=f"lower M (now {self.M})" + (f" or set include_x=False (d = {d} input features)"
                                                        if include_x else ""))
 
+    def fit_frame(self, X) -> "Analytic":
+        """Fit the input scaling's per-column statistics on unlabelled rows of the domain, before the first session.
+
+        X: n×d float (dense or CSR), no labels: e.g. a sample of the items the tagger will see. Without it
+        'standardize' and 'scale' take their statistics from the first session's rows, which can be few and
+        unlike later sessions' (birds: 47 rows, 11 of 260 columns constant in them), and no later statistic
+        can change a scaling that is inside G. The first session still chooses the scaling ('auto') and draws
+        R; only the statistics (mean, spread) come from X. Bounded memory (row chunks). Returns self.
+        """
+        if self.has_frame:
+            raise MlcilError(f"{self.name}: fit_frame must come before the first session: the frame is fixed by then")
+        X = check_features(X, f"{self.name}: fit_frame X")
+        if X.shape[0] < 2:
+            raise MlcilError(f"{self.name}: fit_frame X: expected at least 2 rows to fit a spread, got {X.shape[0]}")
+        pool: dict[str, Any] = {"n_features": int(X.shape[1]), "rows": int(X.shape[0])}
+        for candidate in ("scale",) if ridge.features.sp.issparse(X) else ("standardize", "scale"):
+            pool[candidate] = ridge.fit_scaling(X, candidate)
+        self._frame_pool = pool
+        return self
+
+    def _scaling_statistics(self, X, scaling: str):
+        """(shift, scale) of ``scaling``: from :meth:`fit_frame`'s rows when given, else from X."""
+        pool = getattr(self, "_frame_pool", None)
+        if pool is not None and scaling in pool:
+            return pool[scaling]
+        return ridge.fit_scaling(X, scaling)
+
     def _set_frame(self, X, Y: np.ndarray, weights):
         """Fix the frame from the first session: include_x, the input scaling (chosen by leave-one-out
         mAP with λ when ``scaling='auto'``) and R. Returns the first session's (G, B)."""
         dev = ridge.resolve_device(self.device)
+        pool = getattr(self, "_frame_pool", None)
+        if pool is not None and pool["n_features"] != X.shape[1]:
+            raise MlcilError(f"{self.name}: session.X has {X.shape[1]} features, but fit_frame was given rows of "
+                             f"{pool['n_features']}")
         self.n_features_ = int(X.shape[1])
         self.include_x_ = self._resolved_include_x(X.shape[1])
         R = ridge.gaussian_projection(X.shape[1], int(self.M), self.seed, dev)
@@ -485,7 +516,7 @@ class Analytic(Learner):
             scores: dict[str, float] = {}
             R_search = R[:, :SCALING_SEARCH_FEATURES]
             for candidate in candidates:
-                shift, scale = ridge.fit_scaling(X, candidate)
+                shift, scale = self._scaling_statistics(X, candidate)
                 fmap = ridge.FeatureMap(R_search, candidate, shift, scale, self.include_x_, self.clip)
                 st = ridge.partial_statistics(fmap, Xs, Ys, ws, precision=self.precision)
                 _, maps = ridge.choose_lambda(st.G, st.B, fmap(Xs[loo]), Ys[loo],
@@ -495,7 +526,8 @@ class Analytic(Learner):
                     scaling = candidate
             self.scaling_scores_ = scores
         self.scaling_ = scaling
-        self.shift_, self.scale_ = ridge.fit_scaling(X, scaling)
+        self.shift_, self.scale_ = self._scaling_statistics(X, scaling)
+        self.frame_rows_ = int(pool["rows"]) if pool is not None and scaling in pool else int(X.shape[0])
         self.R_ = R
         self._fmap = None
         return self._stats(X, Y, weights)
