@@ -5,7 +5,8 @@ label memory, on the strategy table's datasets and the sweep's largest analytic-
 - 'sessions': the same curve for every session's own classes on its own rows, summed (class-weighted);
 - 'gcv': generalised cross-validation of every session's own rows and given labels, from its statistics
   alone (no row kept), summed, over the λ whose effective degrees of freedom stay at most half the
-  session's rows (:data:`mlcil.ridge.GCV_MAX_DOF`).
+  session's rows (:data:`mlcil.ridge.GCV_MAX_DOF`). With the label memory and one system for every class
+  (α = 1), the continuous GCV minimum of the union's statistics instead (``Joint``'s problem on the rows seen).
 
 Each (dataset, protocol, learner, seed) cell runs in a fresh process with one thread, through the same
 code path as `mlcil bench` (:func:`mlcil.bench.runner.run_learner`), and appends one JSON line (last and
