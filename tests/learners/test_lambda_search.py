@@ -137,6 +137,12 @@ def test_gcv_a_tiny_session_carries_no_evidence():
     assert np.isfinite(learner.lambda_evidence_).any() and learner.lambda_evidence_.any()
 
 
+#: λ* is a continuous minimum: near a flat minimum, last-bit differences of G (float32 φ of other chunk
+#: shapes, other BLAS kernels: MKL's AVX2 path moved W by 6e-6 relative) shift it by about their square
+#: root, far below the grid's step (×2.15) that a grid-bound λ would differ by.
+LAMBDA_RTOL = 2e-3
+
+
 def explicit_gcv_minimum(Phi, Y, grid):
     """λ minimising the explicit GCV (hat matrix) over a continuous λ: scipy's bounded scalar search in
     log λ between the grid neighbours of the grid's minimum."""
@@ -171,13 +177,13 @@ def test_gcv_with_memory_minimises_the_gcv_of_the_union():
         reappeared += session.n - (len(X) - (0 if t == 0 else len(union_problem(stream, t - 1)[0])))
         lam, curve = explicit_gcv_minimum(phi(X), Y, learner.lambda_grid_)
         np.testing.assert_allclose(learner.lambda_evidence_, -curve, rtol=1e-6)
-        assert learner.lambda_ == pytest.approx(lam, rel=1e-4)
+        assert learner.lambda_ == pytest.approx(lam, rel=LAMBDA_RTOL)
         assert learner.lambda_ not in learner.lambda_grid_  # a continuous minimum, not a grid point
     assert reappeared > 20  # the field's protocol: examples with classes of several sessions come back
     P = phi(X)
     W = np.linalg.solve(P.T @ P + learner.lambda_ * np.eye(P.shape[1]), P.T @ Y)
     cols = [list(stream.joint_session(len(stream.sessions) - 1).classes).index(c) for c in learner.classes_]
-    np.testing.assert_allclose(learner.W_.numpy(), W[:, cols], rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(learner.W_.numpy(), W[:, cols], rtol=1e-5, atol=1e-7)
 
 
 def test_gcv_with_memory_merge_and_forgetting_rechoose_lambda_from_what_is_left():
@@ -202,24 +208,24 @@ def test_gcv_with_memory_merge_and_forgetting_rechoose_lambda_from_what_is_left(
     classes = list(stream.joint_session(len(stream.sessions) - 1).classes)
     lam, curve = explicit_gcv_minimum(phi(X), Y, merged.lambda_grid_)
     np.testing.assert_allclose(merged.lambda_evidence_, -curve, rtol=1e-6)
-    assert merged.lambda_ == pytest.approx(lam, rel=1e-4)
+    assert merged.lambda_ == pytest.approx(lam, rel=LAMBDA_RTOL)
     # forget 60 examples (every session they were learned in), then one class
     gone = np.zeros(len(X), dtype=bool)
     gone[np.random.default_rng(0).permutation(len(X))[:60]] = True
     merged.forget_examples(X[gone])
     lam, curve = explicit_gcv_minimum(phi(X[~gone]), Y[~gone], merged.lambda_grid_)
     np.testing.assert_allclose(merged.lambda_evidence_, -curve, rtol=1e-6)
-    assert merged.lambda_ == pytest.approx(lam, rel=1e-4)
+    assert merged.lambda_ == pytest.approx(lam, rel=LAMBDA_RTOL)
     drop = merged.classes_[1]
     merged.forget([drop])
     keep = [j for j, c in enumerate(classes) if c != drop]
     lam, curve = explicit_gcv_minimum(phi(X[~gone]), Y[~gone][:, keep], merged.lambda_grid_)
     np.testing.assert_allclose(merged.lambda_evidence_, -curve, rtol=1e-6)
-    assert merged.lambda_ == pytest.approx(lam, rel=1e-4)
+    assert merged.lambda_ == pytest.approx(lam, rel=LAMBDA_RTOL)
     P = phi(X[~gone])
     W = np.linalg.solve(P.T @ P + merged.lambda_ * np.eye(P.shape[1]), P.T @ Y[~gone][:, keep])
     cols = [[classes[j] for j in keep].index(c) for c in merged.classes_]
-    np.testing.assert_allclose(merged.W_.numpy(), W[:, cols], rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(merged.W_.numpy(), W[:, cols], rtol=1e-5, atol=1e-7)
 
 
 def test_gcv_with_memory_equals_joint_with_gcv_on_the_same_rows():
@@ -235,13 +241,13 @@ def test_gcv_with_memory_equals_joint_with_gcv_on_the_same_rows():
         learner.learn(session)
     joint = Joint(**spec).learn(stream.joint_session(len(stream.sessions) - 1))
     assert not np.allclose(learner.lambda_grid_, joint.lambda_grid_)
-    assert learner.lambda_ == pytest.approx(joint.lambda_, rel=1e-5)
+    assert learner.lambda_ == pytest.approx(joint.lambda_, rel=LAMBDA_RTOL)
     X = stream.X_test
     cols = [list(joint.classes_).index(c) for c in learner.classes_]
-    np.testing.assert_allclose(learner.scores(X), joint.scores(X)[:, cols], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(learner.scores(X), joint.scores(X)[:, cols], rtol=1e-3, atol=1e-4)
     lam, _ = explicit_gcv_minimum(joint._features(stream.joint_session(2).X).double().numpy(),
                                   stream.joint_session(2).Y.astype(float), joint.lambda_grid_)
-    assert joint.lambda_ == pytest.approx(lam, rel=1e-4)
+    assert joint.lambda_ == pytest.approx(lam, rel=LAMBDA_RTOL)
 
 
 def test_fit_frame_takes_the_scaling_statistics_from_unlabelled_rows():
@@ -260,12 +266,13 @@ def test_fit_frame_takes_the_scaling_statistics_from_unlabelled_rows():
     np.testing.assert_allclose(learner.shift_, union.X.mean(0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(learner.scale_, union.X.std(0), rtol=1e-5, atol=1e-6)
     assert learner.frame_rows_ == union.n != stream.sessions[0].n
+    assert learner.spawn().frame_rows_ == union.n and learner.spawn().feature_map.same_as(learner.feature_map)
     joint = Joint(**spec).learn(union)
     np.testing.assert_array_equal(learner.shift_, joint.shift_)
-    assert learner.lambda_ == pytest.approx(joint.lambda_, rel=1e-5)
+    assert learner.lambda_ == pytest.approx(joint.lambda_, rel=LAMBDA_RTOL)
     cols = [list(joint.classes_).index(c) for c in learner.classes_]
-    np.testing.assert_allclose(learner.scores(stream.X_test), joint.scores(stream.X_test)[:, cols], rtol=1e-4,
-                               atol=1e-5)
+    np.testing.assert_allclose(learner.scores(stream.X_test), joint.scores(stream.X_test)[:, cols], rtol=1e-3,
+                               atol=1e-4)
     plain = Analytic(strategy="negative", **spec).learn(stream.sessions[0])
     np.testing.assert_allclose(plain.shift_, stream.sessions[0].X.mean(0), rtol=1e-5, atol=1e-6)
     assert plain.frame_rows_ == stream.sessions[0].n

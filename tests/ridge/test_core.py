@@ -116,7 +116,9 @@ def test_partial_statistics_equal_direct_products_and_add_exactly():
     assert st.n == 200
     parts = [ridge.partial_statistics(fmap, X[a:b], Y[a:b], w[a:b]) for a, b in ((0, 70), (70, 70), (70, 200))]
     total = ridge.tree_sum(parts)
-    np.testing.assert_allclose(total.G.numpy(), st.G.numpy(), rtol=1e-12, atol=1e-12)
+    # the sums add in float64, but φ of a row is float32 and, under some BLAS kernels (MKL's AVX2 path),
+    # depends in its last bits on the shape of the block it was computed in: 7e-8 relative measured
+    np.testing.assert_allclose(total.G.numpy(), st.G.numpy(), rtol=1e-6, atol=1e-6)
     assert total.n == 200
     back = total - parts[0]
     np.testing.assert_allclose(back.G.numpy(), ridge.partial_statistics(fmap, X[70:], Y[70:], w[70:]).G.numpy(),
