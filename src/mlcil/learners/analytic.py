@@ -339,10 +339,12 @@ class Analytic(Learner):
         evidence = getattr(self, "lambda_evidence_", None)
         gcv = self.lambda_search == "gcv"
         union = not frame_new and self._union_gcv()  # λ from the union's statistics, after they are summed below
+        first_eig = None  # the first session's eigendecomposition, also the union's while no name prior is added
         if gcv and not union:  # evidence = −Σ_s GCV_s of each session's own rows and labels (higher is better)
             if frame_new:
                 self.lambda_grid_ = ridge.lambda_grid(G_new, *GCV_GRID)
-            curve = self._session_gcv(G_new, B_new, Y, weights)
+                first_eig = ridge.eigh(G_new)
+            curve = self._session_gcv(G_new, B_new, Y, weights, first_eig)
             evidence = -curve if frame_new else evidence - curve
         if frame_new:
             lam = self._gcv_lambda(evidence) if gcv else self._choose_lambda(G_new, B_new, phi_sub, Y[sub], w_sub)
@@ -381,7 +383,8 @@ class Analytic(Learner):
         if gcv and self._union_gcv(alpha):  # (the first session's grid λ above only served the α search)
             yy, n = self._union_counts(Y, weights, None if recall is None else recall[0],
                                        self._prior_weights_after(len(classes), prior_phi is not None))
-            lam, curve = ridge.gcv_minimum(G_all, torch.cat(B_list, dim=1), yy, n, self.lambda_grid_)
+            lam, curve = ridge.gcv_minimum(G_all, torch.cat(B_list, dim=1), yy, n, self.lambda_grid_,
+                                           eig=first_eig if prior_phi is None else None)
             evidence = -curve
         if self.lambda_search == "sessions":
             if frame_new:
@@ -543,14 +546,19 @@ class Analytic(Learner):
         self.lambda_grid_ = np.asarray(lambdas)
         return lam
 
-    def _session_gcv(self, G: torch.Tensor, B: torch.Tensor, Y: np.ndarray, weights) -> np.ndarray:
+    @staticmethod
+    def _target_sums(Y: np.ndarray, weights) -> tuple[float, float]:
+        """(Σ w‖y‖², Σ w) of a block of rows: GCV's sum of squared targets and its row count."""
+        Yf = np.asarray(Y, dtype=np.float64)
+        w = np.ones(Yf.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
+        return float(w @ (Yf ** 2).sum(axis=1)), float(w.sum())
+
+    def _session_gcv(self, G: torch.Tensor, B: torch.Tensor, Y: np.ndarray, weights, eig=None) -> np.ndarray:
         """GCV curve (:func:`mlcil.ridge.gcv_curve`) of this session's rows and given labels on the λ grid:
         the session alone (G_s, B_s, Σ w‖y‖², Σ w), rows of other sessions not read as negatives; finite
         only where the effective degrees of freedom stay at most half its rows. Summed over the classes."""
-        Yf = np.asarray(Y, dtype=np.float64)
-        w = np.ones(Yf.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
-        yy = float(w @ (Yf ** 2).sum(axis=1)) if Yf.shape[1] else 0.0
-        curve = ridge.gcv_curve(G, B, yy, float(w.sum()), self.lambda_grid_)
+        yy, n = self._target_sums(Y, weights)
+        curve = ridge.gcv_curve(G, B, yy, n, self.lambda_grid_, eig=eig)
         # a session too small for any λ of the grid (under about 7 rows) carries no evidence, rather than
         # ruling every λ out for the whole stream
         return curve if np.isfinite(curve).any() else np.zeros(len(curve))
@@ -572,8 +580,7 @@ class Analytic(Learner):
             yy = float(label_memory.label_bits(memory).sum())
             n = float(label_memory.session_bits(memory).any(axis=1).sum())
         else:
-            w = np.ones(Y.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
-            yy, n = float(w @ (np.asarray(Y, dtype=np.float64) ** 2).sum(axis=1)), float(w.sum())
+            yy, n = self._target_sums(Y, weights)
         if prior is not None:
             yy, n = yy + float(np.sum(prior)), n + float(np.sum(prior))
         return yy, n

@@ -142,8 +142,7 @@ def gcv_curve(G: torch.Tensor, B: torch.Tensor, yy: float, n: float, lambdas, ma
     (s the eigenvalues of G): the rotation-invariant approximation of leave-one-out squared error,
     summed over the columns. λ where tr H > ``max_dof``·n get +inf. Returns len(lambdas) float64.
     """
-    spectrum = gcv_spectrum(G, B, eig)
-    return np.array([gcv_at(spectrum, yy, n, lam, max_dof) for lam in np.asarray(lambdas, dtype=np.float64)])
+    return _gcv_values(gcv_spectrum(G, B, eig), yy, n, lambdas, max_dof)
 
 
 def gcv_spectrum(G: torch.Tensor, B: torch.Tensor, eig=None) -> tuple[np.ndarray, np.ndarray]:
@@ -164,6 +163,10 @@ def gcv_at(spectrum: tuple[np.ndarray, np.ndarray], yy: float, n: float, lam: fl
     return rss / n / (1.0 - dof / n) ** 2
 
 
+def _gcv_values(spectrum, yy: float, n: float, lambdas, max_dof: float) -> np.ndarray:
+    return np.array([gcv_at(spectrum, yy, n, lam, max_dof) for lam in np.asarray(lambdas, dtype=np.float64)])
+
+
 #: golden-section steps that refine GCV's grid minimum in log λ: the bracket shrinks by 0.618 a step,
 #: from two grid steps wide (a factor 4.6 on the 25-point grid) to a relative width below 1e-7.
 GCV_REFINE_STEPS = 40
@@ -180,7 +183,7 @@ def gcv_minimum(G: torch.Tensor, B: torch.Tensor, yy: float, n: float, lambdas, 
     """
     lambdas = np.asarray(lambdas, dtype=np.float64)
     spectrum = gcv_spectrum(G, B, eig)
-    curve = np.array([gcv_at(spectrum, yy, n, lam, max_dof) for lam in lambdas])
+    curve = _gcv_values(spectrum, yy, n, lambdas, max_dof)
     i = len(curve) - 1 - int(np.argmin(curve[::-1]))
     if not np.isfinite(curve[i]):
         return float(lambdas[-1]), curve
