@@ -4,7 +4,7 @@ import numpy as np
 
 from mlcil.data import Dataset
 from mlcil.data.raw import SEEDED_SPLIT, load_raw, text_view
-from mlcil.protocols.protocol import stratified_split
+from mlcil.data.split import stratified_split
 
 
 def test_hoc_view_drops_unlabelled_rows_and_splits_like_the_protocol(shared_data):

@@ -5,7 +5,7 @@ import pytest
 from sklearn.metrics import f1_score, precision_score, recall_score
 
 from mlcil.errors import MlcilError
-from mlcil.metrics import DEFAULT_THRESHOLD, decide_threshold, field_threshold_metrics, threshold_metrics
+from mlcil.metrics import FIELD_THRESHOLD, decide_threshold, field_threshold_metrics, threshold_metrics
 
 KEYS = ["CP", "CR", "CF1", "OP", "OR", "OF1"]
 
@@ -103,7 +103,7 @@ def test_errors():
 
 
 def test_decide_threshold_default_and_ties():
-    assert DEFAULT_THRESHOLD == 0.8
+    assert FIELD_THRESHOLD == 0.8
     proba = np.array([[0.8, 0.79999, 1.0], [0.0, 0.81, 0.5]])
     d = decide_threshold(proba)
     assert d.dtype == bool

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from mlcil.data.dataset import Dataset
+from mlcil.data.split import stratified_split
 from mlcil.errors import MlcilError
 
 IMAGE_DATASETS = ("voc2007", "coco2014")
@@ -64,8 +65,6 @@ def goemotions_train_test(ds: Dataset) -> Dataset:
 
 def seeded_split(ds: Dataset, drop_unlabelled: bool = False) -> Dataset:
     """``ds`` with the :data:`SEEDED_SPLIT` train/test split (optionally without rows that carry no label)."""
-    from mlcil.protocols.protocol import stratified_split
-
     rows = np.flatnonzero(ds.Y.any(axis=1)) if drop_unlabelled else np.arange(ds.n)
     Y = ds.Y[rows]
     test = stratified_split(Y, SEEDED_SPLIT["test_size"], SEEDED_SPLIT["seed"])

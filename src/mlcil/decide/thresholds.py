@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mlcil.errors import MlcilError
-from mlcil.metrics import DEFAULT_THRESHOLD, decide_threshold
+from mlcil.metrics import FIELD_THRESHOLD, decide_threshold
 
 RULES = ("global", "per-class", "top-k")
 #: threshold given to a class with no held-out positive (nothing to tune on).
@@ -134,7 +134,7 @@ class Decider:
     """
 
     rule: str = "global"
-    threshold: float = DEFAULT_THRESHOLD
+    threshold: float = FIELD_THRESHOLD
     thresholds: np.ndarray | None = field(default=None, repr=False)
     k: int = 1
 

@@ -7,9 +7,9 @@ with a one-line message naming the argument and the expected shape.
 - Ranking (:mod:`mlcil.metrics.ranking`): :func:`average_precision` (per-class,
   non-interpolated, identical to scikit-learn's) and :func:`mean_average_precision`
   (mean over classes with a positive example, plus the excluded classes).
-- Decisions (:mod:`mlcil.metrics.thresholds`): :func:`decide_threshold` (``>=`` 0.8 by
-  default, ``>`` with ``strict=True``) and :func:`threshold_metrics` (CP, CR, CF1, OP, OR,
-  OF1; CF1 = harmonic mean of CP and CR).
+- Decisions (:mod:`mlcil.metrics.thresholds`): :func:`decide_threshold` (``>=``
+  :data:`FIELD_THRESHOLD`, the field's 0.8, by default; ``>`` with ``strict=True``) and
+  :func:`threshold_metrics` (CP, CR, CF1, OP, OR, OF1; CF1 = harmonic mean of CP and CR).
 - The MLCIL codebases' semantics (:mod:`mlcil.metrics.field`): :func:`field_average_precision`
   (one strict ranking, ties in sort order, AP 0 without a positive),
   :func:`field_mean_average_precision` and :func:`field_threshold_metrics` (CF1 = mean of
@@ -27,12 +27,12 @@ from mlcil.metrics.continual import average_map, forgetting, last_map
 from mlcil.metrics.conventions import CONVENTIONS, DEFAULT_CONVENTION, MetricConvention, get_convention
 from mlcil.metrics.field import field_average_precision, field_mean_average_precision, field_threshold_metrics
 from mlcil.metrics.ranking import average_precision, mean_average_precision
-from mlcil.metrics.thresholds import DEFAULT_THRESHOLD, decide_threshold, threshold_metrics
+from mlcil.metrics.thresholds import FIELD_THRESHOLD, decide_threshold, threshold_metrics
 
 __all__ = [
     "CONVENTIONS",
     "DEFAULT_CONVENTION",
-    "DEFAULT_THRESHOLD",
+    "FIELD_THRESHOLD",
     "MetricConvention",
     "average_map",
     "average_precision",

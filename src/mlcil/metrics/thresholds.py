@@ -22,10 +22,12 @@ import numpy as np
 from mlcil.errors import MlcilError
 from mlcil.metrics._validation import as_array, binary_2d, check_same_shape, finite_float_2d
 
-__all__ = ["decide_threshold", "threshold_metrics"]
+__all__ = ["FIELD_THRESHOLD", "decide_threshold", "threshold_metrics"]
 
-#: The field's decision threshold on probabilities (KRT, CSC, MULTI-LANE; L3A reports 0.525); DESIGN.md section 4.
-DEFAULT_THRESHOLD = 0.8
+#: The field's convention for CF1/OF1: decide on probabilities at 0.8 (CSC, KRT, MULTI-LANE; L3A reports
+#: 0.525); DESIGN.md section 4. A metric convention, not the decision rule of a calibrated model (the ridge
+#: core decides at its own ``mlcil.ridge.DEFAULT_THRESHOLD``, 0.5).
+FIELD_THRESHOLD = 0.8
 
 
 def threshold_metrics(y_true: object, y_pred: object) -> dict[str, float]:
@@ -105,7 +107,7 @@ def threshold_metrics(y_true: object, y_pred: object) -> dict[str, float]:
     }
 
 
-def decide_threshold(proba: object, threshold: float | object = DEFAULT_THRESHOLD, *,
+def decide_threshold(proba: object, threshold: float | object = FIELD_THRESHOLD, *,
                      strict: bool = False) -> np.ndarray:
     """Decide labels by thresholding: ``proba >= threshold`` (or ``>`` with ``strict``), elementwise.
 

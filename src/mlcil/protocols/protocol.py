@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from mlcil.data.dataset import Dataset, take_rows
+from mlcil.data.split import stratified_split
 from mlcil.errors import MlcilError
 from mlcil.protocols.session import Session, Stream
 
@@ -61,23 +62,6 @@ def campaign_sessions(member: np.ndarray, seed: int) -> np.ndarray:
     pick = np.argmax(np.cumsum(member, axis=1) > draw[:, None], axis=1).astype(np.int64)
     pick[k == 0] = -1
     return pick
-
-
-def stratified_split(Y: np.ndarray, test_size: float, seed: int) -> np.ndarray:
-    """Seeded multi-label stratified train/test split (iterative stratification).
-
-    Returns a boolean mask of test rows. Uses the maintained ``iterative-stratification``
-    package (Sechidis et al. 2011; Szymański & Kajdanowicz 2017).
-    """
-    from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
-
-    if not 0.0 < test_size < 1.0:
-        raise MlcilError(f"test_size: expected a fraction in (0, 1), got {test_size}")
-    splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
-    _, test = next(splitter.split(np.zeros((len(Y), 1)), Y))
-    mask = np.zeros(len(Y), dtype=bool)
-    mask[test] = True
-    return mask
 
 
 class Protocol:
