@@ -13,16 +13,19 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import importlib
+import importlib.util
 import inspect
 import json
 import os
 import secrets
+import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 
 from mlcil import __version__
 from mlcil.data.dataset import check_features, check_labels
@@ -36,7 +39,69 @@ FILE_FORMAT = "mlcil-learner"
 #: reads every version from 0 (files written before versioning, same layout) to this one.
 FORMAT_VERSION = 1
 
-REGISTRY: dict[str, type["Learner"]] = {}
+#: decision threshold on calibrated probabilities for a class without its own (``predict``)
+DEFAULT_THRESHOLD = 0.5
+
+
+class Registry(Mapping):
+    """Registry name -> Learner class. Learners that need an optional dependency (PyTorch) are
+    listed by module and imported on first use, so ``import mlcil`` works without them and asking
+    for one without its dependency says what to install."""
+
+    def __init__(self) -> None:
+        self._classes: dict[str, type] = {}
+        self._lazy: dict[str, tuple[str, str, str]] = {}  # name -> (module, class, extra)
+
+    def add(self, name: str, cls: type) -> None:
+        self._classes[name] = cls
+        self._lazy.pop(name, None)
+
+    def add_lazy(self, name: str, module: str, cls: str, extra: str = "torch") -> None:
+        """Register ``name`` to be imported from ``module`` when first asked for."""
+        if name not in self._classes:
+            self._lazy[name] = (module, cls, extra)
+
+    def needs(self, name: str) -> str | None:
+        """The optional extra a registered but not yet importable learner needs (None when importable)."""
+        if name in self._classes:
+            return None
+        module, _, extra = self._lazy[name]
+        root = "torch" if extra == "torch" else module
+        try:
+            return None if importlib.util.find_spec(root) is not None else extra
+        except (ImportError, ValueError):
+            return extra
+
+    def available(self) -> list[str]:
+        """Names whose learner imports on this installation (sorted)."""
+        return sorted(n for n in self if self.needs(n) is None)
+
+    def __getitem__(self, name: str) -> type:
+        if name in self._classes:
+            return self._classes[name]
+        if name not in self._lazy:
+            raise KeyError(name)
+        module, cls, extra = self._lazy[name]
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.split(".")[0] == "torch":
+                raise MlcilError(f"learner {name!r} needs PyTorch, which is not installed: pip install 'mlcil[{extra}]' "
+                                 f"(the closed-form learners analytic, joint, prototype and lda need no torch)") from None
+            raise
+        return self._classes[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted({*self._classes, *self._lazy}))
+
+    def __len__(self) -> int:
+        return len({*self._classes, *self._lazy})
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._classes or name in self._lazy
+
+
+REGISTRY = Registry()
 
 
 def register(name: str):
@@ -44,7 +109,7 @@ def register(name: str):
 
     def wrap(cls):
         cls.name = name
-        REGISTRY[name] = cls
+        REGISTRY.add(name, cls)
         return cls
 
     return wrap
@@ -53,9 +118,9 @@ def register(name: str):
 class Learner:
     """Base class of every mlcil learner.
 
-    Contract: ``learn(session)`` once per session; ``scores(X)`` and ``proba(X)`` return
-    n × len(classes_) arrays whose columns follow ``classes_`` (global class ids);
-    ``forget(classes)``; ``save(path)`` / ``Learner.load(path)``.
+    Contract: ``learn(X, Y, classes)`` (or ``learn(session)``) once per session; ``scores(X)``,
+    ``proba(X)`` and ``predict(X)`` return n × len(classes_) arrays whose columns follow ``classes_``
+    (the class names or ids as learned); ``forget(classes)``; ``save(path)`` / ``Learner.load(path)``.
     """
 
     name: ClassVar[str] = "learner"
@@ -64,6 +129,9 @@ class Learner:
     #: True when training is a sum of per-row statistics that a non-local engine (:mod:`mlcil.engines`)
     #: may accumulate over blocks of rows on other processes or machines.
     distributable: ClassVar[bool] = False
+    #: True for learners that compute with PyTorch tensors (the gradient heads): their saved
+    #: tensors load back as tensors; every other learner's load as NumPy arrays.
+    uses_torch: ClassVar[bool] = False
     #: The engine of the ``learn`` call in progress (None outside one: local).
     _engine = None
     _names = None
@@ -215,16 +283,25 @@ class Learner:
         return total + self.classes_.nbytes
 
     # ---- the contract --------------------------------------------------------------------
-    def learn(self, session: Session, engine=None) -> "Learner":
-        """Learn one session. Input is validated before any state changes, and a failure while
-        learning (e.g. a numerical error) restores the learner's previous state. A frozen
-        parameter changed since the first session (see :attr:`mutable_params`) is an error.
+    def learn(self, X, Y=None, classes=None, *, index=None, label_embeddings=None, engine=None) -> "Learner":
+        """Learn one session: the rows ``X`` with labels ``Y`` for the session's new ``classes``.
 
-        ``engine``: where the full-data passes run: None or 'local' (this process), 'ray', or an
-        :class:`mlcil.engines.Engine`; only ``distributable`` learners accept a non-local one.
+        ``X``: n×d float features (ndarray or CSR); ``Y``: n×k 0/1 labels, column j for ``classes[j]``;
+        ``classes``: k new class labels — names (str) or ints; default: the next k integers. Every class
+        not in ``classes`` is *absent* for these rows (unknown, not negative). A :class:`Session` may be
+        given instead of ``X`` (then nothing else). ``index``: one id per row (learners that remember
+        examples by id); ``label_embeddings``: k×d embedded class names (a name prior, where the learner
+        has one).
+
+        Input is validated before any state changes, and a failure while learning (e.g. a numerical
+        error) restores the learner's previous state. A frozen parameter changed since the first
+        session (see :attr:`mutable_params`) is an error. ``engine``: where the full-data passes run:
+        None or 'local' (this process), 'ray', or an :class:`mlcil.engines.Engine`; only
+        ``distributable`` learners accept a non-local one.
         """
         from mlcil.engines import resolve_engine
 
+        session = self._as_session(X, Y, classes, index, label_embeddings)
         self._check_frozen()
         self._sync_mutable()
         X, Y, classes = self._check_session(session)
@@ -248,6 +325,30 @@ class Learner:
             vars(self).pop("_names", None)
         return self
 
+    def _as_session(self, X, Y, classes, index, label_embeddings) -> Session:
+        """``learn``'s arguments as a Session (a Session passes through)."""
+        if isinstance(X, Session):
+            if Y is not None or classes is not None or index is not None or label_embeddings is not None:
+                raise MlcilError(f"{self.name}: learn(session) takes the session alone; its X, Y, classes, index "
+                                 "and label_embeddings are the session's")
+            return X
+        if Y is None:
+            raise MlcilError(f"{self.name}: learn expects X and Y (n×k labels of the session's classes), or a Session;"
+                             f" got X of type {type(X).__name__} and no Y")
+        Y = np.asarray(Y) if not sp.issparse(Y) else Y.toarray()
+        if Y.ndim == 1:
+            raise MlcilError(f"{self.name}: Y: expected n×k 0/1 labels (one column per class), got a 1-d array of "
+                             f"shape {Y.shape}; for one class pass Y.reshape(-1, 1)")
+        if classes is None:
+            known = self.classes_
+            if known.size and known.dtype.kind not in "iu":
+                raise MlcilError(f"{self.name}: classes: this learner's classes are names "
+                                 f"({known[:3].tolist()}...): name the new ones, learn(X, Y, classes=[...])")
+            start = int(known.max()) + 1 if known.size else 0
+            classes = np.arange(start, start + (Y.shape[1] if Y.ndim == 2 else 0))
+        t = len(getattr(self, "session_classes_", ())) if hasattr(self, "session_classes_") else 0
+        return Session(X, Y, _as_classes(classes, f"{self.name}: classes"), index, t, label_embeddings)
+
     def _learn(self, X, Y: np.ndarray, classes: np.ndarray) -> None:
         raise NotImplementedError
 
@@ -259,11 +360,72 @@ class Learner:
         """n × len(classes_) probabilities in [0, 1]; default: sigmoid of ``scores``."""
         return sigmoid(self.scores(X))
 
+    def predict_proba(self, X) -> np.ndarray:
+        """n × len(classes_) calibrated probabilities (the same as :meth:`proba`)."""
+        return self.proba(X)
+
+    def decision_function(self, X) -> np.ndarray:
+        """n × len(classes_) ranking scores (the same as :meth:`scores`; scikit-learn's name)."""
+        return self.scores(X)
+
+    @property
+    def decision_thresholds_(self) -> np.ndarray:
+        """Per-class thresholds on probabilities that :meth:`predict` applies: the learner's own
+        (``thresholds_``, e.g. F1-optimal on leave-one-out scores) where it has them, else
+        :data:`DEFAULT_THRESHOLD`."""
+        own = getattr(self, "thresholds_", None)
+        if own is not None and len(own) == len(self.classes_):
+            return np.asarray(own, dtype=np.float64)
+        return np.full(len(self.classes_), DEFAULT_THRESHOLD)
+
+    def predict(self, X, threshold: float | None = None) -> np.ndarray:
+        """n × len(classes_) 0/1 label sets (uint8): probability ≥ ``threshold``, or ≥ each class's
+        own threshold (:attr:`decision_thresholds_`) when None. Columns follow ``classes_``."""
+        P = self.proba(X)
+        if threshold is not None:
+            if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+                raise MlcilError(f"{self.name}: threshold: expected a probability in [0, 1] or None, got {threshold!r}")
+            t = np.full(P.shape[1], float(threshold))
+        else:
+            t = self.decision_thresholds_
+        return (P >= t[None, :]).astype(np.uint8)
+
+    # scikit-learn's verbs: fit = learn one session from scratch, partial_fit = learn the next session
+    def fit(self, X, Y, classes=None, **kwargs) -> "Learner":
+        """Forget everything learned, then learn one session (scikit-learn's ``fit``)."""
+        self._reset()
+        return self.learn(X, Y, classes, **kwargs)
+
+    def partial_fit(self, X, Y, classes=None, **kwargs) -> "Learner":
+        """Learn the next session (new classes) on top of what is learned (scikit-learn's ``partial_fit``)."""
+        return self.learn(X, Y, classes, **kwargs)
+
+    def __sklearn_tags__(self):
+        """scikit-learn's estimator tags: a multi-label classifier on dense or sparse 2-d input (scikit-learn
+        ≥ 1.6 asks for them in ``clone``-free tooling such as ``cross_val_predict``)."""
+        from sklearn.utils import ClassifierTags, InputTags, Tags, TargetTags
+
+        return Tags(estimator_type="classifier", target_tags=TargetTags(required=True, two_d_labels=True,
+                                                                       multi_output=True, single_output=False),
+                    classifier_tags=ClassifierTags(multi_class=False, multi_label=True),
+                    input_tags=InputTags(sparse=True), non_deterministic=False)
+
+    def _reset(self) -> None:
+        """Drop every learned attribute, keeping the constructor's parameters."""
+        params = set(self._param_names())
+        for key in list(vars(self)):
+            if key not in params:
+                delattr(self, key)
+
     def forget(self, classes) -> "Learner":
-        """Drop ``classes`` (global ids); exact where the learner allows it."""
+        """Drop ``classes`` (names or ids as in ``classes_``); exact where the learner allows it."""
         if not self.is_fitted:
-            raise NotFittedError(f"{self.name}: not fitted yet, nothing to forget; call learn(session) first")
-        classes = np.atleast_1d(np.asarray(classes, dtype=np.int64))
+            raise NotFittedError(f"{self.name}: not fitted yet, nothing to forget; call learn(X, Y) first")
+        classes = _as_classes(np.atleast_1d(np.asarray(classes)), f"{self.name}: forget: classes")
+        if classes.dtype.kind != self.classes_.dtype.kind and not (
+                classes.dtype.kind in "iu" and self.classes_.dtype.kind in "iu"):
+            raise MlcilError(f"{self.name}: forget: classes {classes.tolist()} are not of the learner's kind "
+                             f"({'names' if self.classes_.dtype.kind == 'U' else 'ids'}: {self.classes_[:5].tolist()})")
         unknown = np.setdiff1d(classes, self.classes_)
         if unknown.size:
             raise MlcilError(f"{self.name}: forget: classes {unknown.tolist()} were never learned")
@@ -279,14 +441,14 @@ class Learner:
     def _check_X(self, X, name: str = "X"):
         """Validated rows to score; :class:`NotFittedError` before the first ``learn``."""
         if not self.is_fitted:
-            raise NotFittedError(f"{self.name}: not fitted yet; call learn(session) first")
+            raise NotFittedError(f"{self.name}: not fitted yet; call learn(X, Y) first")
         d = getattr(self, "n_features_", None)
         return check_features(X, f"{self.name}: {name}", d=d)
 
     def _check_session(self, session: Session):
         if not isinstance(session, Session):
-            raise MlcilError(f"{self.name}: learn expects a mlcil Session, got {type(session).__name__}")
-        classes = np.asarray(session.classes, dtype=np.int64).ravel()
+            raise MlcilError(f"{self.name}: learn expects X and Y, or a mlcil Session; got {type(session).__name__}")
+        classes = _as_classes(session.classes, f"{self.name}: session.classes")
         X = check_features(session.X, f"{self.name}: session.X", d=getattr(self, "n_features_", None))
         Y = check_labels(session.Y, f"{self.name}: session.Y", n=X.shape[0], L=len(classes))
         if X.shape[0] == 0:
@@ -295,11 +457,16 @@ class Learner:
             raise MlcilError(f"{self.name}: session {session.t} introduces no class")
         if len(np.unique(classes)) != len(classes):
             raise MlcilError(f"{self.name}: session.classes contains duplicates")
+        known = self.classes_
+        if known.size and (known.dtype.kind == "U") != (classes.dtype.kind == "U") and not self.needs_full_labels:
+            raise MlcilError(f"{self.name}: session.classes {classes[:3].tolist()}...: this learner's classes are "
+                             f"{'names' if known.dtype.kind == 'U' else 'integer ids'} ({known[:3].tolist()}...); "
+                             "use the same kind for every session")
         if not self.needs_full_labels:
-            again = np.intersect1d(classes, self.classes_)
-            if again.size:
+            again = np.intersect1d(classes, known) if known.dtype.kind == classes.dtype.kind else []
+            if len(again):
                 raise MlcilError(
-                    f"{self.name}: session {session.t} re-introduces classes {again.tolist()} learned before; "
+                    f"{self.name}: session {session.t} re-introduces classes {list(again)} learned before; "
                     "a session must bring new classes"
                 )
         return X, Y, classes
@@ -348,8 +515,8 @@ class Learner:
             raise MlcilError(f"load: {path}: its parameters do not fit this mlcil's {target.__name__} ({exc}); "
                              f"it was written by mlcil {header.get('mlcil_version', '< 0.1')}") from None
         try:
-            learner._classes = arrays.pop("_classes").astype(np.int64)
-            state = _unflatten(arrays, header["meta"])
+            learner._classes = _as_classes(arrays.pop("_classes"), f"load: {path}: classes")
+            state = _unflatten(arrays, header["meta"], tensors=target.uses_torch)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise MlcilError(f"load: {path} is corrupt: its learned state is incomplete ({type(exc).__name__}: "
                              f"{exc})") from None
@@ -458,17 +625,49 @@ def _copy_params(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v if hasattr(v, "get_params") else copy.deepcopy(v) for k, v in params.items()}
 
 
-def _resolve_device(device: Any) -> torch.device:
+#: longest class name accepted (characters)
+MAX_CLASS_NAME = 256
+
+
+def _as_classes(classes, what: str) -> np.ndarray:
+    """Class labels as a 1-d array: int64 ids, or names (a NumPy str array). Clear errors otherwise."""
+    arr = np.asarray(classes)
+    if arr.ndim != 1:
+        raise MlcilError(f"{what}: expected a 1-d list of class names or ids, got shape {np.asarray(classes).shape}")
+    if arr.size == 0 or arr.dtype.kind in "iu":
+        return arr.astype(np.int64)
+    if arr.dtype.kind == "O" and all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in arr):
+        return arr.astype(np.int64)
+    if arr.dtype.kind in "UO" and all(isinstance(c, str) for c in arr.tolist()):
+        names = [str(c) for c in arr.tolist()]
+        bad = [c for c in names if not c.strip() or len(c) > MAX_CLASS_NAME]
+        if bad:
+            raise MlcilError(f"{what}: class names must be non-empty strings of at most {MAX_CLASS_NAME} characters, "
+                             f"got {bad[0][:40]!r}")
+        return np.array(names, dtype=str)
+    raise MlcilError(f"{what}: expected class names (str) or integer ids, got {arr.dtype} values "
+                     f"{arr[:3].tolist()}")
+
+
+def _is_tensor(value: Any) -> bool:
+    """True for a torch tensor; never imports torch (a tensor exists only if torch was imported)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
+def _resolve_device(device: Any):
     """``'auto'``/None -> CUDA when available, else CPU; anything else as torch reads it."""
+    import torch
+
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
 
 
-def _to_device(value: Any, device: torch.device) -> Any:
+def _to_device(value: Any, device: Any) -> Any:
     """``value`` with every tensor in it (also inside dicts, lists and tuples) moved to ``device``."""
-    if isinstance(value, torch.Tensor):
-        return value.to(device)
+    if _is_tensor(value):
+        return value.to(_resolve_device(device))
     if isinstance(value, dict):
         return {k: _to_device(v, device) for k, v in value.items()}
     if type(value) in (list, tuple):
@@ -476,10 +675,20 @@ def _to_device(value: Any, device: torch.device) -> Any:
     return value
 
 
+def _has_tensor(value: Any) -> bool:
+    if _is_tensor(value):
+        return True
+    if isinstance(value, dict):
+        return any(_has_tensor(v) for v in value.values())
+    if type(value) in (list, tuple):
+        return any(_has_tensor(v) for v in value)
+    return False
+
+
 def _nbytes(value) -> int:
     if isinstance(value, np.ndarray):
         return value.nbytes
-    if isinstance(value, torch.Tensor):
+    if _is_tensor(value):
         return value.numel() * value.element_size()
     if sp.issparse(value):
         return value.data.nbytes + value.indices.nbytes + value.indptr.nbytes
@@ -492,7 +701,7 @@ def _nbytes(value) -> int:
 
 def _flatten(key: str, value, arrays: dict, meta: dict) -> None:
     """Store arrays/tensors (also inside dicts and lists) in ``arrays``; JSON values in ``meta``."""
-    if isinstance(value, torch.Tensor):
+    if _is_tensor(value):
         arrays[key] = value.detach().cpu().numpy()
         meta[key] = {"kind": "tensor", "dtype": str(value.dtype).replace("torch.", "")}
     elif isinstance(value, np.ndarray):
@@ -502,7 +711,7 @@ def _flatten(key: str, value, arrays: dict, meta: dict) -> None:
         meta[key] = {"kind": "dict", "keys": list(value)}
         for sub, item in value.items():
             _flatten(f"{key}.{sub}", item, arrays, meta)
-    elif isinstance(value, list) and value and all(isinstance(v, (np.ndarray, torch.Tensor, dict)) for v in value):
+    elif isinstance(value, list) and value and all(isinstance(v, (np.ndarray, dict)) or _is_tensor(v) for v in value):
         meta[key] = {"kind": "list", "len": len(value)}
         for i, item in enumerate(value):
             _flatten(f"{key}.{i}", item, arrays, meta)
@@ -510,11 +719,18 @@ def _flatten(key: str, value, arrays: dict, meta: dict) -> None:
         meta[key] = {"kind": "json", "value": value}
 
 
-def _unflatten(arrays: dict, meta: dict) -> dict:
+def _unflatten(arrays: dict, meta: dict, tensors: bool = True) -> dict:
+    """Learned state from :func:`_flatten`'s arrays; entries saved from torch tensors come back as
+    tensors when ``tensors`` (a learner that computes with torch), else as NumPy arrays (files written
+    while the closed-form learners still kept torch tensors load without torch)."""
     def build(key):
         info = meta[key]
         kind = info["kind"]
         if kind == "tensor":
+            if not tensors:
+                return arrays[key]
+            import torch
+
             return torch.from_numpy(arrays[key].copy()).to(getattr(torch, info["dtype"]))
         if kind == "array":
             return arrays[key]

@@ -91,8 +91,8 @@ def resolve_learner_names(specs: str) -> list[str]:
             continue
         if "=" in item and ":" not in item and out:
             out[-1] += "," + item
-        elif item.lower() == "all":
-            out.extend(n for n in sorted(REGISTRY) if n not in out)
+        elif item.lower() == "all":  # every learner this installation can run (torch ones need mlcil[torch])
+            out.extend(n for n in REGISTRY.available() if n not in out)
         else:
             out.append(item)
     if not out:

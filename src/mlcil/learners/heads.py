@@ -311,9 +311,11 @@ class HeadLearner(Learner):
     Subclasses implement ``_learn`` with :meth:`_begin`, :meth:`_train` and :meth:`_finish`.
     """
 
+    uses_torch = True  # its state is torch tensors (saved and loaded as tensors)
+
     def _begin(self, X) -> tuple[torch.device, torch.Generator]:
         """Device and this session's generator; creates the head on the first session."""
-        dev = ridge.resolve_device(self.device)
+        dev = torch.device(ridge.resolve_device(self.device))
         d, hidden = X.shape[1], int(getattr(self, "hidden", 0))
         width = hidden or (len(self.classes_) + 64)  # outputs are unknown here: a generous allowance
         ridge.check_budget(self.name, {
@@ -350,4 +352,4 @@ class HeadLearner(Learner):
         self.head_ = select_outputs(self.head_, keep)
 
     def _after_load(self) -> None:
-        self.head_ = to_device(self.head_, ridge.resolve_device(self.device))
+        self.head_ = to_device(self.head_, torch.device(ridge.resolve_device(self.device)))

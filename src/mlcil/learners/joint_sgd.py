@@ -93,7 +93,7 @@ class JointSGD(HeadLearner):
 
     def _learn(self, X, Y: np.ndarray, classes: np.ndarray) -> None:
         heads.check_loss(self.loss, self.name)
-        dev = ridge.resolve_device(self.device)
+        dev = torch.device(ridge.resolve_device(self.device))
         d, width = X.shape[1], int(self.hidden) or Y.shape[1]
         ridge.check_budget(self.name, {
             f"head parameters and Adam state ({d}×{width} float32, 4 copies)": 4 * 4 * d * width,
