@@ -27,13 +27,18 @@ from pathlib import Path
 
 import numpy as np  # (loaded before threadpoolctl, so that its BLAS is limited too)
 import pytest
-import torch
 from threadpoolctl import threadpool_limits
+
+try:  # the core needs no torch (tests/test_no_torch.py); the gradient learners' and encoders' tests do
+    import torch
+except ImportError:  # pragma: no cover - CI installs the test extra, which has torch
+    torch = None
 
 THREADS = int(os.environ.get("MLCIL_TEST_THREADS", "1"))
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ[_var] = str(THREADS)
-torch.set_num_threads(THREADS)
+if torch is not None:
+    torch.set_num_threads(THREADS)
 _LIMITS = threadpool_limits(limits=THREADS)
 
 #: Scores agree across processes, thread counts and CPUs to this fraction of max |score| (README,

@@ -219,7 +219,7 @@ def test_frozen_parameters_after_learning(name, stream, tmp_path):
     assert learner.classes_.tolist() == stream.seen_classes(1).tolist() or learner.needs_full_labels
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if "device" in REGISTRY[n].mutable_params])
+@pytest.mark.parametrize("name", [n for n in NAMES if "device" in REGISTRY[n].mutable_params and REGISTRY[n].uses_torch])
 def test_changing_device_after_learning_moves_the_state(name, stream):
     learner = build(name)
     feed(learner, stream, 0)
@@ -233,8 +233,21 @@ def test_changing_device_after_learning_moves_the_state(name, stream):
     assert len(moved) == len(tensors) and all(t.device.type == "meta" for t in moved)
 
 
+@pytest.mark.parametrize("name", [n for n in NAMES if not REGISTRY[n].uses_torch])
+def test_closed_form_learners_keep_numpy_state(name, stream):
+    """The closed-form learners compute on NumPy: no torch tensor in their state (the core runs without
+    torch, tests/test_no_torch.py), and a device change on the CPU changes nothing."""
+    learner = build(name)
+    feed(learner, stream, 0)
+    assert not [t for key in learner._state_names() for t in _tensors(getattr(learner, key))]
+    if "device" in type(learner).mutable_params:
+        S = learner.scores(stream.X_test)
+        learner.set_params(device="cpu")
+        np.testing.assert_array_equal(learner.scores(stream.X_test), S)
+
+
 def test_set_params_on_nested_learner():
-    from mlcil.decide.calibrated import Calibrated
+    from mlcil.learners.calibrated import Calibrated
 
     wrapped = Calibrated(make_learner("prototype"))
     params = wrapped.get_params(deep=True)
