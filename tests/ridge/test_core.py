@@ -4,7 +4,6 @@ leave-one-out, λ path, memory budget."""
 import numpy as np
 import pytest
 import scipy.sparse as sp
-import torch
 
 from mlcil import ridge
 from mlcil.errors import MlcilError
@@ -35,7 +34,7 @@ def numpy_phi(X, R, scaling, X_fit, include_x, clip=None):
         Z = X
     if clip is not None and scaling in ("standardize", "scale"):
         Z = np.clip(Z, -clip, clip)
-    phi = np.maximum(Z @ R.numpy().astype(np.float64), 0)
+    phi = np.maximum(Z @ np.asarray(R, dtype=np.float64), 0)
     return np.hstack([phi, Z]) if include_x else phi
 
 
@@ -46,11 +45,13 @@ def test_feature_map_dense_and_csr_equal_numpy(scaling, include_x):
     X[5] = 0  # a zero row stays finite under l2
     fmap = ridge.FeatureMap.fit(X, M=16, seed=3, scaling=scaling, include_x=include_x)
     ref = numpy_phi(X, fmap.R, scaling, X, include_x)
-    np.testing.assert_allclose(fmap(X).double().numpy(), ref, rtol=1e-5, atol=1e-5)
+    phi = fmap(X)
+    assert isinstance(phi, np.ndarray) and phi.dtype == np.float32 and phi.shape == (120, fmap.D)
+    np.testing.assert_allclose(phi, ref, rtol=1e-5, atol=1e-5)
     if scaling != "standardize":
         Xs = sp.csr_matrix(X)
         sparse_map = ridge.FeatureMap.fit(Xs, M=16, seed=3, scaling=scaling, include_x=include_x)
-        np.testing.assert_allclose(sparse_map(Xs).double().numpy(), ref, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(sparse_map(Xs), ref, rtol=1e-5, atol=1e-5)
     assert fmap.D == 16 + (9 if include_x else 0)
 
 
@@ -65,16 +66,16 @@ def test_clip_winsorises_the_per_column_scalings_of_rows_from_another_session(sc
     X[::7] *= 40  # a heavy tail
     fmap = ridge.FeatureMap.fit(X_fit, M=16, seed=3, scaling=scaling, include_x=True, clip=2.5)
     ref = numpy_phi(X, fmap.R, scaling, X_fit, True, clip=2.5)
-    np.testing.assert_allclose(fmap(X).double().numpy(), ref, rtol=1e-5, atol=1e-4)
-    z = fmap(X)[:, 16:].numpy()
+    np.testing.assert_allclose(fmap(X), ref, rtol=1e-5, atol=1e-4)
+    z = fmap(X)[:, 16:]
     if scaling in ("standardize", "scale"):
         assert np.abs(z).max() == pytest.approx(2.5) and fmap.clips
         unclipped = ridge.FeatureMap.fit(X_fit, M=16, seed=3, scaling=scaling, include_x=True)
-        assert np.abs(unclipped(X)[:, 16:].numpy()).max() > 20 and not unclipped.same_as(fmap)
+        assert np.abs(unclipped(X)[:, 16:]).max() > 20 and not unclipped.same_as(fmap)
     if scaling != "standardize":
         sparse_map = ridge.FeatureMap.fit(sp.csr_matrix(X_fit), M=16, seed=3, scaling=scaling, include_x=True,
                                           clip=2.5)
-        np.testing.assert_allclose(sparse_map(sp.csr_matrix(X)).double().numpy(), ref, rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(sparse_map(sp.csr_matrix(X)), ref, rtol=1e-5, atol=1e-4)
     assert fmap.to("cpu").same_as(fmap) and fmap.to("cpu").clip == 2.5
 
 
@@ -109,22 +110,23 @@ def test_partial_statistics_equal_direct_products_and_add_exactly():
     X, Y = data(n=200)
     w = np.random.default_rng(1).random(200)
     fmap = ridge.FeatureMap.fit(X, M=20, scaling="standardize", include_x=True)
-    Phi = fmap(X).double().numpy()
+    Phi = fmap(X).astype(np.float64)
     st = ridge.partial_statistics(fmap, X, Y, w)
-    np.testing.assert_allclose(st.G.numpy(), Phi.T @ (Phi * w[:, None]), rtol=1e-10)
-    np.testing.assert_allclose(st.B.numpy(), Phi.T @ (Y * w[:, None]), rtol=1e-10, atol=1e-12)
+    assert st.G.dtype == np.float64 and st.B.dtype == np.float64
+    np.testing.assert_allclose(st.G, Phi.T @ (Phi * w[:, None]), rtol=1e-10)
+    np.testing.assert_allclose(st.B, Phi.T @ (Y * w[:, None]), rtol=1e-10, atol=1e-12)
     assert st.n == 200
     parts = [ridge.partial_statistics(fmap, X[a:b], Y[a:b], w[a:b]) for a, b in ((0, 70), (70, 70), (70, 200))]
     total = ridge.tree_sum(parts)
     # the sums add in float64, but φ of a row is float32 and, under some BLAS kernels (MKL's AVX2 path),
     # depends in its last bits on the shape of the block it was computed in: 7e-8 relative measured
-    np.testing.assert_allclose(total.G.numpy(), st.G.numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(total.G, st.G, rtol=1e-6, atol=1e-6)
     assert total.n == 200
     back = total - parts[0]
-    np.testing.assert_allclose(back.G.numpy(), ridge.partial_statistics(fmap, X[70:], Y[70:], w[70:]).G.numpy(),
-                               rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(back.G, ridge.partial_statistics(fmap, X[70:], Y[70:], w[70:]).G, rtol=1e-9, atol=1e-9)
     kept = st.select(np.array([True, False, True]))
-    np.testing.assert_array_equal(kept.B.numpy(), st.B.numpy()[:, [0, 2]])
+    np.testing.assert_array_equal(kept.B, st.B[:, [0, 2]])
+    np.testing.assert_array_equal(st.select([2, 0]).B, st.B[:, [2, 0]])
     assert st.with_columns(st.B[:, :1]).C == 4
     with pytest.raises(MlcilError, match="shapes"):
         st + kept
@@ -133,21 +135,24 @@ def test_partial_statistics_equal_direct_products_and_add_exactly():
 def test_factor_solve_and_leave_one_out_equal_refits():
     X, Y = data(n=60, d=5)
     fmap = ridge.FeatureMap.fit(X, M=12, scaling="standardize", include_x=True)
-    Phi = fmap(X).double()
+    Phi = fmap(X).astype(np.float64)
     st = ridge.partial_statistics(fmap, X, Y)
     lam = 0.7
     factor = ridge.Factor(st.G, lam)
     W = factor.solve(st.B)
-    A = st.G.numpy() + lam * np.eye(st.D)
-    np.testing.assert_allclose(W.numpy(), np.linalg.solve(A, st.B.numpy()), rtol=1e-9, atol=1e-12)
-    loo = factor.loo_scores(W, Phi, torch.as_tensor(Y, dtype=torch.float64)).numpy()
-    P = Phi.numpy()
+    A = st.G + lam * np.eye(st.D)
+    np.testing.assert_allclose(W, np.linalg.solve(A, st.B), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(factor.L @ factor.L.T, A, rtol=1e-12, atol=1e-9)
+    assert np.array_equal(factor.L, np.tril(factor.L))
+    loo = factor.loo_scores(W, Phi, Y)
+    P = Phi
     for i in (0, 17, 59):  # brute force: refit without row i
         keep = np.arange(60) != i
         Wi = np.linalg.solve(P[keep].T @ P[keep] + lam * np.eye(st.D), P[keep].T @ Y[keep])
         np.testing.assert_allclose(loo[i], P[i] @ Wi, rtol=1e-7, atol=1e-9)
     lambdas = [0.1, 0.7, 5.0]
-    path = ridge.loo_path_scores(st.G, st.B, Phi, torch.as_tensor(Y, dtype=torch.float64), lambdas).numpy()
+    path = ridge.loo_path_scores(st.G, st.B, Phi, Y, lambdas)
+    assert isinstance(path, np.ndarray) and path.shape == (3, 60, 3) and path.dtype == np.float64
     np.testing.assert_allclose(path[1], loo, rtol=1e-6, atol=1e-8)
     best, maps = ridge.choose_lambda(st.G, st.B, Phi, Y, lambdas)
     expected = [np.mean(average_precision(Y, p)) for p in path]
@@ -156,12 +161,12 @@ def test_factor_solve_and_leave_one_out_equal_refits():
 
 
 def test_not_positive_definite_is_a_clear_error_and_solve_falls_back():
-    G = torch.tensor([[1.0, 0.0], [0.0, -1.0]], dtype=torch.float64)
+    G = np.array([[1.0, 0.0], [0.0, -1.0]])
     with pytest.raises(ridge.NotPositiveDefinite, match="positive definite"):
         ridge.Factor(G, 0.0)
-    B = torch.ones(2, 1, dtype=torch.float64)
+    B = np.ones((2, 1))
     W = ridge.ridge_solve(G, B, 0.5)
-    np.testing.assert_allclose(W.numpy(), np.linalg.solve(G.numpy() + 0.5 * np.eye(2), B.numpy()), rtol=1e-9)
+    np.testing.assert_allclose(W, np.linalg.solve(G + 0.5 * np.eye(2), B), rtol=1e-9)
 
 
 def test_memory_budget_parsing_and_refusal(monkeypatch):
@@ -196,8 +201,8 @@ def test_gcv_curve_equals_the_explicit_hat_matrix(weighted):
     Phi = rng.normal(size=(n, D))
     Y = (rng.random((n, C)) < 0.4).astype(float)
     w = rng.uniform(0.5, 2.0, n) if weighted else np.ones(n)
-    G = torch.as_tensor(Phi.T @ (w[:, None] * Phi))
-    B = torch.as_tensor(Phi.T @ (w[:, None] * Y))
+    G = Phi.T @ (w[:, None] * Phi)
+    B = Phi.T @ (w[:, None] * Y)
     lambdas = np.logspace(-3, 3, 9)
     curve = ridge.gcv_curve(G, B, float(w @ (Y ** 2).sum(1)), float(w.sum()), lambdas, max_dof=1.0)
     expected = [direct_gcv(Phi, Y, w, lam)[0] for lam in lambdas]
@@ -209,7 +214,7 @@ def test_gcv_curve_refuses_lambdas_whose_degrees_of_freedom_exceed_the_cap():
     n, D = 20, 60  # more features than rows: at small λ tr H → n and GCV would reward interpolation
     Phi = rng.normal(size=(n, D))
     Y = (rng.random((n, 2)) < 0.5).astype(float)
-    G, B = torch.as_tensor(Phi.T @ Phi), torch.as_tensor(Phi.T @ Y)
+    G, B = Phi.T @ Phi, Phi.T @ Y
     lambdas = np.logspace(-4, 4, 17)
     curve = ridge.gcv_curve(G, B, float((Y ** 2).sum()), float(n), lambdas)
     dof = np.array([direct_gcv(Phi, Y, np.ones(n), lam)[1] for lam in lambdas])
@@ -226,7 +231,7 @@ def test_gcv_minimum_is_the_continuous_minimum_of_the_explicit_gcv():
     n, D, C = 80, 30, 3
     Phi = rng.normal(size=(n, D))
     Y = ((Phi[:, :C] + rng.normal(scale=2.0, size=(n, C))) > 0.8).astype(float)
-    G, B, yy = torch.as_tensor(Phi.T @ Phi), torch.as_tensor(Phi.T @ Y), float((Y ** 2).sum())
+    G, B, yy = Phi.T @ Phi, Phi.T @ Y, float((Y ** 2).sum())
     f = lambda t: direct_gcv(Phi, Y, np.ones(n), np.exp(t))[0]  # noqa: E731
     ref = np.exp(minimize_scalar(f, bounds=(np.log(1e-3), np.log(1e4)), method="bounded",
                                  options={"xatol": 1e-10}).x)

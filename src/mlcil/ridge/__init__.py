@@ -3,7 +3,8 @@ leave-one-out and λ selection.
 
 Every ridge model in mlcil — the ``analytic`` and ``joint`` learners, the tagging service and the
 distributed engine — goes through these functions, so there is one model whichever door a user
-comes through. The core knows no learner, no storage and no engine:
+comes through. The core knows no learner, no storage and no engine, and runs on NumPy/SciPy
+(torch is imported only when a GPU device is asked for):
 
 - :mod:`mlcil.ridge.features`: φ(x) = ReLU(z(x)ᵀR) [⊕ z(x)], z = an input scaling; dense or CSR
   input, chunked so that nothing wider than a bounded block is ever densified.
@@ -11,6 +12,8 @@ comes through. The core knows no learner, no storage and no engine:
   subtract and column operations; :func:`partial_statistics` of one block (what an engine maps).
 - :mod:`mlcil.ridge.solve`: W = (G + λI)⁻¹B through a cached Cholesky factor, leverages and
   closed-form leave-one-out scores, the λ path from one eigendecomposition, GCV from the statistics alone.
+- :mod:`mlcil.ridge.model`: :class:`RidgeModel`, the one solved model (W, calibration, thresholds):
+  scores, probabilities and decisions for the learners and the service alike.
 - :mod:`mlcil.ridge.digest`: 64-bit content digests of input rows (how a label memory recognises an
   example it has seen; no input is kept).
 - :mod:`mlcil.ridge.memory`: size estimates and the memory budget every learner checks before
@@ -18,16 +21,20 @@ comes through. The core knows no learner, no storage and no engine:
 """
 
 from mlcil.ridge.digest import collision_probability, id_digests, occurrence, row_digests
-from mlcil.ridge.features import (INCLUDE_X_MAX_FEATURES, SCALINGS, FeatureMap, check_clip, fit_scaling,
-                                  gaussian_projection, resolve_device, rows_per_chunk)
+from mlcil.ridge.features import (INCLUDE_X_MAX_FEATURES, L2_SAFE_RANGE, SCALINGS, FeatureMap, check_clip,
+                                  fit_scaling, gaussian_projection, resolve_device, rows_per_chunk)
 from mlcil.ridge.memory import check_budget, format_bytes, memory_budget
-from mlcil.ridge.solve import (GCV_MAX_DOF, Factor, NotPositiveDefinite, choose_lambda, eigh, gcv_curve, gcv_minimum,
-                               lambda_grid, leverage, loo_correct, loo_path_scores, loo_scores, ridge_solve)
+from mlcil.ridge.model import DEFAULT_PLATT, DEFAULT_THRESHOLD, RidgeModel
+from mlcil.ridge.solve import (GCV_MAX_DOF, Factor, NotPositiveDefinite, choose_lambda, eigh, gcv_at, gcv_curve,
+                               gcv_minimum, gcv_spectrum, lambda_grid, leverage, loo_correct, loo_path_scores,
+                               loo_scores, ridge_solve)
 from mlcil.ridge.stats import Stats, imbalance_weights, partial_statistics, statistics, tree_sum
 
 __all__ = [
-    "GCV_MAX_DOF", "INCLUDE_X_MAX_FEATURES", "SCALINGS", "Factor", "FeatureMap", "NotPositiveDefinite", "Stats",
-    "check_budget", "check_clip", "choose_lambda", "collision_probability", "id_digests", "occurrence", "row_digests", "eigh", "fit_scaling", "format_bytes", "gaussian_projection", "gcv_curve", "gcv_minimum",
+    "DEFAULT_PLATT", "DEFAULT_THRESHOLD", "GCV_MAX_DOF", "INCLUDE_X_MAX_FEATURES", "L2_SAFE_RANGE", "SCALINGS",
+    "Factor", "FeatureMap", "NotPositiveDefinite", "RidgeModel", "Stats",
+    "check_budget", "check_clip", "choose_lambda", "collision_probability", "id_digests", "occurrence", "row_digests",
+    "eigh", "fit_scaling", "format_bytes", "gaussian_projection", "gcv_at", "gcv_curve", "gcv_minimum", "gcv_spectrum",
     "imbalance_weights", "lambda_grid", "leverage", "loo_correct", "loo_path_scores", "loo_scores", "memory_budget",
     "partial_statistics", "resolve_device", "ridge_solve", "rows_per_chunk", "statistics", "tree_sum",
 ]

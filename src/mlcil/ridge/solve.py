@@ -1,12 +1,14 @@
 """Solving the ridge system A W = B, A = G + λI: Cholesky factor, leverages, leave-one-out, λ path.
 
-Shapes: G D×D, B D×C, Φ m×D (rows to score), Y m×C, W D×C. Everything float64.
+Shapes: G D×D, B D×C, Φ m×D (rows to score), Y m×C, W D×C. Everything float64 NumPy (SciPy's LAPACK).
 """
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
-import torch
+import scipy.linalg
 
 from mlcil.errors import MlcilError
 
@@ -15,106 +17,121 @@ class NotPositiveDefinite(MlcilError):
     """G + λI is not positive definite (λ too small for a singular or indefinite G)."""
 
 
+def _shifted(G: np.ndarray, lam: float) -> np.ndarray:
+    """A = G + λI as a new float64 array (G square)."""
+    A = np.array(G, dtype=np.float64)  # a copy
+    if A.ndim != 2 or A.shape[0] != A.shape[1]:
+        raise MlcilError(f"ridge: G must be a square D×D array, got shape {A.shape}")
+    A[np.diag_indices_from(A)] += float(lam)
+    return A
+
+
 class Factor:
-    """The Cholesky factor L of A = G + λI (A = LLᵀ), built once and reused for every solve.
+    """The lower Cholesky factor L of A = G + λI (A = LLᵀ), built once and reused for every solve.
 
     Raises :class:`NotPositiveDefinite` when A has no Cholesky factor.
     """
 
-    def __init__(self, G: torch.Tensor, lam: float) -> None:
-        A = G.to(torch.float64).clone()
-        A.diagonal().add_(float(lam))
-        L, info = torch.linalg.cholesky_ex(A)
-        if int(info) != 0:
-            raise NotPositiveDefinite(f"ridge: G + λI is not positive definite at λ = {lam:g}")
+    def __init__(self, G: np.ndarray, lam: float) -> None:
+        A = _shifted(G, lam)
+        if not np.isfinite(A).all():
+            raise MlcilError("ridge: G has NaN or infinite entries")
+        try:
+            L = scipy.linalg.cholesky(A, lower=True, overwrite_a=True, check_finite=False)
+        except np.linalg.LinAlgError:
+            raise NotPositiveDefinite(f"ridge: G + λI is not positive definite at λ = {lam:g}") from None
         self.L, self.lam = L, float(lam)
 
-    def solve(self, B: torch.Tensor) -> torch.Tensor:
-        """W = A⁻¹B."""
-        return torch.cholesky_solve(B.to(torch.float64), self.L)
+    def solve(self, B: np.ndarray) -> np.ndarray:
+        """W = A⁻¹B (B D×C -> D×C float64)."""
+        return scipy.linalg.cho_solve((self.L, True), np.asarray(B, dtype=np.float64), check_finite=False)
 
-    def leverage(self, phi: torch.Tensor) -> torch.Tensor:
+    def leverage(self, phi: np.ndarray) -> np.ndarray:
         """h_i = φ_iᵀ A⁻¹ φ_i for each row of ``phi`` (m×D) -> m."""
         return leverage(self.L, phi)
 
-    def loo_scores(self, W: torch.Tensor, phi: torch.Tensor, Y: torch.Tensor,
-                   weights: torch.Tensor | None = None) -> torch.Tensor:
+    def loo_scores(self, W: np.ndarray, phi: np.ndarray, Y: np.ndarray,
+                   weights: np.ndarray | None = None) -> np.ndarray:
         """Leave-one-out scores of rows ``phi`` (already in the statistics) under W = A⁻¹B."""
         return loo_scores(self.L, W, phi, Y, weights)
 
 
-def ridge_solve(G: torch.Tensor, B: torch.Tensor, lam: float) -> torch.Tensor:
-    """W = (G + λI)⁻¹ B by Cholesky; least squares where G + λI is not positive definite."""
+def ridge_solve(G: np.ndarray, B: np.ndarray, lam: float) -> np.ndarray:
+    """W = (G + λI)⁻¹ B by Cholesky; least squares where G + λI is not positive definite. D×C float64."""
     try:
         return Factor(G, lam).solve(B)
     except NotPositiveDefinite:
-        A = G.to(torch.float64).clone()
-        A.diagonal().add_(float(lam))
-        return torch.linalg.lstsq(A, B.to(torch.float64)).solution
+        return scipy.linalg.lstsq(_shifted(G, lam), np.asarray(B, dtype=np.float64), lapack_driver="gelsy",
+                                  check_finite=False)[0]
 
 
-def eigh(G: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eigendecomposition of a symmetric matrix; on CPU with one thread.
+def _one_thread():
+    """BLAS/LAPACK limited to one thread while the block runs (a no-op without threadpoolctl)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def eigh(G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(s, V): eigenvalues (ascending) and eigenvectors of a symmetric matrix, with one BLAS thread.
 
     Measured here (benchmarks/cost.py): MKL's threaded symmetric eigensolver gains nothing
     from a second core on a 2560×2560 problem (2.4 s vs 2.2 s) and slows down over tenfold
     (2.7 s → 37 s) when another process competes for the cores; one thread avoids that.
     """
-    if G.device.type != "cpu":
-        return torch.linalg.eigh(G)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return torch.linalg.eigh(G)
-    finally:
-        torch.set_num_threads(threads)
+    G = np.asarray(G, dtype=np.float64)
+    with _one_thread():
+        return np.linalg.eigh(G)
 
 
-def lambda_grid(G: torch.Tensor, n: int = 13, low: float = -4.0, high: float = 2.0) -> np.ndarray:
+def lambda_grid(G: np.ndarray, n: int = 13, low: float = -4.0, high: float = 2.0) -> np.ndarray:
     """λ values on a log grid scaled by the mean eigenvalue of G (trace / D)."""
-    scale = float(torch.trace(G)) / max(G.shape[0], 1)
+    G = np.asarray(G)
+    scale = float(np.trace(G)) / max(G.shape[0], 1)
     return max(scale, 1e-12) * np.logspace(low, high, int(n))
 
 
-def loo_correct(yhat: torch.Tensor, h: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+def loo_correct(yhat: np.ndarray, h: np.ndarray, Y: np.ndarray) -> np.ndarray:
     """(ŷ − h·y) / (1 − h), with 1 − h kept away from 0. yhat, Y m×C; h m."""
-    return (yhat - h[:, None] * Y) / (1.0 - h).clamp_min(1e-6)[:, None]
+    return (yhat - h[:, None] * Y) / np.maximum(1.0 - h, 1e-6)[:, None]
 
 
-def leverage(L: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
-    """h_i = φ_iᵀ A⁻¹ φ_i for the rows of ``phi`` (m×D), given the Cholesky factor L of A."""
-    Z = torch.linalg.solve_triangular(L, phi.to(torch.float64).T, upper=False)
-    return (Z * Z).sum(dim=0)
+def leverage(L: np.ndarray, phi: np.ndarray) -> np.ndarray:
+    """h_i = φ_iᵀ A⁻¹ φ_i for the rows of ``phi`` (m×D), given the lower Cholesky factor L of A."""
+    Z = scipy.linalg.solve_triangular(L, np.asarray(phi, dtype=np.float64).T, lower=True, check_finite=False)
+    return (Z * Z).sum(axis=0)
 
 
-def loo_scores(L: torch.Tensor, W: torch.Tensor, phi: torch.Tensor, Y: torch.Tensor,
-               weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Leave-one-out scores of rows ``phi`` under a fixed system A W = B (A includes λI).
+def loo_scores(L: np.ndarray, W: np.ndarray, phi: np.ndarray, Y: np.ndarray,
+               weights: np.ndarray | None = None) -> np.ndarray:
+    """Leave-one-out scores of rows ``phi`` under a fixed system A W = B (A includes λI). m×C float64.
 
     With ŷ = φᵀW and leverage h = w·φᵀA⁻¹φ, the fit without the row predicts (ŷ − h·y) / (1 − h)
-    (Sherman–Morrison): no refit. L is the Cholesky factor of A.
+    (Sherman–Morrison): no refit. L is the lower Cholesky factor of A.
     """
     h = leverage(L, phi)
     if weights is not None:
-        h = h * weights.to(torch.float64)
-    return loo_correct(phi.to(torch.float64) @ W, h, Y.to(torch.float64))
+        h = h * np.asarray(weights, dtype=np.float64)
+    return loo_correct(np.asarray(phi, dtype=np.float64) @ W, h, np.asarray(Y, dtype=np.float64))
 
 
-def loo_path_scores(G: torch.Tensor, B: torch.Tensor, phi: torch.Tensor, Y: torch.Tensor, lambdas,
-                    weights: torch.Tensor | None = None, eig: tuple[torch.Tensor, torch.Tensor] | None = None
-                    ) -> torch.Tensor:
+def loo_path_scores(G: np.ndarray, B: np.ndarray, phi: np.ndarray, Y: np.ndarray, lambdas,
+                    weights: np.ndarray | None = None, eig: tuple[np.ndarray, np.ndarray] | None = None
+                    ) -> np.ndarray:
     """Leave-one-out scores of rows ``phi`` (already inside G and B) for every λ, in closed form.
 
     One eigendecomposition G = V diag(s) Vᵀ gives every λ: A⁻¹ = V diag(1/(s+λ)) Vᵀ. ``eig`` reuses
     a decomposition already computed. Returns len(lambdas)×m×C float64.
     """
     s, V = eigh(G) if eig is None else eig
-    s = s.clamp_min(0)
-    P = phi.to(torch.float64) @ V
-    Q = V.T @ B
+    s = np.maximum(s, 0)
+    P = np.asarray(phi, dtype=np.float64) @ V
+    Q = V.T @ np.asarray(B, dtype=np.float64)
     P2 = P * P
-    Y64 = Y.to(torch.float64)
-    w = None if weights is None else weights.to(torch.float64)
+    Y64 = np.asarray(Y, dtype=np.float64)
+    w = None if weights is None else np.asarray(weights, dtype=np.float64)
     out = []
     for lam in np.asarray(lambdas, dtype=np.float64):
         d = 1.0 / (s + lam)
@@ -123,7 +140,7 @@ def loo_path_scores(G: torch.Tensor, B: torch.Tensor, phi: torch.Tensor, Y: torc
         if w is not None:
             h = h * w
         out.append(loo_correct(yhat, h, Y64))
-    return torch.stack(out)
+    return np.stack(out) if out else np.zeros((0,) + Y64.shape)
 
 
 #: GCV is trusted only while the effective degrees of freedom tr(H) stay at most this fraction of the
@@ -133,8 +150,8 @@ def loo_path_scores(G: torch.Tensor, B: torch.Tensor, phi: torch.Tensor, Y: torc
 GCV_MAX_DOF = 0.5
 
 
-def gcv_curve(G: torch.Tensor, B: torch.Tensor, yy: float, n: float, lambdas, max_dof: float = GCV_MAX_DOF,
-              eig: tuple[torch.Tensor, torch.Tensor] | None = None) -> np.ndarray:
+def gcv_curve(G: np.ndarray, B: np.ndarray, yy: float, n: float, lambdas, max_dof: float = GCV_MAX_DOF,
+              eig: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Generalised cross-validation of ridge W = (G + λI)⁻¹B for every λ, from sufficient statistics alone.
 
     G = Σ w φφᵀ (D×D), B = Σ w φyᵀ (D×C), ``yy`` = Σ w ‖y‖² (a scalar over every column), ``n`` = Σ w.
@@ -145,11 +162,11 @@ def gcv_curve(G: torch.Tensor, B: torch.Tensor, yy: float, n: float, lambdas, ma
     return _gcv_values(gcv_spectrum(G, B, eig), yy, n, lambdas, max_dof)
 
 
-def gcv_spectrum(G: torch.Tensor, B: torch.Tensor, eig=None) -> tuple[np.ndarray, np.ndarray]:
+def gcv_spectrum(G: np.ndarray, B: np.ndarray, eig=None) -> tuple[np.ndarray, np.ndarray]:
     """(s, q²): eigenvalues of G (clamped at 0) and Σ_c (vᵢᵀb_c)² per eigenvector: all GCV needs from G, B."""
     s, V = eigh(G) if eig is None else eig
-    q2 = ((V.T @ B.to(torch.float64)) ** 2).sum(dim=1)
-    return s.clamp_min(0).cpu().numpy(), q2.cpu().numpy()
+    q2 = ((V.T @ np.asarray(B, dtype=np.float64)) ** 2).sum(axis=1)
+    return np.maximum(s, 0), q2
 
 
 def gcv_at(spectrum: tuple[np.ndarray, np.ndarray], yy: float, n: float, lam: float,
@@ -172,7 +189,7 @@ def _gcv_values(spectrum, yy: float, n: float, lambdas, max_dof: float) -> np.nd
 GCV_REFINE_STEPS = 40
 
 
-def gcv_minimum(G: torch.Tensor, B: torch.Tensor, yy: float, n: float, lambdas, max_dof: float = GCV_MAX_DOF,
+def gcv_minimum(G: np.ndarray, B: np.ndarray, yy: float, n: float, lambdas, max_dof: float = GCV_MAX_DOF,
                 eig=None) -> tuple[float, np.ndarray]:
     """(λ*, curve): GCV minimised over a continuous λ, from the statistics alone.
 
@@ -208,8 +225,8 @@ def gcv_minimum(G: torch.Tensor, B: torch.Tensor, yy: float, n: float, lambdas, 
     return float(np.exp(best_t)), curve
 
 
-def choose_lambda(G: torch.Tensor, B: torch.Tensor, phi: torch.Tensor, Y: np.ndarray, lambdas,
-                  weights: torch.Tensor | None = None, eig=None) -> tuple[float, np.ndarray]:
+def choose_lambda(G: np.ndarray, B: np.ndarray, phi: np.ndarray, Y: np.ndarray, lambdas,
+                  weights: np.ndarray | None = None, eig=None) -> tuple[float, np.ndarray]:
     """(λ, mAP per λ): the λ of ``lambdas`` maximising leave-one-out mAP of rows ``phi`` with labels Y.
 
     mAP is the mean AP over the columns of Y with at least one positive (scikit-learn's
@@ -222,7 +239,6 @@ def choose_lambda(G: torch.Tensor, B: torch.Tensor, phi: torch.Tensor, Y: np.nda
     Y = np.asarray(Y)
     if not Y.any() or len(Y) < 3:
         return float(lambdas[len(lambdas) // 2]), np.full(len(lambdas), np.nan)
-    Yt = torch.as_tensor(Y, dtype=torch.float64, device=phi.device)
-    path = loo_path_scores(G, B, phi, Yt, lambdas, weights, eig).cpu().numpy()
+    path = loo_path_scores(G, B, phi, Y, lambdas, weights, eig)
     maps = np.array([np.nanmean(average_precision(Y, scores)) for scores in path])
     return float(lambdas[int(np.nanargmax(maps))]), maps

@@ -9,30 +9,44 @@ block's statistics removes it exactly. All sums are float64.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import torch
 
 from mlcil.errors import MlcilError
-from mlcil.ridge.features import FeatureMap
+from mlcil.ridge.features import FeatureMap, _torch
 
 
 @dataclass(frozen=True)
 class Stats:
-    """G (D×D float64), B (D×C float64), n rows. Never mutated: operations return new objects."""
+    """G (D×D float64), B (D×C float64), n rows. Never mutated: operations return new objects.
 
-    G: torch.Tensor
-    B: torch.Tensor
+    G may be 0×0 when only B was accumulated (``gram=False``).
+    """
+
+    G: np.ndarray
+    B: np.ndarray
     n: int = 0
 
+    def __post_init__(self) -> None:
+        G = np.asarray(self.G, dtype=np.float64)
+        B = np.asarray(self.B, dtype=np.float64)
+        if G.ndim != 2 or G.shape[0] != G.shape[1]:
+            raise MlcilError(f"statistics: G must be a square D×D array, got shape {G.shape}")
+        if B.ndim != 2 or (G.shape[0] and B.shape[0] != G.shape[0]):
+            raise MlcilError(f"statistics: B must be D×C with D = {G.shape[0]} (G's size), got shape {B.shape}")
+        object.__setattr__(self, "G", G)
+        object.__setattr__(self, "B", B)
+        object.__setattr__(self, "n", int(self.n))
+
     @staticmethod
-    def zeros(D: int, C: int = 0, device: str | torch.device = "cpu") -> "Stats":
-        return Stats(torch.zeros(D, D, dtype=torch.float64, device=device),
-                     torch.zeros(D, C, dtype=torch.float64, device=device), 0)
+    def zeros(D: int, C: int = 0, device: Any = None) -> "Stats":
+        """Empty statistics (n = 0). ``device`` is accepted for compatibility: statistics live on the host."""
+        return Stats(np.zeros((D, D)), np.zeros((D, C)), 0)
 
     @property
     def D(self) -> int:
-        return int(self.G.shape[0])
+        return int(self.B.shape[0])
 
     @property
     def C(self) -> int:
@@ -40,7 +54,7 @@ class Stats:
 
     @property
     def nbytes(self) -> int:
-        return (self.G.numel() + self.B.numel()) * 8
+        return int(self.G.nbytes + self.B.nbytes)
 
     def _check(self, other: "Stats", verb: str) -> None:
         if not isinstance(other, Stats):
@@ -51,39 +65,45 @@ class Stats:
 
     def __add__(self, other: "Stats") -> "Stats":
         self._check(other, "add")
-        return Stats(self.G + other.G.to(self.G.device), self.B + other.B.to(self.B.device), self.n + other.n)
+        return Stats(self.G + other.G, self.B + other.B, self.n + other.n)
 
     def __sub__(self, other: "Stats") -> "Stats":
         self._check(other, "subtract")
-        return Stats(self.G - other.G.to(self.G.device), self.B - other.B.to(self.B.device), self.n - other.n)
+        return Stats(self.G - other.G, self.B - other.B, self.n - other.n)
 
     def select(self, columns) -> "Stats":
         """Keep these label columns of B (a boolean mask or indices); G and n are unchanged."""
-        idx = torch.as_tensor(np.flatnonzero(columns) if np.asarray(columns).dtype == bool else columns,
-                              dtype=torch.long, device=self.B.device)
-        return Stats(self.G, self.B.index_select(1, idx), self.n)
+        columns = np.asarray(columns)
+        idx = np.flatnonzero(columns) if columns.dtype == bool else columns.astype(np.int64).ravel()
+        return Stats(self.G, self.B[:, idx], self.n)
 
-    def with_columns(self, B_new: torch.Tensor) -> "Stats":
+    def with_columns(self, B_new: np.ndarray) -> "Stats":
         """Append label columns (D×k) to B."""
-        return Stats(self.G, torch.cat([self.B, B_new.to(self.B)], dim=1), self.n)
+        B_new = np.asarray(B_new, dtype=np.float64)
+        if B_new.ndim != 2 or B_new.shape[0] != self.D:
+            raise MlcilError(f"statistics: new columns must be D×k with D = {self.D}, got shape {B_new.shape}")
+        return Stats(self.G, np.concatenate([self.B, B_new], axis=1), self.n)
 
-    def to(self, device: str | torch.device) -> "Stats":
-        return Stats(self.G.to(device), self.B.to(device), self.n)
+    def to(self, device: Any = "cpu") -> "Stats":
+        """The same statistics (kept for compatibility: statistics always live on the host as NumPy)."""
+        return self
 
 
-def statistics(phi: torch.Tensor, Y: torch.Tensor, weights: torch.Tensor | None = None,
-               precision: str = "float64", gram: bool = True):
+def statistics(phi: np.ndarray, Y: np.ndarray, weights: np.ndarray | None = None,
+               precision: str = "float64", gram: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
     """(G, B) = (Φᵀ diag(w) Φ, Φᵀ diag(w) Y) of one block, in float64. Φ n×D, Y n×C, w n.
 
     ``precision='float64'`` multiplies in float64; ``'float32'`` multiplies in float32 (about twice
     as fast on CPU) and returns float64, so sums over blocks and the solve stay float64.
     ``gram=False`` skips G (returned as None).
     """
-    dtype = torch.float64 if precision == "float64" else torch.float32
-    phi_ = phi.to(dtype)
-    wphi = phi_ if weights is None else phi_ * weights.to(dtype)[:, None]
-    G = (wphi.T @ phi_).to(torch.float64) if gram else None
-    return G, (wphi.T @ Y.to(dtype)).to(torch.float64)
+    if precision not in ("float64", "float32"):
+        raise MlcilError(f"precision: expected 'float64' or 'float32', got {precision!r}")
+    dtype = np.float64 if precision == "float64" else np.float32
+    phi_ = np.asarray(phi, dtype=dtype)
+    wphi = phi_ if weights is None else phi_ * np.asarray(weights, dtype=dtype)[:, None]
+    G = np.asarray(wphi.T @ phi_, dtype=np.float64) if gram else None
+    return G, np.asarray(wphi.T @ np.asarray(Y, dtype=dtype), dtype=np.float64)
 
 
 def partial_statistics(fmap: FeatureMap, X, Y, weights: np.ndarray | None = None, precision: str = "float64",
@@ -92,22 +112,48 @@ def partial_statistics(fmap: FeatureMap, X, Y, weights: np.ndarray | None = None
 
     Pure and engine-free: the function any engine maps over blocks before summing the results
     (:func:`tree_sum`). Chunked internally (bounded memory). ``gram=False`` leaves G as zeros of
-    shape 0×0 (only B is wanted, e.g. pseudo-labels).
+    shape 0×0 (only B is wanted, e.g. pseudo-labels). On a GPU map (``fmap.device`` not 'cpu') φ and
+    the products run on the device; the result is NumPy either way.
     """
     Y = np.asarray(Y)
     if Y.ndim != 2 or Y.shape[0] != X.shape[0]:
         raise MlcilError(f"statistics: Y must be n×C with n = {X.shape[0]} rows, got shape {Y.shape}")
-    dev = fmap.device
-    G = torch.zeros(fmap.D, fmap.D, dtype=torch.float64, device=dev) if gram else torch.zeros(0, 0, dtype=torch.float64)
-    B = torch.zeros(fmap.D, Y.shape[1], dtype=torch.float64, device=dev)
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape != (X.shape[0],):
+            raise MlcilError(f"statistics: weights must have shape ({X.shape[0]},), got {weights.shape}")
+    if fmap.device != "cpu":
+        return _device_statistics(fmap, X, Y, weights, precision, gram, fmap.device)
+    G = np.zeros((fmap.D, fmap.D)) if gram else np.zeros((0, 0))
+    B = np.zeros((fmap.D, Y.shape[1]))
     for rows, phi in fmap.chunks(X):
-        y = torch.as_tensor(np.asarray(Y[rows], dtype=np.float32), device=dev)
-        w = None if weights is None else torch.as_tensor(np.asarray(weights[rows], dtype=np.float64), device=dev)
-        g, b = statistics(phi, y, w, precision, gram)
+        g, b = statistics(phi, np.asarray(Y[rows], dtype=np.float32), None if weights is None else weights[rows],
+                          precision, gram)
         if gram:
             G += g
         B += b
     return Stats(G, B, int(X.shape[0]))
+
+
+def _device_statistics(fmap: FeatureMap, X, Y: np.ndarray, weights: np.ndarray | None, precision: str,
+                       gram: bool, device: Any) -> Stats:
+    """:func:`partial_statistics` with φ and the products in torch on ``device`` (the GPU path)."""
+    if precision not in ("float64", "float32"):
+        raise MlcilError(f"precision: expected 'float64' or 'float32', got {precision!r}")
+    torch = _torch()
+    dev = torch.device(device)
+    dtype = torch.float64 if precision == "float64" else torch.float32
+    G = torch.zeros(fmap.D, fmap.D, dtype=torch.float64, device=dev) if gram else None
+    B = torch.zeros(fmap.D, Y.shape[1], dtype=torch.float64, device=dev)
+    step = fmap.chunk_rows()
+    for start in range(0, X.shape[0], step):
+        rows = slice(start, min(start + step, X.shape[0]))
+        phi = fmap.on_device(X[rows], dev).to(dtype)
+        wphi = phi if weights is None else phi * torch.as_tensor(weights[rows], dtype=dtype, device=dev)[:, None]
+        if gram:
+            G += (wphi.T @ phi).to(torch.float64)
+        B += (wphi.T @ torch.as_tensor(np.asarray(Y[rows], dtype=np.float32), device=dev).to(dtype)).to(torch.float64)
+    return Stats(np.zeros((0, 0)) if G is None else G.cpu().numpy(), B.cpu().numpy(), int(X.shape[0]))
 
 
 def tree_sum(parts: list[Stats]) -> Stats:
