@@ -25,7 +25,7 @@ def ray_engine():
 
     engine = RayEngine(num_cpus=2, progress=False, object_store_memory=512 << 20)
     engine.start()
-    # warm both workers up (each imports torch and mlcil once), so the tests time their own work
+    # warm both workers up (each imports mlcil once), so the tests time their own work
     RayEngine(blocks=2, progress=False).accumulate(np.add.reduce, np.zeros((2, 1)), args=(0,))
     yield engine
     engine.close()

@@ -6,10 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
-import torch
 
 from mlcil import ridge
-from mlcil.decide.calibrated import Calibrated
+from mlcil.learners.calibrated import Calibrated
 from mlcil.engines import LOCAL, LocalEngine, RayEngine, add, resolve_engine, split_rows, tree_add
 from mlcil.errors import MlcilError
 from mlcil.learners import make_learner
@@ -54,10 +53,16 @@ def test_local_blocks_equal_a_direct_numpy_sum(sparse, blocks):
     w = rng.random(127)
     fmap = ridge.FeatureMap.fit(X, 32, seed=3, scaling="scale" if sparse else "standardize", include_x=True)
     st = LocalEngine(blocks=blocks).statistics(fmap, X, Y, w)
-    Phi = fmap(X).double().numpy()  # independent reference: one product in numpy
-    np.testing.assert_allclose(st.G.numpy(), Phi.T @ (Phi * w[:, None]), rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(st.B.numpy(), Phi.T @ (Y * w[:, None]), rtol=1e-10, atol=1e-10)
+    # independent reference: one product in numpy of φ computed block by block. φ is float32 and BLAS may
+    # round a row's zᵀR differently with the shape of its block (OpenBLAS's small-matrix kernels, MKL's
+    # AVX2 path), so the reference takes each row's φ from the same block; the summation must be exact.
+    Phi = np.concatenate([fmap(X[a:b]) for a, b in split_rows(127, blocks)]).astype(np.float64)
+    assert isinstance(st.G, np.ndarray) and st.G.dtype == np.float64
+    np.testing.assert_allclose(st.G, Phi.T @ (Phi * w[:, None]), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(st.B, Phi.T @ (Y * w[:, None]), rtol=1e-10, atol=1e-10)
     assert st.n == 127
+    whole = fmap(X).astype(np.float64)  # φ of all rows at once: equal to float32 rounding
+    np.testing.assert_allclose(st.G, whole.T @ (whole * w[:, None]), rtol=1e-6, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["analytic:M=48", "joint:M=48", "prototype", "lda"])

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from mlcil.engines.base import Engine, add, block_of, split_rows
 from mlcil.errors import MlcilError
@@ -77,11 +76,13 @@ class ArrayStats:
 
 
 def pack(value: Any) -> Any:
-    """Torch results -> numpy (Stats -> :class:`ArrayStats`), recursively through tuples."""
+    """Results as plain numpy (Stats -> :class:`ArrayStats`; a torch tensor, from a function computing on
+    a GPU, -> ndarray), recursively through tuples."""
     if isinstance(value, Stats):
-        return ArrayStats(value.G.cpu().numpy(), value.B.cpu().numpy(), int(value.n))
-    if isinstance(value, torch.Tensor):
-        return value.cpu().numpy()
+        return ArrayStats(np.asarray(value.G), np.asarray(value.B), int(value.n))
+    torch = sys.modules.get("torch")  # only a function that used torch can return a tensor
+    if torch is not None and isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
     if isinstance(value, tuple):
         return tuple(pack(v) for v in value)
     return value
@@ -90,7 +91,7 @@ def pack(value: Any) -> Any:
 def unpack(value: Any) -> Any:
     """Inverse of :func:`pack` (arrays copied out of the read-only object store buffers)."""
     if isinstance(value, ArrayStats):
-        return Stats(torch.from_numpy(np.array(value.G)), torch.from_numpy(np.array(value.B)), int(value.n))
+        return Stats(np.array(value.G), np.array(value.B), int(value.n))
     if isinstance(value, np.ndarray):
         return np.array(value)
     if isinstance(value, tuple):
@@ -99,7 +100,7 @@ def unpack(value: Any) -> Any:
 
 
 def run_block(fn: Callable[..., Any], block_id: int, device: str, args: tuple, X, *rows) -> tuple[tuple[int, ...], Any]:
-    """One block's task: ((block_id,), fn(X, *rows, *args)) with torch results packed as numpy.
+    """One block's task: ((block_id,), fn(X, *rows, *args)) with its results packed as numpy.
 
     Pure: the same inputs give the same output, so a retried task changes nothing.
     """
@@ -291,7 +292,7 @@ class RayEngine(Engine):
     # ---- accumulation --------------------------------------------------------------------------
     def accumulate(self, fn: Callable[..., Any], X, *rows, args: tuple = (), desc: str = "accumulate") -> Any:
         """Σ over blocks b of ``fn(X[b], *(r[b] for r in rows), *args)``: one Ray task per block, a tree
-        of Ray tasks adding neighbours in block order; returns the root (tensors as CPU torch tensors)."""
+        of Ray tasks adding neighbours in block order; returns the root (arrays and Stats as NumPy)."""
         from tqdm.auto import tqdm
 
         ray = self.start()
@@ -333,8 +334,8 @@ class RayEngine(Engine):
 
     def statistics(self, fmap, X, Y, weights: np.ndarray | None = None, precision: str = "float64",
                    gram: bool = True) -> Stats:
-        """Ridge statistics over the cluster, returned on the feature map's device."""
-        return super().statistics(fmap, X, Y, weights, precision, gram).to(fmap.device)
+        """Ridge statistics over the cluster (NumPy float64, whatever device the blocks computed on)."""
+        return super().statistics(fmap, X, Y, weights, precision, gram)
 
     # ---- embedding -----------------------------------------------------------------------------
     def _embed_device(self, device: str, res: dict) -> tuple[str, float]:
