@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mlcil.bench.audit import audit_stream
 from mlcil.data import load_dataset
-from mlcil.decide.audit import audit_stream
 from mlcil.protocols import Protocol
 
 SUITE = [("scene", "B2-C1", None), ("yeast", "B0-C3", None), ("emotions", "B2-C1", None),

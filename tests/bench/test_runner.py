@@ -173,3 +173,55 @@ def test_unknown_convention_fails_before_learning():
 
     with pytest.raises(MlcilError, match="metrics: unknown convention 'krt'"):
         run_benchmark(make_dataset(n=60, d=4, L=2), BenchConfig(protocol="B0-C1", metrics="krt"), progress=False)
+
+
+def test_versions_without_torch(monkeypatch):
+    """The report says which torch ran, or that none was installed; reading it imports nothing."""
+    import importlib.metadata
+    import sys
+
+    from mlcil.bench import runner
+
+    real = importlib.metadata.version
+    expected = sys.modules["torch"].__version__ if "torch" in sys.modules else real("torch")
+    assert runner.versions()["torch"] == str(expected)
+
+    def no_torch(name):
+        if name == "torch":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", no_torch)
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    versions = runner.versions()
+    assert versions["torch"] is None and "torch" not in sys.modules
+    assert versions["mlcil"] == real("mlcil")
+    line = report_module.versions_line(versions)
+    assert line.startswith(f"mlcil {versions['mlcil']}, without torch, ") and "None" not in line
+    assert report_module.versions_line({"mlcil": "0.1.0", "torch": "2.4.1", "machine": "Linux x86_64"}) == \
+        "mlcil 0.1.0, torch 2.4.1, Linux x86_64"
+
+
+def test_progress_counts_sessions_from_one_like_the_report():
+    ds = make_dataset(n=200, d=6, L=4, seed=2)
+    stream = Protocol("B0-C2", order="dataset").build(ds)
+
+    class Bar:
+        def __init__(self):
+            self.postfix, self.n = [], 0
+
+        def set_postfix_str(self, text):
+            self.postfix.append(text)
+
+        def update(self, k):
+            self.n += k
+
+    from mlcil.bench.runner import run_learner
+
+    bar = Bar()
+    run = run_learner("prototype", stream, 0, BenchConfig(protocol="B0-C2"), bar)
+    assert bar.n == 2 and len(run["sessions"]) == 2
+    assert [p.split(" ")[2] for p in bar.postfix] == ["t=1/2", "t=2/2"]
+    md = report_module.markdown(run_benchmark(ds, BenchConfig(protocol="B0-C2", learners=("prototype",), seeds=(0,),
+                                                              order="dataset"), progress=False))
+    assert "| learner | t=1 | t=2 |" in md

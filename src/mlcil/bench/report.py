@@ -123,9 +123,16 @@ def markdown(report: dict) -> str:
         lines += ["", "## Every metric convention (%)", "", conventions_table(report), "",
                   "The same scores and probabilities, read under each registered convention (README, \"Metric "
                   "conventions\"); CP … OF1 after the last session at the global threshold. " + NAN_NOTE]
-    lines += ["", f"mlcil {report['versions']['mlcil']}, torch {report['versions']['torch']}, "
-              f"{report['versions']['machine']}; wall time {report['wall_s']:.1f} s."]
+    lines += ["", f"{versions_line(report['versions'])}; wall time {report['wall_s']:.1f} s."]
     return "\n".join(lines) + "\n"
+
+
+def versions_line(versions: dict) -> str:
+    """``mlcil 0.1.0, torch 2.4.1, Linux x86_64``; ``without torch`` when the report's machine had none
+    (``versions['torch']`` None or absent)."""
+    torch = versions.get("torch")
+    return (f"mlcil {versions.get('mlcil') or 'unknown'}, " + (f"torch {torch}" if torch else "without torch")
+            + f", {versions.get('machine', 'unknown machine')}")
 
 
 CONVENTION_COLUMNS = [("avg_mAP", "avg mAP"), ("last_mAP", "last mAP"), ("last_CP", "CP"), ("last_CR", "CR"),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import platform
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -13,12 +15,12 @@ from tqdm.auto import tqdm
 from mlcil.data.dataset import Dataset
 from mlcil.engines import resolve_engine
 from mlcil.errors import MlcilError
-from mlcil.learners.base import Learner
-from mlcil.learners.factory import make_learner
-from mlcil.decide.calibrated import Calibrated
 from mlcil.decide.thresholds import top_k
-from mlcil.metrics import (CONVENTIONS, DEFAULT_CONVENTION, MetricConvention, average_precision, decide_threshold,
-                           expected_calibration_error, forgetting, get_convention)
+from mlcil.learners.base import Learner
+from mlcil.learners.calibrated import Calibrated
+from mlcil.learners.factory import make_learner
+from mlcil.metrics import (CONVENTIONS, DEFAULT_CONVENTION, FIELD_THRESHOLD, MetricConvention, average_precision,
+                           decide_threshold, expected_calibration_error, forgetting, get_convention)
 from mlcil.protocols import Protocol, Stream
 
 
@@ -33,7 +35,7 @@ class BenchConfig:
     n_classes: int | None = None
     few_shot: int | None = None
     test_size: float = 0.3
-    threshold: float = 0.8
+    threshold: float = FIELD_THRESHOLD
     device: str = "cpu"
     calibration: str | None = None  # None: each learner's own; 'platt'/'isotonic': held-out (or LOO) calibration
     holdout: float = 0.2  # fraction of each session held out to calibrate learners without LOO calibration
@@ -137,7 +139,8 @@ def run_learner(spec: str, stream: Stream, seed: int, config: BenchConfig, progr
         sessions.append(metrics)
         history[t, [position[c] for c in learner.classes_.tolist()]] = ap_full
         if progress is not None:
-            progress.set_postfix_str(f"{spec} seed={seed} t={t} mAP={100 * metrics['mAP']:.1f}")
+            # sessions count from 1, as in the report's tables (t=1 is the first session)
+            progress.set_postfix_str(f"{spec} seed={seed} t={t + 1}/{len(stream)} mAP={100 * metrics['mAP']:.1f}")
             progress.update(1)
     last = stream.sessions[-1].classes
     summary = {
@@ -197,15 +200,34 @@ def _stat(values: list) -> dict:
 
 
 def versions() -> dict:
+    """Versions of mlcil, Python and the numerical libraries, and the machine, for a report.
+
+    ``torch`` is its version when PyTorch is installed, else None: the harness itself never needs it
+    (the closed-form learners run without it), and reading the version does not import it."""
     import scipy
     import sklearn
-    import torch
 
-    import mlcil
-
-    return {"mlcil": mlcil.__version__, "python": platform.python_version(), "numpy": np.__version__,
-            "scipy": scipy.__version__, "torch": torch.__version__, "scikit-learn": sklearn.__version__,
+    # the installed distribution's version (the harness does not import the top-level package, which sits above it)
+    mlcil_version = _package_version("mlcil") or getattr(sys.modules.get("mlcil"), "__version__", None)
+    return {"mlcil": mlcil_version, "python": platform.python_version(), "numpy": np.__version__,
+            "scipy": scipy.__version__, "torch": torch_version(), "scikit-learn": sklearn.__version__,
             "machine": f"{platform.system()} {platform.machine()}"}
+
+
+def torch_version() -> str | None:
+    """PyTorch's version: from the loaded module when something imported it, else from the installed
+    distribution's metadata (no import); None when PyTorch is not installed."""
+    torch = sys.modules.get("torch")
+    if torch is not None and getattr(torch, "__version__", None):
+        return str(torch.__version__)
+    return _package_version("torch")
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def run_benchmark(dataset: Dataset, config: BenchConfig, progress: bool = True) -> dict:

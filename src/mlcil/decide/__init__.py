@@ -4,10 +4,13 @@
   held-out (or leave-one-out) scores of the class's own session.
 - :mod:`mlcil.decide.thresholds`: per-class thresholds (max F1, target precision), top-k, and
   the :class:`Decider` that applies one rule.
-- :mod:`mlcil.decide.calibrated`: :class:`Calibrated`, which gives any learner held-out
-  calibration and tuned thresholds.
 - :mod:`mlcil.decide.audit`: rank the examples whose given labels most likely contain an
   error (cleanlab on out-of-sample probabilities: closed-form leave-one-out or k-fold).
+
+Pure functions on arrays: ``decide`` imports no learner and no protocol (it sits below both in
+the package layers, tests/test_layers.py). The wrapper that gives any learner held-out
+calibration is :class:`mlcil.learners.calibrated.Calibrated`; the audit of a whole stream is
+:func:`mlcil.bench.audit.audit_stream`.
 """
 
 from mlcil.decide.calibration import (

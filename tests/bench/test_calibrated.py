@@ -1,11 +1,12 @@
-"""Calibrated: held-out calibration for any learner, including full-label learners."""
+"""Calibrated (mlcil.learners.calibrated): held-out calibration for any learner, including full-label
+learners, and the bench's choice between it and leave-one-out calibration."""
 
 import numpy as np
 import pytest
 
-from mlcil.decide.calibrated import Calibrated
 from mlcil.errors import MlcilError
 from mlcil.learners import make_learner
+from mlcil.learners.calibrated import Calibrated
 from mlcil.metrics import expected_calibration_error
 from mlcil.protocols import Protocol
 
@@ -66,3 +67,14 @@ def test_bench_calibrates_the_analytic_family_without_holding_rows_out():
         learner = make_bench_learner(spec, 0, BenchConfig(calibration="isotonic"))
         assert not isinstance(learner, Calibrated) and learner.calibration == "isotonic"
     assert isinstance(make_bench_learner("lda", 0, BenchConfig(calibration="platt")), Calibrated)
+
+
+def test_old_import_path_warns_and_gives_the_same_class():
+    import mlcil.decide
+    import mlcil.decide.calibrated as old
+
+    with pytest.warns(DeprecationWarning, match="mlcil.learners.calibrated"):
+        assert old.Calibrated is Calibrated
+    with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
+        old.Nothing  # noqa: B018
+    assert not hasattr(mlcil.decide, "Calibrated")
