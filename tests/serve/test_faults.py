@@ -16,6 +16,8 @@ from mlcil.serve.errors import StorageFull
 from mlcil.serve.service import Options, Policy, TaggingService
 from mlcil.serve.store import Store
 
+from ..conftest import assert_reproduced
+
 D = 256
 FAST = Policy(refresh_interval=0.0, poll_s=0.01, calibrate=False, snapshot_share=100.0)
 
@@ -112,4 +114,6 @@ def test_storage_stays_within_three_times_the_vectors(tmp_path):
     vectors = n_batches * batch * d * 4
     assert svc.store.size_bytes() <= 3 * vectors, (svc.store.size_bytes(), vectors)
     again = TaggingService(Store(url), policy=Policy(background=False))  # snapshot + log = the live model
-    np.testing.assert_allclose(again._state.stats.G.numpy(), svc._state.stats.G.numpy(), rtol=1e-12, atol=1e-9)
+    # the replay sums the rows after the snapshot in other blocks than the live catch-ups did, and float32 φ of
+    # a row is rounded by its block's shape: equal to float32 precision of φ, not bit for bit
+    assert_reproduced(again.state.stats.G, svc.state.stats.G, rtol=1e-6)

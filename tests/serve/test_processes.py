@@ -58,7 +58,7 @@ def test_readers_never_see_a_torn_version(db_url):
         t.join()
     versions = sorted({v for v, _ in seen})
     assert len(versions) >= 2 and len(seen) > 10 and set(versions) <= set(version_of)
-    R = gaussian_projection(D, 64, 0, "cpu").numpy()
+    R = gaussian_projection(D, 64, 0, "cpu")
     for v in versions:  # a from-scratch fit on exactly the batches committed at that version
         X = np.vstack([b[0] for b in batches[:version_of[v]]])
         Y = np.array([[float(row.get(n) == 1) for n in NAMES] for b in batches[:version_of[v]] for row in b[1]])
@@ -192,11 +192,11 @@ def test_kill_9_during_a_teach_storm_loses_no_acknowledged_example(db_url):
         # the restarted statistics equal a from-scratch fit on the stored examples
         X = np.stack([sent[i][0] for i in stored])
         L = [sent[i][1] for i in stored]
-        R = gaussian_projection(D, 64, 0, "cpu").numpy()
+        R = gaussian_projection(D, 64, 0, "cpu")
         phi = features(X, R)
         Y = np.array([[float(row.get(n, 0) == 1) for n in NAMES] for row in L])
-        np.testing.assert_allclose(svc._state.stats.G.numpy(), phi.T @ phi, rtol=2e-5, atol=2e-5)
-        np.testing.assert_allclose(svc._state.stats.B.numpy(), phi.T @ Y, rtol=2e-5, atol=2e-5)
+        np.testing.assert_allclose(svc.state.stats.G, phi.T @ phi, rtol=2e-5, atol=2e-5)
+        np.testing.assert_allclose(svc.state.stats.B, phi.T @ Y, rtol=2e-5, atol=2e-5)
         r = httpx.post(url + "/v1/predict", json={"vectors": X[:2].tolist(), "min_version": svc.model.version}).json()
         assert r["version"] == svc.model.version
     finally:

@@ -1,4 +1,8 @@
-"""Database access for the tagging service: SQLite (default) or PostgreSQL (psycopg 3).
+"""The tagging service's repository: every SQL statement of the service, SQLite (default) or PostgreSQL.
+
+Nothing outside this module writes SQL. :class:`Store` is the database (a small connection pool);
+each transaction is a :class:`Tx` whose methods are named after what they read or change
+(``labels``, ``insert_examples``, ``append_event``, ...); they know no ridge math and no HTTP.
 
 A small connection pool (one connection per transaction in flight). Two kinds of transaction:
 
@@ -21,8 +25,10 @@ written) or :class:`~mlcil.serve.errors.StorageFull` (the disk, or ``max_pages``
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
+from collections import defaultdict
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -290,13 +296,25 @@ class Store:
         return bool(created)
 
 
+#: columns of the one-row ``model`` table, in :meth:`Tx.model_row` order
+MODEL_COLUMNS = ("version", "base_version", "base_seq", "next_label_id", "next_seq", "lam", "lam_fixed", "lam_n",
+                 "calibrated_version")
+#: rows per ``IN (...)`` list
+IN_CHUNK = 500
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ",".join("?" * len(values))
+
+
 class Tx:
-    """Statements inside one transaction: ``one``, ``all``, ``run``, ``many``."""
+    """One transaction: named reads and writes of the service's tables (and ``one``/``all``/``run``/``many``)."""
 
     def __init__(self, store: Store, conn) -> None:
         self.store = store
         self.conn = conn
 
+    # ---- raw statements ------------------------------------------------------------------
     def run(self, statement: str, params: Sequence[Any] = ()) -> int:
         """Execute; returns the number of rows changed."""
         return self.conn.execute(self.store.sql(statement), tuple(params)).rowcount
@@ -315,3 +333,246 @@ class Tx:
 
     def one(self, statement: str, params: Sequence[Any] = ()) -> tuple | None:
         return self.conn.execute(self.store.sql(statement), tuple(params)).fetchone()
+
+    # ---- config and the model row ----------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        """The ``config`` table (JSON values), without the table format."""
+        return {k: json.loads(v) for k, v in self.all("SELECT key, value FROM config") if k != "format"}
+
+    def insert_config(self, values: dict[str, Any]) -> None:
+        """Write the frame of a new database (JSON values)."""
+        self.many("INSERT INTO config (key, value) VALUES (?, ?)", [(k, json.dumps(v)) for k, v in values.items()])
+
+    def set_config(self, key: str, value: Any) -> None:
+        self.run("UPDATE config SET value = ? WHERE key = ?", (json.dumps(value), key))
+
+    def model_row(self) -> dict[str, Any]:
+        """The one-row ``model`` table as a dict (:data:`MODEL_COLUMNS`)."""
+        row = self.one(f"SELECT {', '.join(MODEL_COLUMNS)} FROM model WHERE id = 1")
+        return dict(zip(MODEL_COLUMNS, row))
+
+    def version(self) -> int:
+        """The latest model version (= the last event)."""
+        return int(self.one("SELECT version FROM model WHERE id = 1")[0])
+
+    def update_model(self, **values: Any) -> None:
+        """Set columns of the ``model`` row (names from :data:`MODEL_COLUMNS`)."""
+        bad = set(values) - set(MODEL_COLUMNS)
+        if bad:
+            raise ValueError(f"model: unknown columns {sorted(bad)}")
+        if values:
+            sets = ", ".join(f"{k} = ?" for k in values)
+            self.run(f"UPDATE model SET {sets} WHERE id = 1", tuple(values.values()))
+
+    # ---- events ----------------------------------------------------------------------------
+    def append_event(self, version: int, kind: str, detail: dict[str, Any], **model_updates: Any) -> None:
+        """Log event ``version`` and make it the model version (with ``model_updates`` to the model row)."""
+        self.run("INSERT INTO events (version, kind, detail) VALUES (?, ?, ?)", (version, kind, json.dumps(detail)))
+        self.update_model(version=version, **model_updates)
+
+    def events_after(self, version: int) -> list[tuple[int, str, dict[str, Any]]]:
+        """(version, kind, detail) of the events after ``version``, in order."""
+        return [(int(v), kind, json.loads(detail)) for v, kind, detail in
+                self.all("SELECT version, kind, detail FROM events WHERE version > ? ORDER BY version", (version,))]
+
+    def event_details(self) -> list[str]:
+        """The JSON detail of every event still logged (tests check what the log keeps)."""
+        return [r[0] for r in self.all("SELECT detail FROM events")]
+
+    def count_events(self) -> int:
+        return int(self.one("SELECT COUNT(*) FROM events")[0])
+
+    def prune(self, version: int, next_seq: int) -> None:
+        """Make ``version`` the base: delete the events at or before it (and snapshots older than it)."""
+        self.run("DELETE FROM events WHERE version <= ?", (version,))
+        self.run("DELETE FROM snapshots WHERE version < ?", (version,))
+        self.update_model(base_version=version, base_seq=next_seq)
+
+    # ---- snapshots -------------------------------------------------------------------------
+    def snapshot(self) -> tuple[int, int, bytes, bytes, str, int] | None:
+        """The latest checkpoint (version, D, G bytes, B bytes, meta JSON, n_examples), or None."""
+        row = self.one("SELECT version, D, G, B, meta, n_examples FROM snapshots ORDER BY version DESC LIMIT 1")
+        if row is None:
+            return None
+        version, D, G, B, meta, n = row
+        return int(version), int(D), bytes(G), bytes(B), meta, int(n)
+
+    def replace_snapshot(self, version: int, D: int, G: bytes, B: bytes, meta: str, n_examples: int) -> None:
+        """Keep this checkpoint only."""
+        self.run("DELETE FROM snapshots")
+        self.run("INSERT INTO snapshots (version, D, G, B, meta, n_examples) VALUES (?, ?, ?, ?, ?, ?)",
+                 (version, D, G, B, meta, n_examples))
+
+    def delete_snapshots(self) -> None:
+        self.run("DELETE FROM snapshots")
+
+    def count_snapshots(self) -> int:
+        return int(self.one("SELECT COUNT(*) FROM snapshots")[0])
+
+    # ---- labels ----------------------------------------------------------------------------
+    def label_rows(self) -> list[tuple[int, str, float | None, dict[str, Any] | None]]:
+        """(id, name, threshold, calibration JSON or None) of every label, in id order (= column order)."""
+        return [(int(lid), name, threshold, json.loads(calib) if calib else None) for lid, name, threshold, calib in
+                self.all("SELECT id, name, threshold, calib FROM labels ORDER BY id")]
+
+    def label_listing(self) -> list[dict[str, Any]]:
+        """Every label with its description, counts, creation version and whether it is calibrated, in id order."""
+        rows = self.all("SELECT name, description, threshold, positives, negatives, created_version, calib "
+                        "FROM labels ORDER BY id")
+        return [{"name": r[0], "description": r[1], "threshold": r[2], "positives": int(r[3]), "negatives": int(r[4]),
+                 "created_version": int(r[5]), "calibrated": r[6] is not None} for r in rows]
+
+    def label_id(self, name: str) -> int | None:
+        row = self.one("SELECT id FROM labels WHERE name = ?", (name,))
+        return None if row is None else int(row[0])
+
+    def label_ids_by_name(self) -> dict[str, int]:
+        return {name: int(lid) for lid, name in self.all("SELECT id, name FROM labels")}
+
+    def count_labels(self) -> int:
+        return int(self.one("SELECT COUNT(*) FROM labels")[0])
+
+    def insert_label(self, lid: int, name: str, description: str | None, threshold: float | None,
+                     version: int) -> None:
+        self.run("INSERT INTO labels (id, name, description, threshold, positives, negatives, created_version) "
+                 "VALUES (?, ?, ?, ?, 0, 0, ?)", (lid, name, description, threshold, version))
+
+    def set_label_description(self, lid: int, description: str | None) -> None:
+        self.run("UPDATE labels SET description = ? WHERE id = ?", (description, lid))
+
+    def set_label_threshold(self, lid: int, threshold: float | None) -> None:
+        self.run("UPDATE labels SET threshold = ? WHERE id = ?", (threshold, lid))
+
+    def label_threshold(self, lid: int) -> float | None:
+        return self.one("SELECT threshold FROM labels WHERE id = ?", (lid,))[0]
+
+    def add_label_counts(self, counts: dict[int, Sequence[int]]) -> None:
+        """Add {label id: (positives, negatives)} to the labels' counts (negative values subtract)."""
+        for lid in sorted(counts):
+            self.run("UPDATE labels SET positives = positives + ?, negatives = negatives + ? WHERE id = ?",
+                     (int(counts[lid][0]), int(counts[lid][1]), lid))
+
+    def label_positives(self) -> dict[int, int]:
+        """{label id: known positives}."""
+        return {int(lid): int(p) for lid, p in self.all("SELECT id, positives FROM labels")}
+
+    def label_calibrations(self) -> list[tuple[int, dict[str, Any] | None]]:
+        """(positives, calibration JSON or None) per label."""
+        return [(int(p), json.loads(c) if c else None) for p, c in self.all("SELECT positives, calib FROM labels")]
+
+    def set_label_calibration(self, lid: int, calib: dict[str, Any]) -> None:
+        self.run("UPDATE labels SET calib = ? WHERE id = ?", (json.dumps(calib), lid))
+
+    def delete_label(self, lid: int) -> None:
+        """The label's registry row and every known value of it."""
+        self.run("DELETE FROM known WHERE label_id = ?", (lid,))
+        self.run("DELETE FROM labels WHERE id = ?", (lid,))
+
+    # ---- examples and their known labels ----------------------------------------------------
+    def count_examples(self) -> int:
+        return int(self.one("SELECT COUNT(*) FROM examples")[0])
+
+    def example_seqs(self) -> list[int]:
+        """Every stored example's seq, ascending."""
+        return [int(r[0]) for r in self.all("SELECT seq FROM examples ORDER BY seq")]
+
+    def external_ids(self) -> list[str]:
+        """Every stored example's external id, in seq order."""
+        return [r[0] for r in self.all("SELECT ext_id FROM examples ORDER BY seq")]
+
+    def latest_seqs(self, limit: int, label_id: int | None = None) -> list[int]:
+        """The ``limit`` latest seqs (of the examples where label ``label_id`` is known, when given)."""
+        if label_id is None:
+            rows = self.all("SELECT seq FROM examples ORDER BY seq DESC LIMIT ?", (int(limit),))
+        else:
+            rows = self.all("SELECT seq FROM known WHERE label_id = ? ORDER BY seq DESC LIMIT ?",
+                            (label_id, int(limit)))
+        return [int(r[0]) for r in rows]
+
+    def latest_positive_seqs(self, label_id: int, limit: int) -> list[int]:
+        return [int(r[0]) for r in self.all("SELECT seq FROM known WHERE label_id = ? AND value = 1 "
+                                            "ORDER BY seq DESC LIMIT ?", (label_id, int(limit)))]
+
+    def known_values(self, label_id: int) -> set[int]:
+        """The distinct values (0, 1) label ``label_id`` is known with."""
+        return {int(v) for (v,) in self.all("SELECT DISTINCT value FROM known WHERE label_id = ?", (label_id,))}
+
+    def stored(self, ext_ids: Sequence[str]) -> dict[str, tuple[int, bytes]]:
+        """{external id: (seq, vector bytes)} of the ids already stored."""
+        found: dict[str, tuple[int, bytes]] = {}
+        for start in range(0, len(ext_ids), IN_CHUNK):
+            chunk = list(ext_ids[start:start + IN_CHUNK])
+            for seq, e, vec in self.all(f"SELECT seq, ext_id, vector FROM examples WHERE ext_id IN ({_marks(chunk)})",
+                                        chunk):
+                found[e] = (int(seq), bytes(vec))
+        return found
+
+    def known_of(self, seqs: Sequence[int]) -> dict[int, dict[int, int]]:
+        """{seq: {label id: value}} of the given examples (examples without known labels are absent)."""
+        known: dict[int, dict[int, int]] = defaultdict(dict)
+        seqs = list(seqs)
+        for start in range(0, len(seqs), IN_CHUNK):
+            part = seqs[start:start + IN_CHUNK]
+            for seq, lid, value in self.all(f"SELECT seq, label_id, value FROM known WHERE seq IN ({_marks(part)})",
+                                            part):
+                known[int(seq)][int(lid)] = int(value)
+        return dict(known)
+
+    def _known_between(self, first: int, last: int) -> dict[int, dict[int, int]]:
+        known: dict[int, dict[int, int]] = defaultdict(dict)
+        for seq, lid, value in self.all("SELECT seq, label_id, value FROM known WHERE seq >= ? AND seq <= ?",
+                                        (first, last)):
+            known[int(seq)][int(lid)] = int(value)
+        return known
+
+    def examples_from(self, first_seq: int, chunk: int) -> Iterator[tuple[list[int], list[bytes],
+                                                                          list[dict[int, int]]]]:
+        """Stored examples with seq ≥ ``first_seq`` in seq order, ``chunk`` at a time: (seqs, vector bytes, known)."""
+        last = first_seq - 1
+        while True:
+            rows = self.all("SELECT seq, vector FROM examples WHERE seq > ? ORDER BY seq LIMIT ?", (last, chunk))
+            if not rows:
+                return
+            seqs = [int(r[0]) for r in rows]
+            known = self._known_between(seqs[0], seqs[-1])
+            yield seqs, [bytes(r[1]) for r in rows], [known.get(s, {}) for s in seqs]
+            last = seqs[-1]
+
+    def examples_by_seq(self, seqs) -> tuple[list[int], list[str], list[bytes], list[dict[int, int]]]:
+        """(seqs ascending, external ids, vector bytes, known) of the examples ``seqs`` (missing ones skipped)."""
+        seqs = sorted(set(int(s) for s in seqs))
+        out_seqs: list[int] = []
+        ids: list[str] = []
+        vectors: list[bytes] = []
+        known: list[dict[int, int]] = []
+        for start in range(0, len(seqs), IN_CHUNK):
+            part = seqs[start:start + IN_CHUNK]
+            rows = self.all(f"SELECT seq, ext_id, vector FROM examples WHERE seq IN ({_marks(part)}) ORDER BY seq", part)
+            k = self.known_of(part)
+            out_seqs += [int(r[0]) for r in rows]
+            ids += [r[1] for r in rows]
+            vectors += [bytes(r[2]) for r in rows]
+            known += [k.get(int(r[0]), {}) for r in rows]
+        return out_seqs, ids, vectors, known
+
+    def insert_examples(self, rows: Sequence[tuple[int, str, bytes]], known: Sequence[tuple[int, int, int]]) -> None:
+        """New examples (seq, external id, vector bytes) and their known labels (seq, label id, value)."""
+        self.many("INSERT INTO examples (seq, ext_id, vector) VALUES (?, ?, ?)", rows)
+        self.many("INSERT INTO known (seq, label_id, value) VALUES (?, ?, ?)", known)
+
+    def set_known(self, seq: int, label_id: int, before: int | None, after: int | None) -> None:
+        """Change one known value (None = not known)."""
+        if after is None:
+            self.run("DELETE FROM known WHERE seq = ? AND label_id = ?", (seq, label_id))
+        elif before is None:
+            self.run("INSERT INTO known (seq, label_id, value) VALUES (?, ?, ?)", (seq, label_id, int(after)))
+        else:
+            self.run("UPDATE known SET value = ? WHERE seq = ? AND label_id = ?", (int(after), seq, label_id))
+
+    def delete_examples(self, seqs: Sequence[int]) -> None:
+        """The examples ``seqs`` and their known labels."""
+        seqs = list(seqs)
+        for start in range(0, len(seqs), IN_CHUNK):
+            part = seqs[start:start + IN_CHUNK]
+            self.run(f"DELETE FROM known WHERE seq IN ({_marks(part)})", part)
+            self.run(f"DELETE FROM examples WHERE seq IN ({_marks(part)})", part)

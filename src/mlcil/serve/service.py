@@ -1,4 +1,7 @@
-"""The tagging service's domain (no HTTP here): writes to the log, a background refresher, predictions.
+"""The tagging service's domain: writes to the log, the published model, predictions, λ, audit, export.
+
+No HTTP (:mod:`mlcil.serve.app` and :mod:`mlcil.serve.routes`), no SQL (:mod:`mlcil.serve.repository`),
+no thread of its own (:mod:`mlcil.serve.refresher`), no command-line text (``mlcil.cli``).
 
 **Writes.** Every write request is one database transaction that appends one event and bumps the
 model version (:mod:`mlcil.serve.journal`): ``create_label``, ``update_label``, ``teach`` (new
@@ -6,8 +9,8 @@ examples, and relabels of stored ones), ``set_lambda``, ``calibrate``, ``forget_
 ``forget_examples``. A write is acknowledged iff its transaction committed; nothing else (a
 snapshot, a refresh, a calibration) runs on its path.
 
-**Predictions never wait for a factorisation.** A background thread per process (the refresher)
-follows the database (woken by this process's commits, and polling every ``poll_s`` for other
+**Predictions never wait for a factorisation.** A background thread per process (the refresher,
+:mod:`mlcil.serve.refresher`) follows the database (woken by this process's commits, and polling every ``poll_s`` for other
 processes'), catches its statistics up, solves W = (G + λI)⁻¹B once and publishes an immutable
 :class:`~mlcil.serve.model.Model` — at most once per max(``refresh_interval``, 4 × the last
 refresh's duration), so refreshing never takes more than a fifth of a core. A prediction reads
@@ -29,91 +32,33 @@ snapshot is kept, and only while it is smaller than ``snapshot_share`` × the st
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 
 from mlcil import ridge
-from mlcil.errors import MlcilError
-from mlcil.serve import journal
-from mlcil.serve.calibrate import calibrate as fit_calibration
-from mlcil.serve.errors import Conflict, Invalid, NotFound, NotReady, ServiceError, TooLarge, Unavailable
-from mlcil.serve.model import Model, to_learner
 from mlcil.decide.calibration import apply_platt
-from mlcil.serve.state import DEFAULT_PLATT, ModelState, ServiceFeatureMap, feature_map, targets
-from mlcil.serve.store import Store, Tx
+from mlcil.errors import MlcilError
+from mlcil.ridge.calibrate import calibrate as fit_calibration
+from mlcil.serve import journal
+from mlcil.serve.errors import Conflict, Invalid, NotFound, NotReady, ServiceError, TooLarge, Unavailable
+from mlcil.serve.export import to_learner
+from mlcil.serve.model import Model
+from mlcil.serve.options import (DEFAULTS, SCALINGS, Limits, OptionError, Options, Policy, contradiction,
+                                 resolve_include_x, validate)
+from mlcil.serve.refresher import REFRESH_SHARE, Refresher
+from mlcil.serve.repository import Store, Tx
+from mlcil.serve.state import ModelState, feature_map, targets
 
 log = logging.getLogger("mlcil.serve")
 
-SCALINGS = ("l2", "none")
-#: defaults of a new database (``Options`` fields left None take these)
-DEFAULTS = {"d": None, "M": 1024, "seed": 0, "lam": "auto", "include_x": "auto", "scaling": "l2"}
-#: what a user calls each option (CLI flags) in error messages
-FLAGS = {"d": "--dim", "M": "--features", "seed": "--seed", "lam": "--lam", "include_x": "--include-x",
-         "scaling": "--scaling"}
-#: the refresher waits at least this many times its last refresh's duration before the next one, so
-#: that refreshing takes at most 1/(1 + REFRESH_SHARE) of a core while writes keep coming
-REFRESH_SHARE = 4.0
 #: with scaling 'none', components above this magnitude are refused (φφᵀ would lose all precision)
 MAX_ABS_UNSCALED = 1e6
-
-
-@dataclass(frozen=True)
-class Options:
-    """The model's frame, fixed when the database is created (stored in its ``config`` table).
-
-    None = unspecified: a new database takes :data:`DEFAULTS`, an existing one keeps its own. A
-    value that contradicts an existing database is refused. d: embedding dimension (None = set by
-    the first teach); M: random features; seed: of R; lam: ridge λ, or 'auto' (chosen by
-    leave-one-out); include_x: also the scaled input as features (True, False or 'auto': only when
-    d ≤ 1024, as the library does); scaling: 'l2' (unit rows; default) or 'none'.
-    """
-
-    d: int | None = None
-    M: int | None = None
-    seed: int | None = None
-    lam: float | str | None = None
-    include_x: bool | str | None = None
-    scaling: str | None = None
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Hard bounds: embedding dimension, random features, labels, name length; memory budget of the state."""
-
-    max_dim: int = 16384
-    max_features: int = 16384
-    max_labels: int = 10000
-    max_name: int = 200
-    memory_budget: Any = None
-
-
-@dataclass(frozen=True)
-class Policy:
-    """Background work. Times in seconds."""
-
-    background: bool = True
-    refresh_interval: float = 1.0
-    poll_s: float = 0.05
-    calibrate: bool = True
-    calib_rows: int = 2000
-    calib_per_label: int = 200
-    calib_growth: float = 1.25
-    lam_growth: float = 2.0
-    calib_min_interval: float = 10.0
-    calib_min_rows: int = 10
-    snapshot_rows_per_feature: float = 8.0
-    snapshot_events: int = 5000
-    snapshot_share: float = 0.5
-    n_lambdas: int = 13
 
 
 @dataclass
@@ -134,7 +79,7 @@ NAME_PREFIX = "@name/"
 
 
 def _check_name(value: str, field_: str, max_len: int) -> None:
-    """Names and ids: 1..max_len characters, no control character, no '/' or '\\', not '.' or '..'."""
+    """Names and ids: 1..max_len characters, no control character, no leading or trailing white space."""
     if not isinstance(value, str) or not value:
         raise Invalid(field_, "expected a non-empty string")
     if len(value) > max_len:
@@ -152,6 +97,24 @@ def check_label_name(name: str, field_: str = "name", max_len: int = 200) -> Non
         raise Invalid(field_, "a label name cannot contain '/' or '\\' nor be '.' or '..' (it is a URL path segment)")
 
 
+def _rank(y: np.ndarray, proba: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(quality, flagged, order) of n examples given one label's values y (bool) and out-of-sample P(y = 1).
+
+    Two given values: the library's audit (:func:`mlcil.decide.audit.find_label_errors`, one class,
+    ``n_jobs=1``: a web server must not fork). One given value only (every example positive, or every
+    one negative) leaves cleanlab nothing to contrast: quality is the self-confidence (P of the given
+    value) and an example is flagged when it is below 0.5.
+    """
+    from mlcil.decide.audit import find_label_errors
+
+    if len(y) and (y.all() or not y.any()):
+        p = np.clip(np.asarray(proba, dtype=np.float64), 1e-6, 1 - 1e-6)
+        quality = np.where(y, p, 1 - p)
+        return quality, quality < 0.5, np.argsort(quality, kind="stable")
+    result = find_label_errors(y[:, None].astype(np.uint8), np.asarray(proba, dtype=np.float64)[:, None], n_jobs=1)
+    return result.quality, result.flagged, result.ranking
+
+
 class TaggingService:
     """Create labels, teach, relabel, forget, predict over a :class:`Store` (any number of processes)."""
 
@@ -162,96 +125,62 @@ class TaggingService:
         self.policy = policy or Policy()
         self.counters = Counters()
         self.options = self._load_options(options or Options())
-        self._fmap: ServiceFeatureMap | None = None
+        self._fmap: ridge.FeatureMap | None = None
         self._lock = threading.Lock()  # guards _state (catch-up)
         self._published = threading.Condition()
         self._state: ModelState | None = None
-        self._model = Model(0, (), None, None, 1.0, 0)
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._last_refresh = 0.0
-        self._refresh_took = 0.0
-        self._last_calibration = 0.0
-        self._thread: threading.Thread | None = None
+        self._model = Model.empty()
+        self.refresher = Refresher(self, self.policy)
         self.refresh()
         if self.policy.background:
-            self._thread = threading.Thread(target=self._background, name="mlcil-refresher", daemon=True)
-            self._thread.start()
+            self.refresher.start()
 
     def close(self) -> None:
         """Stop the background thread and close the idle connections."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=30)
+        self.refresher.stop()
         self.store.close()
 
     # ---- configuration -------------------------------------------------------------------
     def _load_options(self, requested: Options) -> Options:
         """The database's frame; a new database takes ``requested`` (+ defaults); a contradiction is refused."""
         req = {k: v for k, v in asdict(requested).items() if v is not None}
-        self._validate_options(req)
+        validate(req, self.limits)
         with self.store.write() as tx:
-            stored = journal.config(tx)
+            stored = tx.config()
             if "M" not in stored:  # a new database
                 frame = {**DEFAULTS, **req}
                 if frame["d"] is not None:
-                    frame["include_x"] = self._resolve_include_x(frame["include_x"], frame["d"])
+                    frame["include_x"] = resolve_include_x(frame["include_x"], frame["d"])
                     self._check_memory(frame["d"], frame["M"], frame["include_x"], "d")
-                for key, value in frame.items():
-                    tx.run("INSERT INTO config (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+                tx.insert_config(frame)
                 if isinstance(frame["lam"], (int, float)):
-                    tx.run("UPDATE model SET lam = ?, lam_fixed = 1 WHERE id = 1", (float(frame["lam"]),))
+                    tx.update_model(lam=float(frame["lam"]), lam_fixed=1)
                 return Options(**frame)
-        for key, value in req.items():
-            have = stored.get(key)
-            if key == "include_x" and value == "auto" and isinstance(have, bool):
-                continue  # 'auto' was resolved when d was set
-            if have != value and not (key == "lam" and isinstance(have, (int, float)) and isinstance(value, (int, float))
-                                      and math.isclose(have, value, rel_tol=1e-12)):
-                raise MlcilError(
-                    f"{FLAGS[key]} {value} contradicts the database {self.store.url}, created with {key} = {have}; "
-                    f"start without {FLAGS[key]} (or with {FLAGS[key]} {have}), or use a new database")
+        conflict = contradiction(req, stored, self.store.url)
+        if conflict is not None:
+            raise conflict
         return Options(**{k: stored.get(k, DEFAULTS[k]) for k in DEFAULTS})
-
-    def _validate_options(self, req: dict[str, Any]) -> None:
-        lim = self.limits
-        if "d" in req and not (isinstance(req["d"], int) and 1 <= req["d"] <= lim.max_dim):
-            raise MlcilError(f"--dim: expected 1..{lim.max_dim}, got {req['d']!r}")
-        if "M" in req and not (isinstance(req["M"], int) and 1 <= req["M"] <= lim.max_features):
-            raise MlcilError(f"--features: expected 1..{lim.max_features}, got {req['M']!r}")
-        if "lam" in req and not (req["lam"] == "auto" or (isinstance(req["lam"], (int, float)) and
-                                                          math.isfinite(req["lam"]) and req["lam"] > 0)):
-            raise MlcilError(f"--lam: expected 'auto' or a finite λ > 0, got {req['lam']!r}")
-        if "include_x" in req and req["include_x"] not in (True, False, "auto"):
-            raise MlcilError(f"--include-x: expected true, false or auto, got {req['include_x']!r}")
-        if "scaling" in req and req["scaling"] not in SCALINGS:
-            raise MlcilError(f"--scaling: expected one of {', '.join(SCALINGS)}, got {req['scaling']!r}")
-
-    @staticmethod
-    def _resolve_include_x(include_x, d: int) -> bool:
-        return bool(d <= ridge.INCLUDE_X_MAX_FEATURES) if include_x == "auto" else bool(include_x)
 
     def _check_memory(self, d: int, M: int, include_x: bool, field_: str) -> None:
         D = M + (d if include_x else 0)
         try:
             ridge.check_budget("serve", {f"statistics G and their factor (D = {D})": 3 * D * D * 8,
                                          f"random features R ({d}×{M})": d * M * 4}, self.limits.memory_budget,
-                               hint="lower --features, or --include-x false")
+                               hint="lower the number of random features M, or set include_x false")
         except MlcilError as exc:
             raise TooLarge(field_, str(exc)) from None
 
-    def _feature_map(self) -> ServiceFeatureMap | None:
+    def _feature_map(self) -> ridge.FeatureMap | None:
         """φ once d is known."""
         if self._fmap is None and self.options.d is not None:
             o = self.options
-            self._fmap = feature_map(o.d, o.M, o.seed, self._resolve_include_x(o.include_x, o.d), o.scaling)
+            self._fmap = feature_map(o.d, o.M, o.seed, resolve_include_x(o.include_x, o.d), o.scaling)
         return self._fmap
 
     def _learn_dim(self, tx: Tx) -> None:
         """Pick up d when another process (or this one) set it."""
         if self.options.d is None:
-            cfg = journal.config(tx)
+            cfg = tx.config()
             if cfg.get("d") is not None:
                 self.options = Options(**{**asdict(self.options), "d": cfg["d"], "include_x": cfg["include_x"]})
 
@@ -271,6 +200,28 @@ class TaggingService:
         """The last published model (no database round trip, no lock)."""
         return self._model
 
+    @property
+    def state(self) -> ModelState | None:
+        """The statistics and label registry this process holds (as of its last catch-up); read-only."""
+        return self._state
+
+    @property
+    def state_bytes(self) -> int:
+        """Bytes of the statistics (G, B) this process holds."""
+        state = self._state
+        return state.nbytes if state is not None else 0
+
+    def served_version(self) -> int:
+        """Version of the published model."""
+        return self._model.version
+
+    def latest_version(self) -> int:
+        """The database's latest version (one read)."""
+        with self.store.read() as tx:
+            latest = tx.version()
+        self.counters.db_version = max(self.counters.db_version, latest)
+        return latest
+
     def refresh(self) -> Model:
         """Catch up with the database now and publish its latest version (blocking; off the request path)."""
         start = time.perf_counter()
@@ -280,12 +231,10 @@ class TaggingService:
                 state = journal.advance(tx, self._state, self._feature_map())
             self._state = state
         self.counters.db_version = max(self.counters.db_version, state.version)
-        if state.version > self._model.version or self._model.fmap is None and self._fmap is not None:
+        if state.version > self._model.version or self._model.ridge is None and self._fmap is not None:
             self._publish(Model.build(state, self._fmap))
-        self._last_refresh = time.monotonic()
-        self._refresh_took = time.perf_counter() - start
         self.counters.refreshes += 1
-        self.counters.refresh_seconds += self._refresh_took
+        self.counters.refresh_seconds += time.perf_counter() - start
         return self._model
 
     def _publish(self, model: Model) -> None:
@@ -299,9 +248,9 @@ class TaggingService:
         model = self._model
         if model.version >= version:
             return model
-        if self._thread is None:
+        if not self.refresher.running:
             return self.refresh() if self.refresh().version >= version else self._not_ready(version)
-        self._wake.set()
+        self.refresher.wake()
         deadline = time.monotonic() + timeout
         with self._published:
             while self._model.version < version:
@@ -318,57 +267,23 @@ class TaggingService:
     def _committed(self, version: int) -> None:
         """A write of this process committed: wake the refresher."""
         self.counters.db_version = max(self.counters.db_version, version)
-        self._wake.set()
+        self.refresher.wake()
 
-    def _background(self) -> None:
-        """Refresh, recalibrate and snapshot until :meth:`close`; errors are counted, never raised."""
-        p = self.policy
-        while not self._stop.is_set():
-            self._wake.wait(p.poll_s)
-            self._wake.clear()
-            if self._stop.is_set():
-                return
-            try:
-                with self.store.read() as tx:
-                    latest = int(tx.one("SELECT version FROM model WHERE id = 1")[0])
-                self.counters.db_version = max(self.counters.db_version, latest)
-                if latest > self._model.version:
-                    # at most one refresh per interval, and never more than a fifth of a core on refreshing
-                    interval = max(p.refresh_interval, REFRESH_SHARE * self._refresh_took)
-                    wait = self._last_refresh + interval - time.monotonic()
-                    if wait > 0 and self._stop.wait(wait):
-                        return
-                    self.refresh()
-                if p.calibrate and time.monotonic() - self._last_calibration >= p.calib_min_interval:
-                    self._last_calibration = time.monotonic()
-                    if self._calibration_due():
-                        self.calibrate()
-                self.maybe_snapshot()
-            except Exception as exc:  # noqa: BLE001 - the thread must survive any failure; counted and logged
-                self.counters.background_errors += 1
-                self.counters.last_error = f"{type(exc).__name__}: {exc}"[:500]
-                log.warning("background: %s", self.counters.last_error)
-                self._stop.wait(min(5.0, 10 * p.poll_s))
+    def background_failed(self, exc: BaseException) -> None:
+        """Count and log a failure of background work (the refresher calls this; it never raises)."""
+        self.counters.background_errors += 1
+        self.counters.last_error = f"{type(exc).__name__}: {exc}"[:500]
+        log.warning("background: %s", self.counters.last_error)
 
     # ---- writing: one transaction per request ----------------------------------------------
-    @staticmethod
-    def _head(tx: Tx) -> dict[str, Any]:
-        return journal.model_row(tx)
-
-    @staticmethod
-    def _event(tx: Tx, version: int, kind: str, detail: dict[str, Any], **model_updates: Any) -> None:
-        tx.run("INSERT INTO events (version, kind, detail) VALUES (?, ?, ?)", (version, kind, json.dumps(detail)))
-        sets = ", ".join(f"{k} = ?" for k in ("version", *model_updates))
-        tx.run(f"UPDATE model SET {sets} WHERE id = 1", (version, *model_updates.values()))
-
     def _label_id(self, tx: Tx, name: str) -> int:
         """The id of label ``name``; :class:`NotFound` naming the field when there is none."""
-        if not isinstance(name, str) or "\x00" in name or len(name) > self.limits.max_name:
+        lid = None
+        if isinstance(name, str) and "\x00" not in name and len(name) <= self.limits.max_name:
+            lid = tx.label_id(name)
+        if lid is None:
             raise NotFound("name", f"unknown label {name!r}")
-        row = tx.one("SELECT id FROM labels WHERE name = ?", (name,))
-        if row is None:
-            raise NotFound("name", f"unknown label {name!r}")
-        return int(row[0])
+        return lid
 
     def create_label(self, name: str, description: str | None = None, threshold: float | None = None,
                      name_vector: np.ndarray | None = None) -> int:
@@ -389,16 +304,15 @@ class TaggingService:
             if not np.isfinite(name_vector).all():
                 raise Invalid("description", "the encoder returned a non-finite name embedding")
         with self.store.write() as tx:
-            head = self._head(tx)
-            if tx.one("SELECT 1 FROM labels WHERE name = ?", (name,)):
+            head = tx.model_row()
+            if tx.label_id(name) is not None:
                 raise Conflict("name", f"label {name!r} already exists")
-            if tx.one("SELECT COUNT(*) FROM labels")[0] >= self.limits.max_labels:
+            if tx.count_labels() >= self.limits.max_labels:
                 raise TooLarge("name", f"the service holds the maximum of {self.limits.max_labels} labels")
             v, lid = head["version"] + 1, head["next_label_id"]
-            tx.run("INSERT INTO labels (id, name, description, threshold, positives, negatives, created_version) "
-                   "VALUES (?, ?, ?, ?, 0, 0, ?)", (lid, name, description, threshold, v))
-            self._event(tx, v, "create_label", {"id": lid, "name": name, "threshold": threshold},
-                        next_label_id=lid + 1)
+            tx.insert_label(lid, name, description, threshold, v)
+            tx.append_event(v, "create_label", {"id": lid, "name": name, "threshold": threshold},
+                            next_label_id=lid + 1)
             if name_vector is not None:  # the name example: one more event, same transaction
                 self._set_dim(tx, len(name_vector), "description")
                 seq, v = head["next_seq"], v + 1
@@ -412,15 +326,14 @@ class TaggingService:
         if description is not None and "\x00" in description:
             raise Invalid("description", "NUL characters are not allowed")
         with self.store.write() as tx:
-            head = self._head(tx)
+            head = tx.model_row()
             lid = self._label_id(tx, name)
             v = head["version"] + 1
             if "description" in fields:
-                tx.run("UPDATE labels SET description = ? WHERE id = ?", (description, lid))
+                tx.set_label_description(lid, description)
             if "threshold" in fields:
-                tx.run("UPDATE labels SET threshold = ? WHERE id = ?", (threshold, lid))
-            current = tx.one("SELECT threshold FROM labels WHERE id = ?", (lid,))[0]
-            self._event(tx, v, "update_label", {"id": lid, "threshold": current})
+                tx.set_label_threshold(lid, threshold)
+            tx.append_event(v, "update_label", {"id": lid, "threshold": tx.label_threshold(lid)})
         self._committed(v)
         return v
 
@@ -429,17 +342,17 @@ class TaggingService:
 
         Reads the config inside the transaction and changes nothing in this object: if the write
         rolls back, no process (this one included) has seen the new dimension."""
-        stored = journal.config(tx).get("d")
+        stored = tx.config().get("d")
         if stored is not None:
             if d != stored:
                 raise Invalid(field_, f"expected embedding dimension {stored}, got {d}")
             return
         if d > self.limits.max_dim:
             raise TooLarge(field_, f"embedding dimension {d} is over the limit of {self.limits.max_dim}")
-        include_x = self._resolve_include_x(self.options.include_x, d)
+        include_x = resolve_include_x(self.options.include_x, d)
         self._check_memory(d, self.options.M, include_x, field_)
-        tx.run("UPDATE config SET value = ? WHERE key = 'd'", (json.dumps(int(d)),))
-        tx.run("UPDATE config SET value = ? WHERE key = 'include_x'", (json.dumps(include_x),))
+        tx.set_config("d", int(d))
+        tx.set_config("include_x", include_x)
 
     def teach(self, vectors: Sequence[np.ndarray | None], labels: Sequence[dict[str, int | None]],
               ids: Sequence[str | None]) -> tuple[list[str], int]:
@@ -474,10 +387,10 @@ class TaggingService:
                 raise Invalid(f"examples[{i}].vector", f"expected embedding dimension {len(vectors[given[0]])} "
                                                        f"(as examples[{given[0]}]), got {len(vectors[i])}")
         with self.store.write() as tx:
-            head = self._head(tx)
+            head = tx.model_row()
             if given:
                 self._set_dim(tx, len(vectors[given[0]]), f"examples[{given[0]}].vector")
-            by_name = {name: int(lid) for lid, name in tx.all("SELECT id, name FROM labels")}
+            by_name = tx.label_ids_by_name()
             wanted: list[dict[int, int | None]] = []
             for i, row in enumerate(labels):
                 out: dict[int, int | None] = {}
@@ -487,9 +400,8 @@ class TaggingService:
                         raise Invalid(f"examples[{i}].labels.{name}", f"unknown label {name!r}; create it first")
                     out[lid] = value
                 wanted.append(out)
-            stored = self._stored(tx, ext)
-            known_now = journal._known(tx, f"seq IN ({','.join('?' * len(stored))})",
-                                       [s for s, _ in stored.values()]) if stored else {}
+            stored = tx.stored(ext)
+            known_now = tx.known_of([s for s, _ in stored.values()]) if stored else {}
             new_rows, known_rows, relabel, counts = [], [], [], {}
             next_seq = head["next_seq"]
 
@@ -501,7 +413,7 @@ class TaggingService:
             for i in range(n):
                 if ext[i] in stored:
                     seq, vec = stored[ext[i]]
-                    if vectors[i] is not None and np.asarray(vectors[i], np.float32).tobytes() != bytes(vec):
+                    if vectors[i] is not None and np.asarray(vectors[i], np.float32).tobytes() != vec:
                         raise Conflict(f"examples[{i}].vector", f"example {ext[i]!r} is stored with another vector; "
                                                                  "forget it first to replace it")
                     have = known_now.get(seq, {})
@@ -527,35 +439,18 @@ class TaggingService:
         self._committed(v)
         return ext, v
 
-    def _write_teach(self, tx: Tx, v: int, next_seq: int, new_rows: list, known_rows: list,
+    @staticmethod
+    def _write_teach(tx: Tx, v: int, next_seq: int, new_rows: list, known_rows: list,
                      counts: dict[int, list[int]], relabel: list) -> None:
         """Inside a write: store new rows (seq, ext_id, vector bytes) with their known labels
         (seq, label_id, value), apply relabels [seq, label_id, before, after], add the label counts
         {label_id: [positives, negatives]}, and log it all as the ``teach`` event of version v."""
-        tx.many("INSERT INTO examples (seq, ext_id, vector) VALUES (?, ?, ?)", new_rows)
-        tx.many("INSERT INTO known (seq, label_id, value) VALUES (?, ?, ?)", known_rows)
+        tx.insert_examples(new_rows, known_rows)
         for seq, lid, before, after in relabel:
-            if after is None:
-                tx.run("DELETE FROM known WHERE seq = ? AND label_id = ?", (seq, lid))
-            elif before is None:
-                tx.run("INSERT INTO known (seq, label_id, value) VALUES (?, ?, ?)", (seq, lid, int(after)))
-            else:
-                tx.run("UPDATE known SET value = ? WHERE seq = ? AND label_id = ?", (int(after), seq, lid))
-        for lid in sorted(counts):
-            tx.run("UPDATE labels SET positives = positives + ?, negatives = negatives + ? WHERE id = ?",
-                   (counts[lid][0], counts[lid][1], lid))
-        self._event(tx, v, "teach", {"seq": [next_seq, len(new_rows)], "relabel": relabel},
-                    next_seq=next_seq + len(new_rows))
-
-    def _stored(self, tx: Tx, ext: list[str]) -> dict[str, tuple[int, bytes]]:
-        """{external id: (seq, vector bytes)} of the ids already stored."""
-        found: dict[str, tuple[int, bytes]] = {}
-        for start in range(0, len(ext), 500):
-            chunk = ext[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            for seq, e, vec in tx.all(f"SELECT seq, ext_id, vector FROM examples WHERE ext_id IN ({marks})", chunk):
-                found[e] = (int(seq), vec)
-        return found
+            tx.set_known(seq, lid, before, after)
+        tx.add_label_counts(counts)
+        tx.append_event(v, "teach", {"seq": [next_seq, len(new_rows)], "relabel": relabel},
+                        next_seq=next_seq + len(new_rows))
 
     def _state_in(self, tx: Tx) -> ModelState:
         """The state at the transaction's version (from the one this process holds)."""
@@ -567,7 +462,7 @@ class TaggingService:
         if new.stats is not None and self._snapshot_allowed(tx, new):
             journal.write_snapshot(tx, new, next_seq)
         else:
-            tx.run("DELETE FROM snapshots")
+            tx.delete_snapshots()
             journal.prune(tx, new.version, next_seq)
 
     def _adopt(self, new: ModelState) -> None:
@@ -581,17 +476,16 @@ class TaggingService:
         if it was created with one: forgotten first, as :meth:`forget_examples`). Returns the version."""
         with self.store.read() as tx:
             self._label_id(tx, name)
-            has_name = bool(self._stored(tx, [NAME_PREFIX + name]))
+            has_name = bool(tx.stored([NAME_PREFIX + name]))
         if has_name:
             self.forget_examples([NAME_PREFIX + name])
         with self.store.write() as tx:
-            head = self._head(tx)
+            head = tx.model_row()
             lid = self._label_id(tx, name)
             v = head["version"] + 1
             new = self._state_in(tx).without_label(v, lid)
-            tx.run("DELETE FROM known WHERE label_id = ?", (lid,))
-            tx.run("DELETE FROM labels WHERE id = ?", (lid,))
-            self._event(tx, v, "forget_label", {"id": lid})
+            tx.delete_label(lid)
+            tx.append_event(v, "forget_label", {"id": lid})
             self._after_forget(tx, new, head["next_seq"])
         self._adopt(new)
         self.store.vacuum()
@@ -603,8 +497,8 @@ class TaggingService:
             if not isinstance(e, str) or "\x00" in e or len(e) > self.limits.max_name:
                 raise NotFound(f"ids[{i}]", f"unknown example id {e!r}")
         with self.store.write() as tx:
-            head = self._head(tx)
-            found = self._stored(tx, list(ids))
+            head = tx.model_row()
+            found = tx.stored(list(ids))
             for i, e in enumerate(ids):
                 if e not in found:
                     raise NotFound(f"ids[{i}]", f"unknown example id {e!r}")
@@ -621,15 +515,11 @@ class TaggingService:
                 pos: dict[int, list[int]] = {}
                 for row in known:
                     for lid, value in row.items():
-                        pos.setdefault(lid, [0, 0])[0 if value == 1 else 1] += 1
-                for lid in sorted(pos):
-                    tx.run("UPDATE labels SET positives = positives - ?, negatives = negatives - ? WHERE id = ?",
-                           (pos[lid][0], pos[lid][1], lid))
-                marks = ",".join("?" * len(part))
-                tx.run(f"DELETE FROM known WHERE seq IN ({marks})", part)
-                tx.run(f"DELETE FROM examples WHERE seq IN ({marks})", part)
+                        pos.setdefault(lid, [0, 0])[0 if value == 1 else 1] -= 1
+                tx.add_label_counts(pos)
+                tx.delete_examples(part)
             new = state.with_stats(v, stats) if stats is not None else state
-            self._event(tx, v, "forget_examples", {"n": len(seqs)})
+            tx.append_event(v, "forget_examples", {"n": len(seqs)})
             self._after_forget(tx, new, head["next_seq"])
         self._adopt(new)
         self.store.vacuum()
@@ -637,33 +527,30 @@ class TaggingService:
 
     def set_lambda(self, lam: float) -> int:
         """Fix the ridge λ (no longer chosen by leave-one-out); returns the version."""
-        if not (isinstance(lam, (int, float)) and math.isfinite(lam) and lam > 0):
+        if not (isinstance(lam, (int, float)) and np.isfinite(lam) and lam > 0):
             raise Invalid("value", "must be a finite λ > 0")
         with self.store.write() as tx:
-            v = self._head(tx)["version"] + 1
-            self._event(tx, v, "set_lambda", {"lam": float(lam), "fixed": True}, lam=float(lam), lam_fixed=1,
-                        calibrated_version=v)
+            v = tx.model_row()["version"] + 1
+            tx.append_event(v, "set_lambda", {"lam": float(lam), "fixed": True}, lam=float(lam), lam_fixed=1,
+                            calibrated_version=v)
         self._committed(v)
         return v
 
     # ---- calibration, λ and snapshots (background) -----------------------------------------
-    def _calibration_due(self) -> bool:
+    def calibration_due(self) -> bool:
         """Whether the stored examples or a label's positives grew by ``calib_growth`` since the last fit."""
         g = self.policy.calib_growth
         n = self._state.n_examples if self._state is not None else 0  # as of the last refresh: no table scan
         if n < max(3, self.policy.calib_min_rows):
             return False
         with self.store.read() as tx:
-            head = self._head(tx)
-            rows = tx.all("SELECT positives, calib FROM labels")
-        if n < max(3, self.policy.calib_min_rows):
-            return False
+            head = tx.model_row()
+            rows = tx.label_calibrations()
         if not head["lam_fixed"] and (head["lam_n"] == 0 or n >= self.policy.lam_growth * head["lam_n"]):
             return any(p >= 2 for p, _ in rows)
-        for positives, calib in rows:
+        for positives, c in rows:
             if positives < 2 or n - positives < 2:
                 continue
-            c = json.loads(calib) if calib else None
             if c is None or c.get("lam") != head["lam"] or positives >= g * c["positives"] or n >= g * c["n"]:
                 return True
         return False
@@ -680,20 +567,19 @@ class TaggingService:
             self._learn_dim(tx)
             fmap = self._feature_map()
             state = journal.advance(tx, self._state, fmap)
-            head = self._head(tx)
-            n = int(tx.one("SELECT COUNT(*) FROM examples")[0])
+            head = tx.model_row()
+            seqs = tx.example_seqs()
+            n = len(seqs)
             if fmap is None or n < 3 or not state.labels:
                 raise Conflict("examples", "need at least 3 stored examples and a label to calibrate or choose λ")
             if choose is None:  # λ again when never chosen or the examples grew by lam_growth (eigh of G)
                 choose = not head["lam_fixed"] and (head["lam_n"] == 0 or n >= p.lam_growth * head["lam_n"])
-            seqs = [r[0] for r in tx.all("SELECT seq FROM examples ORDER BY seq")]
             even = {seqs[int(i)] for i in np.linspace(0, len(seqs) - 1, min(p.calib_rows, len(seqs)))}
             extra: set[int] = set()
             for lid in state.label_ids:
-                extra.update(r[0] for r in tx.all("SELECT seq FROM known WHERE label_id = ? AND value = 1 "
-                                                  "ORDER BY seq DESC LIMIT ?", (lid, p.calib_per_label)))
+                extra.update(tx.latest_positive_seqs(lid, p.calib_per_label))
             seq_list, X, known, _ = journal.rows_by_seq(tx, even | extra, fmap.d)
-            positives = dict(tx.all("SELECT id, positives FROM labels"))
+            positives = tx.label_positives()
         Y = targets(known, state.label_ids)
         if not Y.any():
             raise Conflict("examples", "no label has a positive example among the stored examples")
@@ -710,18 +596,17 @@ class TaggingService:
         platt = {lid: ab for lid, ab in zip(state.label_ids, cal.platt) if ab is not None}
         version = None
         with self.store.write() as tx:
-            head = self._head(tx)
+            head = tx.model_row()
             if head["calibrated_version"] <= state.version:  # nobody calibrated or set λ meanwhile
-                live = {int(r[0]): int(r[1]) for r in tx.all("SELECT id, positives FROM labels")}
+                live = tx.label_positives()
                 platt = {lid: ab for lid, ab in platt.items() if lid in live}
                 version = head["version"] + 1
                 updates: dict[str, Any] = {"lam": cal.lam, "calibrated_version": version}
                 if choose:
                     updates.update(lam_fixed=0, lam_n=n)
                 for lid, (a, b) in platt.items():
-                    tx.run("UPDATE labels SET calib = ? WHERE id = ?", (json.dumps(
-                        {"a": a, "b": b, "n": n, "positives": live[lid], "lam": cal.lam}), lid))
-                self._event(tx, version, "calibrate", {"lam": cal.lam, "chosen": bool(choose), "at": state.version,
+                    tx.set_label_calibration(lid, {"a": a, "b": b, "n": n, "positives": live[lid], "lam": cal.lam})
+                tx.append_event(version, "calibrate", {"lam": cal.lam, "chosen": bool(choose), "at": state.version,
                                                        "rows": len(seq_list), "platt": {str(k): list(v) for k, v in
                                                                                         platt.items()}}, **updates)
         if version is not None:
@@ -733,7 +618,7 @@ class TaggingService:
     def _snapshot_allowed(self, tx: Tx, state: ModelState) -> bool:
         """A snapshot (D² + D·C floats) is kept only while smaller than ``snapshot_share`` × the stored vectors."""
         d = self.options.d or 0
-        vector_bytes = int(tx.one("SELECT COUNT(*) FROM examples")[0]) * d * 4
+        vector_bytes = tx.count_examples() * d * 4
         return state.stats is not None and state.nbytes <= self.policy.snapshot_share * vector_bytes
 
     def maybe_snapshot(self, force: bool = False) -> bool:
@@ -743,16 +628,23 @@ class TaggingService:
         if fmap is None:
             return False
         with self.store.read() as tx:
-            head = self._head(tx)
-            events = head["version"] - head["base_version"]
+            head = tx.model_row()
+        events = head["version"] - head["base_version"]
         rows = head["next_seq"] - head["base_seq"]
         if not force and rows < self.policy.snapshot_rows_per_feature * fmap.D and \
                 events < self.policy.snapshot_events:
             return False
+        return self.checkpoint(respect_size=True)
+
+    def checkpoint(self, respect_size: bool = False) -> bool:
+        """Write a snapshot of the statistics at the latest version now and prune the log before it
+        (``respect_size``: only when the size policy allows). Returns whether one was written."""
+        if self._feature_map() is None:
+            return False
         with self.store.write() as tx:
-            head = self._head(tx)
+            head = tx.model_row()
             state = self._state_in(tx)
-            if not self._snapshot_allowed(tx, state):
+            if state.stats is None or (respect_size and not self._snapshot_allowed(tx, state)):
                 return False
             journal.write_snapshot(tx, state, head["next_seq"])
         self.counters.snapshots += 1
@@ -763,8 +655,8 @@ class TaggingService:
     def head(self) -> dict[str, Any]:
         """The database's version and counts (one read)."""
         with self.store.read() as tx:
-            head = self._head(tx)
-            n = int(tx.one("SELECT COUNT(*) FROM examples")[0])
+            head = tx.model_row()
+            n = tx.count_examples()
         self.counters.db_version = max(self.counters.db_version, int(head["version"]))
         return {"version": int(head["version"]), "examples": n, "lam": float(head["lam"]),
                 "lam_fixed": bool(head["lam_fixed"])}
@@ -772,12 +664,9 @@ class TaggingService:
     def labels(self) -> tuple[int, list[dict[str, Any]]]:
         """(version, the label registry with counts of known positives and explicit negatives)."""
         with self.store.read() as tx:
-            version = int(self._head(tx)["version"])
-            rows = tx.all("SELECT name, description, threshold, positives, negatives, created_version, calib "
-                          "FROM labels ORDER BY id")
-        return version, [{"name": r[0], "description": r[1], "threshold": r[2], "positives": int(r[3]),
-                          "negatives": int(r[4]), "created_version": int(r[5]), "calibrated": r[6] is not None}
-                         for r in rows]
+            version = tx.version()
+            listing = tx.label_listing()
+        return version, listing
 
     def predict(self, X: np.ndarray, min_version: int | None = None, wait_s: float = 30.0) -> tuple[Model, np.ndarray]:
         """(model used, n×C ridge scores) from the published model (waits only for ``min_version``)."""
@@ -797,24 +686,20 @@ class TaggingService:
 
         Each example is scored by the model fitted without it — closed-form ridge leave-one-out,
         (ŷ − h·y)/(1 − h) with h = φᵀ(G + λI)⁻¹φ, no refit — turned into a probability by the
-        label's Platt map, and ranked by label quality (:func:`mlcil.serve.audit.rank`). Examples
+        label's Platt map, and ranked by label quality (:func:`mlcil.decide.audit.find_label_errors`,
+        cleanlab without a process pool). Examples
         where the label is known are audited; with ``include_absent`` (or when every known value is
         the same, e.g. a label only ever taught positives) also those where it is absent, which
         the model reads as negatives. At most ``sample`` examples (the latest) are read.
         Returns {version, label, audited, examples}.
         """
-        from mlcil.serve.audit import rank
-
         with self.store.read() as tx:
             self._learn_dim(tx)
             fmap = self._feature_map()
             state = journal.advance(tx, self._state, fmap)
             lid = self._label_id(tx, name)
-            values = {int(v) for (v,) in tx.all("SELECT DISTINCT value FROM known WHERE label_id = ?", (lid,))}
-            everything = include_absent or len(values) < 2
-            sql = "SELECT seq FROM examples ORDER BY seq DESC LIMIT ?" if everything else \
-                "SELECT seq FROM known WHERE label_id = ? ORDER BY seq DESC LIMIT ?"
-            seqs = [r[0] for r in tx.all(sql, (int(sample),) if everything else (lid, int(sample)))]
+            everything = include_absent or len(tx.known_values(lid)) < 2
+            seqs = tx.latest_seqs(int(sample), None if everything else lid)
             if not seqs or fmap is None or state.stats is None:
                 return {"version": state.version, "label": name, "audited": 0, "examples": []}
             _, X, known, ext = journal.rows_by_seq(tx, seqs, fmap.d, with_ids=True)
@@ -825,10 +710,10 @@ class TaggingService:
         except ridge.NotPositiveDefinite:
             raise Conflict("lam", "G + λI is not positive definite; set a larger λ (POST /v1/lambda)") from None
         W = factor.solve(state.stats.B[:, col:col + 1])  # one column from the one factor
-        loo = factor.loo_scores(W, fmap(X), torch.as_tensor(y[:, None])).numpy()[:, 0]
-        a, b = state.labels[col].platt or DEFAULT_PLATT
+        loo = factor.loo_scores(W, fmap(X), y[:, None])[:, 0]
+        a, b = state.labels[col].platt or ridge.DEFAULT_PLATT
         proba = apply_platt(loo[:, None], np.array([a]), np.array([b]))[:, 0]
-        quality, flagged, order = rank(y.astype(bool), proba)
+        quality, flagged, order = _rank(y.astype(bool), proba)
         given = ["positive" if k.get(lid) == 1 else "negative" if k.get(lid) == 0 else "absent" for k in known]
         top = order[:int(limit)]
         return {"version": state.version, "label": name, "audited": int(len(y)),
@@ -837,16 +722,20 @@ class TaggingService:
                               "flagged": bool(flagged[i])} for i in top]}
 
     def export_learner(self):
-        """The current model as an ``Analytic`` learner (see :func:`mlcil.serve.model.to_learner`)."""
+        """The current model as an ``Analytic`` learner (see :func:`mlcil.serve.model.to_learner`).
+
+        Raises :class:`Conflict` when there is nothing to export: no example, or no label."""
         model = self.refresh()
         with self._lock:
             state = self._state
-        if state is None or state.stats is None or model.W is None or model.version != state.version:
-            model = Model.build(state, self._fmap)
-        if state.stats is None:
+        if state is None or state.stats is None:
             raise Conflict("examples", "the model has no example yet: nothing to export")
-        return to_learner(state, self._fmap, model, self.options.seed)
+        if not state.labels:
+            raise Conflict("labels", "the model has no label: nothing to export (create a label and teach it)")
+        if model.ridge is None or model.version != state.version:
+            model = Model.build(state, self._fmap)
+        return to_learner(state, model, self.options.seed)
 
 
-__all__ = ["Counters", "DEFAULTS", "Limits", "Options", "Policy", "ServiceError", "TaggingService", "Unavailable",
-           "check_label_name"]
+__all__ = ["Counters", "DEFAULTS", "Limits", "NAME_PREFIX", "OptionError", "Options", "Policy", "REFRESH_SHARE",
+           "SCALINGS", "ServiceError", "TaggingService", "Unavailable", "check_label_name"]

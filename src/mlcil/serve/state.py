@@ -8,6 +8,7 @@ both count as 0), W = (G + λI)⁻¹B, and a per-label Platt map turns φᵀW in
 A :class:`ModelState` is immutable: every transition returns a new one, so a reader holding a
 state sees one consistent version. Transitions are exact: teaching adds φφᵀ and φyᵀ, relabelling
 adds φ(y_new − y_old)ᵀ to B only (G does not depend on labels), forgetting subtracts.
+Statistics are float64 NumPy arrays.
 """
 
 from __future__ import annotations
@@ -15,45 +16,21 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
-import torch
 
 from mlcil import ridge
 
-#: Platt map (a, b) of a label not calibrated yet: p = sigmoid(4s − 2), so p = 0.5 at the ridge
-#: score 0.5 (halfway between the targets 0 and 1), 0.88 at 1 and 0.12 at 0.
-DEFAULT_PLATT = (4.0, -2.0)
 
+def feature_map(d: int, M: int, seed: int, include_x: bool, scaling: str) -> ridge.FeatureMap:
+    """φ for the service's frame (R drawn from ``seed`` exactly as the learners draw it), on the CPU.
 
-#: rows whose largest |component| lies in this range have a finite, non-zero float32 norm as they are
-SAFE_RANGE = (2.0 ** -40, 2.0 ** 40)
-
-
-class ServiceFeatureMap(ridge.FeatureMap):
-    """The ridge core's φ with inputs first scaled by a power of two per row when the scaling is 'l2'.
-
-    x ↦ x·2⁻ᵉ (e = the binary exponent of max |xᵢ|) is exact in floating point and leaves x/‖x‖
-    unchanged, but keeps ‖x‖ finite and non-zero for rows whose components are near the float32
-    limits (1e19 squared overflows, 1e-25 squared underflows): such rows would otherwise map to 0.
-    """
-
-    def inputs(self, X):
-        if self.scaling == "l2" and not hasattr(X, "tocsr"):
-            X = np.asarray(X, dtype=np.float32)
-            top = np.abs(X).max(axis=1, keepdims=True) if X.size else np.ones((X.shape[0], 1), np.float32)
-            if ((top > SAFE_RANGE[1]) | ((top < SAFE_RANGE[0]) & (top > 0))).any():  # rare: rescale those rows
-                _, exp = np.frexp(np.where(top > 0, top, 1.0))
-                X = np.ldexp(X, -exp).astype(np.float32)
-        return super().inputs(X)
-
-
-def feature_map(d: int, M: int, seed: int, include_x: bool, scaling: str) -> ServiceFeatureMap:
-    """φ for the service's frame (R drawn from ``seed`` exactly as the learners draw it), on the CPU."""
-    return ServiceFeatureMap(ridge.gaussian_projection(d, M, seed, "cpu"), scaling, include_x=include_x)
+    With scaling 'l2' the ridge core scales rows by a power of two first when their components are
+    near the float32 limits (exact; x/‖x‖ unchanged), so such rows keep their direction."""
+    return ridge.FeatureMap(ridge.gaussian_projection(d, M, seed, "cpu"), scaling, include_x=include_x)
 
 
 @dataclass(frozen=True)
 class Label:
-    """One label: id (stable, never reused), name, decision threshold (None = 0.5), Platt map (None = default)."""
+    """One label: id (stable, never reused), name, decision threshold (None = default), Platt map (None = default)."""
 
     id: int
     name: str
@@ -84,6 +61,10 @@ class ModelState:
         return tuple(lab.id for lab in self.labels)
 
     @property
+    def names(self) -> list[str]:
+        return [lab.name for lab in self.labels]
+
+    @property
     def nbytes(self) -> int:
         return 0 if self.stats is None else self.stats.nbytes
 
@@ -93,8 +74,7 @@ class ModelState:
     # ---- label registry ------------------------------------------------------------------
     def with_label(self, version: int, label: Label) -> "ModelState":
         """A new label with a zero column (no example known yet)."""
-        stats = None if self.stats is None else self.stats.with_columns(
-            torch.zeros(self.stats.D, 1, dtype=torch.float64))
+        stats = None if self.stats is None else self.stats.with_columns(np.zeros((self.stats.D, 1)))
         return replace(self, version=version, stats=stats, labels=self.labels + (label,))
 
     def with_threshold(self, version: int, label_id: int, threshold: float | None) -> "ModelState":
@@ -142,6 +122,19 @@ def row_statistics(fmap: ridge.FeatureMap, X: np.ndarray, Y: np.ndarray) -> ridg
     return ridge.partial_statistics(fmap, X, Y)
 
 
-def relabel_delta(fmap: ridge.FeatureMap, X: np.ndarray, dY: np.ndarray) -> torch.Tensor:
+def relabel_delta(fmap: ridge.FeatureMap, X: np.ndarray, dY: np.ndarray) -> np.ndarray:
     """The change of B (D×C float64) when rows X get their targets changed by dY (n×C): Φᵀ dY."""
     return ridge.partial_statistics(fmap, X, dY, gram=False).B
+
+
+def stats_to_bytes(stats: ridge.Stats) -> tuple[bytes, bytes]:
+    """(G, B) as C-order float64 bytes (how a snapshot stores them)."""
+    return (np.ascontiguousarray(stats.G, dtype=np.float64).tobytes(),
+            np.ascontiguousarray(stats.B, dtype=np.float64).tobytes())
+
+
+def stats_from_bytes(G: bytes, B: bytes, D: int, C: int, n: int) -> ridge.Stats:
+    """Statistics from :func:`stats_to_bytes` (G D×D, B D×C float64) and the example count n."""
+    G_ = np.frombuffer(bytearray(G), dtype=np.float64).reshape(D, D)
+    B_ = np.frombuffer(bytearray(B), dtype=np.float64).reshape(D, C)
+    return ridge.Stats(G_, B_, int(n))

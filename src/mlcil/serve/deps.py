@@ -1,0 +1,122 @@
+"""Shared dependencies of the routers: the service, the app's settings, metrics, batcher, and input checks.
+
+Everything a route needs hangs on ``app.state`` (set once by :func:`mlcil.serve.app.create_app`);
+routes get it through ``Depends(...)``, never through closures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+from fastapi import Depends, Request
+
+from mlcil.serve.batcher import Batcher
+from mlcil.serve.errors import Invalid, TooLarge
+from mlcil.serve.metrics import Metrics
+from mlcil.serve.service import TaggingService
+
+Encoder = Callable[[list], np.ndarray]
+F32_MAX = float(np.finfo(np.float32).max)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Per-app request settings: encoder of raw inputs and of label names (None = off), batch limit."""
+
+    encoder: Encoder | None = None
+    names: Encoder | None = None
+    max_batch: int = 1024
+
+
+def get_service(request: Request) -> TaggingService:
+    return request.app.state.service
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+def get_batcher(request: Request) -> Batcher:
+    return request.app.state.batcher
+
+
+class Inputs:
+    """Turns request rows (vectors, or raw inputs for the encoder) into checked n×d float32 embeddings."""
+
+    def __init__(self, service: TaggingService, settings: Settings) -> None:
+        self.service = service
+        self.settings = settings
+
+    def check_batch(self, n: int, field: str) -> None:
+        """1..max_batch rows."""
+        if n == 0:
+            raise Invalid(field, "empty batch")
+        if n > self.settings.max_batch:
+            raise TooLarge(field, f"batch of {n} over the limit of {self.settings.max_batch}")
+
+    def matrix(self, rows: list[Any], fields: list[str], raw: list[bool]) -> np.ndarray:
+        """Embeddings n×d float32 from vectors or (where ``raw``) the encoder; finite, one d."""
+        service, encoder = self.service, self.settings.encoder
+        n = len(rows)
+        if any(raw):
+            if encoder is None:
+                i = raw.index(True)
+                raise Invalid(fields[i].replace("vector", "input"),
+                              "raw inputs need an encoder; none is configured (send embedding vectors)")
+            idx = [i for i in range(n) if raw[i]]
+            try:
+                enc = np.asarray(encoder([rows[i] for i in idx]), dtype=np.float32)
+            except Exception as exc:  # the encoder rejected the input: a client error
+                raise Invalid(fields[idx[0]].replace("vector", "input"), f"encoder failed: {exc}") from exc
+            if enc.ndim != 2 or enc.shape[0] != len(idx):
+                raise Invalid("input", f"encoder returned shape {enc.shape}, expected ({len(idx)}, d)")
+            vecs: list[Any] = list(rows)
+            for j, i in enumerate(idx):
+                vecs[i] = enc[j]
+        else:
+            vecs = rows
+        d = service.dim if service.dim is not None else len(vecs[0])
+        max_dim = service.limits.max_dim
+        lengths = [len(v) for v in vecs]
+        if min(lengths) != d or max(lengths) != d or d == 0:
+            for i, v in enumerate(vecs):
+                if len(v) > max_dim:
+                    raise TooLarge(fields[i], f"{len(v)} numbers, over the dimension limit of {max_dim}")
+                if len(v) != d:
+                    raise Invalid(fields[i], f"expected embedding dimension {d}, got {len(v)}")
+            raise Invalid(fields[0], "vectors must be non-empty")
+        if d > max_dim:
+            raise TooLarge(fields[0], f"{d} numbers, over the dimension limit of {max_dim}")
+        X = np.asarray(vecs, dtype=np.float64)
+        if not (np.isfinite(X).all() and np.abs(X).max() <= F32_MAX):
+            bad = ~np.isfinite(X) | (np.abs(X) > F32_MAX)
+            i, j = map(int, np.argwhere(bad)[0])
+            raise Invalid(f"{fields[i]}[{j}]", "not a finite float32 (NaN, inf or too large)")
+        X32 = X.astype(np.float32)
+        service.check_vectors(X32, fields[0].split("[")[0] if fields else "vectors")
+        return X32
+
+    def name_embedding(self, name: str, description: str | None) -> np.ndarray | None:
+        """The label's name ('cooking-time' -> 'cooking time') and description embedded by the text
+        encoder, d floats; None when no text encoder is configured."""
+        names = self.settings.names
+        if names is None:
+            return None
+        text = name.replace("_", " ").replace("-", " ") + (f": {description}" if description else "")
+        try:
+            vec = np.asarray(names([text]), dtype=np.float32)
+        except Exception as exc:  # the encoder rejected the text: a client error
+            raise Invalid("description", f"text encoder failed on the label's name: {exc}") from exc
+        if vec.ndim != 2 or vec.shape[0] != 1:
+            raise Invalid("description", f"text encoder returned shape {vec.shape}, expected (1, d)")
+        return vec[0]
+
+
+def get_inputs(service: TaggingService = Depends(get_service), settings: Settings = Depends(get_settings)) -> Inputs:
+    return Inputs(service, settings)

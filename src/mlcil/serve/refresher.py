@@ -1,0 +1,98 @@
+"""The refresher: one background thread per service process that keeps the published model current.
+
+It follows the database (woken by this process's commits, and polling every ``poll_s`` for other
+processes'), and when the database is ahead of the published model it asks the service to catch up
+and publish — at most once per max(``refresh_interval``, :data:`REFRESH_SHARE` × the last refresh's
+duration), so refreshing takes at most 1/(1 + REFRESH_SHARE) of a core while writes keep coming.
+Between refreshes it recalibrates when due (at most every ``calib_min_interval``) and snapshots.
+Failures are counted and logged, never raised: the thread survives anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Protocol
+
+from mlcil.serve.options import Policy
+
+log = logging.getLogger("mlcil.serve")
+
+#: the refresher waits at least this many times its last refresh's duration before the next one
+REFRESH_SHARE = 4.0
+
+
+class Refreshable(Protocol):
+    """What the refresher drives (a :class:`~mlcil.serve.service.TaggingService`)."""
+
+    def latest_version(self) -> int: ...
+    def served_version(self) -> int: ...
+    def refresh(self) -> object: ...
+    def calibration_due(self) -> bool: ...
+    def calibrate(self) -> object: ...
+    def maybe_snapshot(self) -> bool: ...
+    def background_failed(self, exc: BaseException) -> None: ...
+
+
+class Refresher:
+    """The background thread of one service: :meth:`start`, :meth:`wake` after a commit, :meth:`stop`."""
+
+    def __init__(self, service: Refreshable, policy: Policy) -> None:
+        self.service = service
+        self.policy = policy
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_refresh = 0.0
+        self._refresh_took = 0.0
+        self._last_calibration = 0.0
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and not self._stop.is_set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="mlcil-refresher", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Look at the database now (a write of this process committed, or a client waits for a version)."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the thread (waits for the refresh in progress, up to ``timeout``)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=timeout)
+
+    def _refresh(self) -> None:
+        start = time.perf_counter()
+        self.service.refresh()
+        self._last_refresh = time.monotonic()
+        self._refresh_took = time.perf_counter() - start
+
+    def _run(self) -> None:
+        p = self.policy
+        while not self._stop.is_set():
+            self._wake.wait(p.poll_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                if self.service.latest_version() > self.service.served_version():
+                    # at most one refresh per interval, and never more than a fifth of a core on refreshing
+                    interval = max(p.refresh_interval, REFRESH_SHARE * self._refresh_took)
+                    wait = self._last_refresh + interval - time.monotonic()
+                    if wait > 0 and self._stop.wait(wait):
+                        return
+                    self._refresh()
+                if p.calibrate and time.monotonic() - self._last_calibration >= p.calib_min_interval:
+                    self._last_calibration = time.monotonic()
+                    if self.service.calibration_due():
+                        self.service.calibrate()
+                self.service.maybe_snapshot()
+            except Exception as exc:  # noqa: BLE001 - the thread must survive any failure; counted and logged
+                self.service.background_failed(exc)
+                self._stop.wait(min(5.0, 10 * p.poll_s))

@@ -1,0 +1,126 @@
+"""HTTP plumbing shared by every router: strict JSON bodies, the route class, error bodies and status codes.
+
+- :class:`StrictRoute` parses JSON bodies strictly (duplicate keys, NaN and ±Infinity are
+  malformed JSON: 400) and checks the route's API-key scope (:mod:`mlcil.serve.security`) before
+  the body is read.
+- :func:`responses` declares a route's error answers with their body model, so clients can trust the spec.
+- :func:`install_error_handlers` maps each kind of :class:`~mlcil.serve.errors.ServiceError` to its
+  status (:data:`STATUS`) and every error to ``{"error": {"status", "field", "message"}}``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from mlcil.serve import schemas as S
+from mlcil.serve.errors import (Conflict, Invalid, NotFound, NotReady, ServiceError, StorageFull, TooLarge,
+                                Unavailable)
+from mlcil.serve.middleware import error_response
+from mlcil.serve.security import AUTH_STATUSES, Forbidden, Scope, Unauthorized, authorise
+
+#: HTTP status of each kind of service error
+STATUS = {Invalid: 422, NotFound: 404, Conflict: 409, TooLarge: 413, Unavailable: 503, StorageFull: 507,
+          NotReady: 503, Unauthorized: 401, Forbidden: 403}
+DESCRIPTIONS = {400: "Malformed JSON", 401: "Missing or unknown API key", 403: "The key's scope is too small",
+                404: "Unknown label or example", 409: "Conflicts with the stored state", 413: "Over a size limit",
+                422: "Invalid input (the field is named)", 500: "Internal error",
+                503: "Database unavailable, or min_version not reached: retry",
+                507: "The database is full: nothing was written"}
+
+
+def responses(*codes: int, auth: bool = True) -> dict:
+    """OpenAPI error answers of a route: ``codes`` + 413, 422, 500 (+ 401, 403 with ``auth``), each an ErrorBody."""
+    codes_ = set(codes) | {413, 422, 500} | (set(AUTH_STATUSES) if auth else set())
+    return {c: {"model": S.ErrorBody, "description": DESCRIPTIONS[c]} for c in sorted(codes_)}
+
+
+# ---- strict JSON -------------------------------------------------------------------------------
+class _Malformed(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise _Malformed(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str):
+    raise _Malformed(f"{name} is not a JSON number")
+
+
+def strict_loads(body: bytes) -> Any:
+    """JSON with duplicate keys, NaN and ±Infinity refused (raised as :class:`json.JSONDecodeError`)."""
+    text = body.decode("utf-8") if isinstance(body, (bytes, bytearray)) else body
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except _Malformed as exc:
+        raise json.JSONDecodeError(str(exc), text, 0) from None
+
+
+class _StrictRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = strict_loads(await self.body())
+        return self._json
+
+
+class StrictRoute(APIRoute):
+    """A route whose API-key scope is checked before its body is read, and whose JSON body is parsed by
+    :func:`strict_loads`. The scope is the one its ``Security(requires(...))`` dependency declares."""
+
+    @property
+    def scope_needed(self) -> str | None:
+        """The API-key scope the route declares (None: open)."""
+        return next((d.dependency.needed for d in self.dependencies
+                     if isinstance(getattr(d, "dependency", None), Scope)), None)
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+        needed = self.scope_needed
+
+        async def strict(request: Request) -> Response:
+            if needed is not None:
+                authorise(request, needed)
+            return await handler(_StrictRequest(request.scope, request.receive))
+
+        return strict
+
+
+# ---- errors ------------------------------------------------------------------------------------
+def field_of(loc: tuple | list) -> str:
+    """('body', 'examples', 0, 'vector') -> 'examples[0].vector'."""
+    out = ""
+    for part in loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error as ``{"error": {"status", "field", "message"}}`` with its status."""
+
+    @app.exception_handler(ServiceError)
+    async def service_error(request: Request, exc: ServiceError):
+        status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 500)
+        return error_response(status, exc.field, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {"loc": ("body",), "msg": "invalid request"}
+        if first.get("type") == "json_invalid":
+            return error_response(400, "body", f"malformed JSON: {first.get('ctx', {}).get('error', first['msg'])}")
+        return error_response(422, field_of(first.get("loc", ())), first.get("msg", "invalid value"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        return error_response(exc.status_code, "path" if exc.status_code in (404, 405) else "body", str(exc.detail))
