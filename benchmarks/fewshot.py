@@ -56,8 +56,8 @@ def new_class_map(learner, X_test, Y_test: np.ndarray, new: np.ndarray) -> float
 
 
 def run_dataset(name: str, args) -> list[dict]:
-    from mlcil.cli import label_name_embeddings
     from mlcil.data import load_dataset
+    from mlcil.encoders import label_name_embeddings
     from mlcil.learners import make_learner
     from mlcil.protocols import Protocol, Session
 

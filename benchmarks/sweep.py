@@ -35,8 +35,8 @@ from mlcil.data import load_dataset
 name, protocol, learner, encoder = sys.argv[1:5]
 start = time.perf_counter()
 if encoder:
-    from mlcil.cli import _embed
-    ds = _embed(name, encoder, None, True)
+    from mlcil.encoders import embed_registered
+    ds, _ = embed_registered(name, encoder)
 else:
     ds = load_dataset(name)
 report = run_benchmark(ds, BenchConfig(protocol=protocol, learners=(learner,), seeds=(0,)), progress=False)
@@ -102,8 +102,8 @@ def main() -> None:
         name, L = row["name"], int(row["L"])
         encoder = "" if row["d"] != "raw" else args.encoder
         if encoder:  # embed once before the timed cells (cached on disk)
-            subprocess.run([sys.executable, "-c", "import sys; from mlcil.cli import _embed; "
-                            "_embed(sys.argv[1], sys.argv[2], None, True)", name, encoder], check=False)
+            subprocess.run([sys.executable, "-c", "import sys; from mlcil.encoders import embed_registered; "
+                            "embed_registered(sys.argv[1], sys.argv[2])", name, encoder], check=False)
         protocol = protocol_for(L)
         for learner in learners:
             key = f"{name} {learner}"

@@ -5,6 +5,7 @@ import os
 import sys
 from pathlib import Path
 
+import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -183,3 +184,52 @@ def test_bench_metrics_convention(small_npz, tmp_path):
     assert sorted(choices) == sorted(CONVENTIONS)
     bad = run("bench", str(small_npz), "--metrics", "krt", "-q")  # click's usage error, as for --order
     assert bad.exit_code == 2 and "'krt' is not one of 'mlcil', 'field', 'multilane', 'l3a'" in bad.output
+
+
+def test_help_texts():
+    """Help shows what the user types: percent signs as such, every option explained, the learner names."""
+    from mlcil.learners import REGISTRY
+
+    audit_help = run("audit", "--help").output
+    assert "drop 5% of positives, flip 1% of" in " ".join(audit_help.split()) and "%%" not in audit_help
+    serve_help = " ".join(run("serve", "--help").output.split())
+    assert "--port INTEGER RANGE TCP port to listen on." in serve_help
+    from mlcil.cli import main as group
+
+    for name, command in group.commands.items():
+        for param in command.params:
+            if isinstance(param, click.Option) and not param.hidden:
+                assert param.help, f"mlcil {name} {param.opts[0]} has no help"
+    bench_help = " ".join(run("bench", "--help").output.split())
+    listed = bench_help.split("Learners: ", 1)[1].split(".", 1)[0]
+    assert sorted(n.split(" (")[0] for n in listed.split(", ")) == sorted(REGISTRY) and len(REGISTRY) >= 4
+
+
+def test_bench_progress_counts_sessions_from_one(small_npz, tmp_path, monkeypatch):
+    """The progress bar names sessions as the report does: t=1 is the first."""
+    from mlcil.bench import runner
+
+    seen = []
+
+    class Bar:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def set_postfix_str(self, text):
+            seen.append(text)
+
+        def update(self, k):
+            pass
+
+    monkeypatch.setattr(runner, "tqdm", Bar)
+    out = tmp_path / "p"
+    result = run("bench", str(small_npz), "-p", "B0-C2", "-l", "prototype", "-s", "1", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert [s.split(" ")[2] for s in seen] == ["t=1/2", "t=2/2"]
+    assert "| learner | t=1 | t=2 |" in (out / "report.md").read_text()

