@@ -45,11 +45,7 @@ RANK = {package: rank for rank, layer in enumerate(LAYERS) for package in layer}
 
 #: (importing module, imported module) edges allowed for now, each for a stated reason; delete an entry
 #: together with the code it allows (test_transitional_edges_still_exist fails on a stale entry).
-TRANSITIONAL: dict[tuple[str, str], str] = {
-    ("mlcil.decide.calibrated", "mlcil.learners.calibrated"):
-        "deprecated alias of Calibrated's old place, imported lazily; delete decide/calibrated.py once "
-        "tests/engines/test_local.py and tests/learners/test_contract.py import mlcil.learners.calibrated",
-}
+TRANSITIONAL: dict[tuple[str, str], str] = {}
 
 
 def module_name(path: Path) -> str:

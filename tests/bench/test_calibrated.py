@@ -67,14 +67,3 @@ def test_bench_calibrates_the_analytic_family_without_holding_rows_out():
         learner = make_bench_learner(spec, 0, BenchConfig(calibration="isotonic"))
         assert not isinstance(learner, Calibrated) and learner.calibration == "isotonic"
     assert isinstance(make_bench_learner("lda", 0, BenchConfig(calibration="platt")), Calibrated)
-
-
-def test_old_import_path_warns_and_gives_the_same_class():
-    import mlcil.decide
-    import mlcil.decide.calibrated as old
-
-    with pytest.warns(DeprecationWarning, match="mlcil.learners.calibrated"):
-        assert old.Calibrated is Calibrated
-    with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
-        old.Nothing  # noqa: B018
-    assert not hasattr(mlcil.decide, "Calibrated")
