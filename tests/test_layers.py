@@ -28,7 +28,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "mlcil"
 
 LAYERS: list[set[str]] = [
-    {"errors"},
+    {"errors", "version"},
     {"data", "metrics"},
     {"decide"},
     {"protocols"},

@@ -19,7 +19,7 @@ from typing import Any
 
 from mlcil.errors import MlcilError, NotFittedError
 
-__version__ = "0.1.0"
+from mlcil.version import __version__
 
 # name -> module that defines it; imported on first use so that `import mlcil` stays light
 _EXPORTS = {

@@ -27,11 +27,12 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from mlcil import __version__
+from mlcil.version import __version__
 from mlcil.data.dataset import check_features, check_labels
 from mlcil.decide.calibration import sigmoid
 from mlcil.errors import MlcilError, NotFittedError
 from mlcil.protocols.session import Session
+from mlcil.ridge.model import DEFAULT_THRESHOLD  # the one decision threshold (the service's too)
 
 #: ``format`` field of the header that :meth:`Learner.save` writes.
 FILE_FORMAT = "mlcil-learner"
@@ -39,8 +40,6 @@ FILE_FORMAT = "mlcil-learner"
 #: reads every version from 0 (files written before versioning, same layout) to this one.
 FORMAT_VERSION = 1
 
-#: decision threshold on calibrated probabilities for a class without its own (``predict``)
-DEFAULT_THRESHOLD = 0.5
 
 
 class Registry(Mapping):
