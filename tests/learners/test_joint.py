@@ -21,7 +21,7 @@ def numpy_features(X, learner):
         Z = X / np.linalg.norm(X, axis=1, keepdims=True)
     else:
         Z = X
-    R = learner.R_.cpu().numpy().astype(np.float64)
+    R = learner.R_.astype(np.float64)
     phi = np.maximum(Z @ R, 0)
     return np.hstack([phi, Z]) if learner.include_x_ else phi
 
@@ -45,7 +45,7 @@ def test_weights_equal_direct_solve(synthetic, scaling):
     W = np.linalg.solve(phi.T @ phi + learner.lambda_ * np.eye(phi.shape[1]), phi.T @ Y)
     # φ is computed in float32 (the reference in float64): agreement to float32 rounding, amplified
     # by the conditioning of G + λI
-    np.testing.assert_allclose(learner.W_.cpu().numpy(), W, rtol=1e-4, atol=1e-5 * np.abs(W).max())
+    np.testing.assert_allclose(learner.W_, W, rtol=1e-4, atol=1e-5 * np.abs(W).max())
     np.testing.assert_allclose(learner.scores(X), phi @ W, rtol=1e-4, atol=1e-4)
 
 
@@ -83,20 +83,16 @@ def test_platt_recovers_sigmoid_parameters():
 
 def test_leave_one_out_equals_refitting_without_the_row():
     rng = np.random.default_rng(2)
-    import torch
-
     phi = rng.normal(size=(30, 6))
     Y = (rng.random((30, 2)) < 0.4).astype(float)
     w = rng.random(30) + 0.5
     G = (phi * w[:, None]).T @ phi
     B = (phi * w[:, None]).T @ Y
     lambdas = [0.1, 3.0]
-    path = ridge.loo_path_scores(torch.as_tensor(G), torch.as_tensor(B), torch.as_tensor(phi[:8]),
-                                 torch.as_tensor(Y[:8]), lambdas, torch.as_tensor(w[:8])).numpy()
+    path = ridge.loo_path_scores(G, B, phi[:8], Y[:8], lambdas, w[:8])
     for li, lam in enumerate(lambdas):
-        A = torch.as_tensor(G + lam * np.eye(6))
-        fixed = ridge.loo_scores(torch.linalg.cholesky(A), torch.linalg.solve(A, torch.as_tensor(B)), torch.as_tensor(phi[:8]),
-                                 torch.as_tensor(Y[:8]), torch.as_tensor(w[:8])).numpy()
+        A = G + lam * np.eye(6)
+        fixed = ridge.loo_scores(np.linalg.cholesky(A), np.linalg.solve(A, B), phi[:8], Y[:8], w[:8])
         for i in range(8):
             keep = np.arange(30) != i
             Gi = (phi[keep] * w[keep, None]).T @ phi[keep]

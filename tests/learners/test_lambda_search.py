@@ -32,7 +32,7 @@ def test_lambda_is_the_argmax_of_the_class_weighted_evidence():
     learner = Analytic(M=12, scaling="none", include_x=True, strategy="negative", n_lambdas=7, lambda_search="sessions")
     learner.learn(stream.sessions[0])
     grid = learner.lambda_grid_
-    phi = lambda X: learner._features(X).double().numpy()  # noqa: E731
+    phi = lambda X: learner._features(X).astype(np.float64)  # noqa: E731
     P0 = phi(stream.sessions[0].X)
     curve0 = brute_force_curve(P0, P0, stream.sessions[0].Y.astype(float), grid)
     np.testing.assert_allclose(learner.lambda_evidence_, 2 * curve0, rtol=1e-6, atol=1e-9)
@@ -50,7 +50,7 @@ def test_lambda_is_the_argmax_of_the_class_weighted_evidence():
         Y = np.hstack([np.vstack([s.Y if u == v else np.zeros((s.n, len(stream.sessions[u].classes)))
                                   for v, s in enumerate(stream.sessions[: t + 1])]) for u in range(t + 1)])
         W = np.linalg.solve(P_all.T @ P_all + learner.lambda_ * np.eye(P_all.shape[1]), P_all.T @ Y)
-        np.testing.assert_allclose(learner.W_.numpy(), W, rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(learner.W_, W, rtol=1e-7, atol=1e-9)
 
 
 @pytest.mark.parametrize("search", ["first", "sessions", "gcv"])
@@ -85,7 +85,7 @@ def test_gcv_lambda_is_the_argmin_of_the_summed_session_curves(memory, strategy)
     session's curve too."""
     stream = Protocol("B0-C2", order="dataset").build(make_dataset(n=260, d=6, L=5, seed=4))
     learner = Analytic(M=12, scaling="none", include_x=True, strategy=strategy, lambda_search="gcv", memory=memory)
-    phi = lambda X: learner._features(X).double().numpy()  # noqa: E731
+    phi = lambda X: learner._features(X).astype(np.float64)  # noqa: E731
     total = None
     for t, session in enumerate(stream.sessions):
         learner.learn(session)
@@ -101,7 +101,7 @@ def test_gcv_lambda_is_the_argmin_of_the_summed_session_curves(memory, strategy)
                               for v, s in enumerate(stream.sessions)]) for u in range(len(stream.sessions))])
     if memory is None:
         W = np.linalg.solve(P_all.T @ P_all + learner.lambda_ * np.eye(P_all.shape[1]), P_all.T @ Y)
-        np.testing.assert_allclose(learner.W_.numpy(), W, rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(learner.W_, W, rtol=1e-7, atol=1e-9)
 
 
 def test_gcv_merge_takes_lambda_from_the_pooled_evidence():
@@ -169,7 +169,7 @@ def test_gcv_with_memory_minimises_the_gcv_of_the_union():
     stream = Protocol("B0-C2", order="dataset").build(make_dataset(n=260, d=6, L=5, seed=4))
     learner = Analytic(M=12, scaling="none", include_x=True, strategy="negative", lambda_search="gcv",
                        memory="labels")
-    phi = lambda X: learner._features(X).double().numpy()  # noqa: E731
+    phi = lambda X: learner._features(X).astype(np.float64)  # noqa: E731
     reappeared = 0
     for t, session in enumerate(stream.sessions):
         learner.learn(session)
@@ -183,7 +183,7 @@ def test_gcv_with_memory_minimises_the_gcv_of_the_union():
     P = phi(X)
     W = np.linalg.solve(P.T @ P + learner.lambda_ * np.eye(P.shape[1]), P.T @ Y)
     cols = [list(stream.joint_session(len(stream.sessions) - 1).classes).index(c) for c in learner.classes_]
-    np.testing.assert_allclose(learner.W_.numpy(), W[:, cols], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(learner.W_, W[:, cols], rtol=1e-5, atol=1e-7)
 
 
 def test_gcv_with_memory_merge_and_forgetting_rechoose_lambda_from_what_is_left():
@@ -203,7 +203,7 @@ def test_gcv_with_memory_merge_and_forgetting_rechoose_lambda_from_what_is_left(
         a.learn(pick(s, m))
         b.learn(pick(s, ~m))
     merged = a.merge(b)
-    phi = lambda X: merged._features(X).double().numpy()  # noqa: E731
+    phi = lambda X: merged._features(X).astype(np.float64)  # noqa: E731
     X, Y = union_problem(stream, len(stream.sessions) - 1)
     classes = list(stream.joint_session(len(stream.sessions) - 1).classes)
     lam, curve = explicit_gcv_minimum(phi(X), Y, merged.lambda_grid_)
@@ -225,7 +225,7 @@ def test_gcv_with_memory_merge_and_forgetting_rechoose_lambda_from_what_is_left(
     P = phi(X[~gone])
     W = np.linalg.solve(P.T @ P + merged.lambda_ * np.eye(P.shape[1]), P.T @ Y[~gone][:, keep])
     cols = [[classes[j] for j in keep].index(c) for c in merged.classes_]
-    np.testing.assert_allclose(merged.W_.numpy(), W[:, cols], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(merged.W_, W[:, cols], rtol=1e-5, atol=1e-7)
 
 
 def test_gcv_with_memory_equals_joint_with_gcv_on_the_same_rows():
@@ -245,7 +245,7 @@ def test_gcv_with_memory_equals_joint_with_gcv_on_the_same_rows():
     X = stream.X_test
     cols = [list(joint.classes_).index(c) for c in learner.classes_]
     np.testing.assert_allclose(learner.scores(X), joint.scores(X)[:, cols], rtol=1e-3, atol=1e-4)
-    lam, _ = explicit_gcv_minimum(joint._features(stream.joint_session(2).X).double().numpy(),
+    lam, _ = explicit_gcv_minimum(joint._features(stream.joint_session(2).X).astype(np.float64),
                                   stream.joint_session(2).Y.astype(float), joint.lambda_grid_)
     assert joint.lambda_ == pytest.approx(lam, rel=LAMBDA_RTOL)
 

@@ -22,7 +22,7 @@ def field():
 
 
 def phi(learner, X):
-    return learner._features(X).double().cpu().numpy()
+    return learner._features(X).astype(np.float64)
 
 
 def union_reference(learner, stream, t=None):
@@ -55,7 +55,7 @@ def test_memory_equals_one_fit_on_the_union(strategy, alpha, field):
     for t in range(len(field)):  # after every session, not only the last
         partial = learn_all(Analytic(**FRAME, strategy=strategy, alpha=alpha, memory="labels", seed=1),
                             field.sessions[: t + 1])
-        assert_reproduced(partial.W_.numpy(), union_reference(partial, field, t), rtol=1e-6)
+        assert_reproduced(partial.W_, union_reference(partial, field, t), rtol=1e-6)
     assert learner.memory_["keys"].shape == (len(field.joint_session(len(field) - 1).index),)
 
 
@@ -67,12 +67,12 @@ def test_memory_negative_equals_joint_with_the_same_lambda(field):
     joint.lambda_ = learner.lambda_  # λ fixed: Joint chooses its own on the union
     joint._solve()
     order = np.argsort(joint.classes_)
-    assert_reproduced(learner.W_.numpy()[:, np.argsort(learner.classes_)], joint.W_.numpy()[:, order], rtol=1e-6)
+    assert_reproduced(learner.W_[:, np.argsort(learner.classes_)], joint.W_[:, order], rtol=1e-6)
     X = field.X_test
     np.testing.assert_allclose(learner.scores(X), joint.scores(X), rtol=1e-4, atol=1e-5)
     # without memory the reappearing examples count twice and read as negatives for each other's classes
     plain = learn_all(Analytic(**FRAME, strategy="negative", seed=2), field)
-    assert np.abs(plain.W_.numpy() - learner.W_.numpy()).max() > 1e-3
+    assert np.abs(plain.W_ - learner.W_).max() > 1e-3
 
 
 def test_memory_bits_and_bytes(field):
@@ -94,7 +94,7 @@ def test_campaign_protocol_memory_changes_nothing():
     stream = Protocol("B0-C2", order="dataset", campaign="disjoint").build(ds)
     a = learn_all(Analytic(**FRAME, strategy="weighted", alpha=0.5, memory="labels"), stream)
     b = learn_all(Analytic(**FRAME, strategy="weighted", alpha=0.5), stream)
-    assert_reproduced(a.W_.numpy(), b.W_.numpy(), rtol=1e-6)  # no example reappears
+    assert_reproduced(a.W_, b.W_, rtol=1e-6)  # no example reappears
 
 
 def test_pseudo_labels_only_where_labels_are_unknown():
@@ -109,10 +109,10 @@ def test_pseudo_labels_only_where_labels_are_unknown():
     pseudo = learner._pseudo_labels(X[new])  # the model before session 1 labels the unseen rows only
     learner.learn(s1)
     P0, Pn, P1 = phi(learner, X[old]), phi(learner, X[new]), phi(learner, X[rows1])
-    assert_reproduced(learner.B_[0].numpy(), P0.T @ Y[old][:, :2] + Pn.T @ pseudo, rtol=1e-6)
-    assert_reproduced(learner.G_[0].numpy(), P0.T @ P0 + Pn.T @ Pn, rtol=1e-6)  # K_0
-    assert_reproduced(learner.G_[1].numpy(), P1.T @ P1, rtol=1e-6)
-    assert_reproduced(learner.G_seen_.numpy(), P0.T @ P0 + Pn.T @ Pn, rtol=1e-6)
+    assert_reproduced(learner.B_[0], P0.T @ Y[old][:, :2] + Pn.T @ pseudo, rtol=1e-6)
+    assert_reproduced(learner.G_[0], P0.T @ P0 + Pn.T @ Pn, rtol=1e-6)  # K_0
+    assert_reproduced(learner.G_[1], P1.T @ P1, rtol=1e-6)
+    assert_reproduced(learner.G_seen_, P0.T @ P0 + Pn.T @ Pn, rtol=1e-6)
     bits = label_memory.unpack(learner.memory_pseudo_, 2)
     assert bits[:, 0].sum() == len(new) and not bits[:, 1].any()
 
@@ -137,17 +137,17 @@ def test_merge_of_example_shards_is_exact(strategy, alpha, field):
     a.lambda_ = reference.lambda_ = a.lambda_
     reference._solve()
     a.merge(b)
-    assert_reproduced(a.W_.numpy(), reference.W_.numpy(), rtol=1e-6)
+    assert_reproduced(a.W_, reference.W_, rtol=1e-6)
     assert sorted(a.memory_["keys"].tolist()) == sorted(reference.memory_["keys"].tolist())
 
 
 def test_merge_refuses_an_example_in_both(field):
     a = Analytic(**FRAME, strategy="negative", memory="labels").learn(field.sessions[0])
     b = a.spawn().learn(field.sessions[0])
-    W, keys = a.W_.clone(), a.memory_["keys"].copy()
+    W, keys = a.W_.copy(), a.memory_["keys"].copy()
     with pytest.raises(MlcilError, match="in both learners"):
         a.merge(b)
-    assert np.array_equal(a.W_.numpy(), W.numpy()) and np.array_equal(a.memory_["keys"], keys)
+    assert np.array_equal(a.W_, W) and np.array_equal(a.memory_["keys"], keys)
     with pytest.raises(MlcilError, match="same label memory"):
         a.merge(Analytic(**FRAME, strategy="negative").learn(field.sessions[0]))
 
@@ -163,7 +163,7 @@ def test_forget_classes_with_memory(strategy, alpha, field):
     reference.lambda_ = learner.lambda_
     reference._solve()
     learner.forget([drop])
-    assert_reproduced(learner.W_.numpy(), reference.W_.numpy(), rtol=1e-6)
+    assert_reproduced(learner.W_, reference.W_, rtol=1e-6)
     np.testing.assert_array_equal(label_memory.label_bits(learner.memory_), label_memory.label_bits(reference.memory_))
 
 
@@ -192,26 +192,26 @@ def test_forget_examples_from_one_session_and_from_all(strategy, alpha, field):
     learner = fresh([s0, s1, s2])
     learner.forget_examples(s1.X[in1], s1.Y[in1], s1.classes)
     reference = fresh([s0, take(s1, ~in1), s2])
-    assert_reproduced(learner.W_.numpy(), reference.W_.numpy(), rtol=1e-6)
+    assert_reproduced(learner.W_, reference.W_, rtol=1e-6)
     assert learner.session_rows_ == reference.session_rows_
     # (b) from every session, by input alone (the memory holds the labels)
     learner = fresh([s0, s1, s2])
     learner.forget_examples(s0.X[in0])
     reference = fresh([take(s, ~np.isin(s.index, both)) for s in (s0, s1, s2)])
-    assert_reproduced(learner.W_.numpy(), reference.W_.numpy(), rtol=1e-6)
+    assert_reproduced(learner.W_, reference.W_, rtol=1e-6)
     assert len(learner.memory_["keys"]) == len(reference.memory_["keys"])
 
 
 def test_forget_examples_refuses_rows_it_did_not_learn(field):
     s0, s1, _ = field.sessions
     learner = learn_all(Analytic(**FRAME, strategy="negative", memory="labels"), field.sessions[:2])
-    W, memory = learner.W_.clone(), {k: v.copy() for k, v in learner.memory_.items()}
+    W, memory = learner.W_.copy(), {k: v.copy() for k, v in learner.memory_.items()}
     with pytest.raises(MlcilError, match="not learned in session 1 with these labels"):
         learner.forget_examples(s1.X[:3], 1 - s1.Y[:3], s1.classes)
     rng = np.random.default_rng(0)
     with pytest.raises(MlcilError, match="never learned"):
         learner.forget_examples(rng.normal(size=(2, s0.X.shape[1])).astype(np.float32))
-    assert np.array_equal(learner.W_.numpy(), W.numpy())
+    assert np.array_equal(learner.W_, W)
     assert all(np.array_equal(learner.memory_[k], memory[k]) for k in memory)
     with pytest.raises(MlcilError, match="needs Y and classes"):
         Analytic(**FRAME, strategy="negative").learn(s0).forget_examples(s0.X[:2])
@@ -233,12 +233,12 @@ def test_identical_inputs_content_vs_index_keys():
                  split=["train"] * 60 + ["test"] * 6)
     stream = Protocol("B0-C1", order="dataset").build(ds)
     by_index = learn_all(Analytic(**FRAME, strategy="negative", memory="labels", memory_key="index"), stream)
-    assert_reproduced(by_index.W_.numpy(), union_reference(by_index, stream), rtol=1e-6)
+    assert_reproduced(by_index.W_, union_reference(by_index, stream), rtol=1e-6)
     by_content = learn_all(Analytic(**FRAME, strategy="negative", memory="labels"), stream)
     assert len(by_content.memory_["keys"]) == len(by_index.memory_["keys"]) - 1
     Phi = phi(by_content, X[[10]])
-    G_index = by_index.G_[0].numpy()
-    assert_reproduced(by_content.G_[0].numpy(), G_index - Phi.T @ Phi, rtol=1e-6)
+    G_index = by_index.G_[0]
+    assert_reproduced(by_content.G_[0], G_index - Phi.T @ Phi, rtol=1e-6)
     # within one session identical inputs stay distinct examples
     twice = Session(np.vstack([X[:5], X[:5]]), np.ones((10, 1), np.uint8), np.array([0]), np.arange(10))
     assert len(Analytic(**FRAME, memory="labels").learn(twice).memory_["keys"]) == 10
@@ -253,7 +253,7 @@ def test_save_load_round_trip_with_memory(field, tmp_path):
     np.testing.assert_array_equal(loaded.memory_pseudo_, learner.memory_pseudo_)
     learner.learn(field.sessions[2])
     loaded.learn(field.sessions[2])
-    np.testing.assert_allclose(loaded.W_.numpy(), learner.W_.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(loaded.W_, learner.W_, rtol=1e-10, atol=1e-12)
 
 
 def test_bad_memory_parameters(field):
@@ -269,4 +269,4 @@ def test_known_ignores_the_memory(field):
     """'known' (α = 0) solves each class over its own session's rows only: the memory changes nothing."""
     a = learn_all(Analytic(**FRAME, strategy="known", memory="labels"), field)
     b = learn_all(Analytic(**FRAME, strategy="known"), field)
-    assert_reproduced(a.W_.numpy(), b.W_.numpy(), rtol=1e-6)  # the memory splits K_s into new + seen rows
+    assert_reproduced(a.W_, b.W_, rtol=1e-6)  # the memory splits K_s into new + seen rows

@@ -35,17 +35,17 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
+import scipy.linalg
 
 from mlcil.data.dataset import check_features, check_labels
 from mlcil.decide.calibration import (apply_calibration, concat_calibration, fit_calibration,
                                      select_calibration, sigmoid)
 from mlcil.decide.thresholds import best_f1_thresholds
 from mlcil.engines import resolve_engine
-from mlcil.errors import MlcilError
+from mlcil.errors import MlcilError, NotFittedError
 from mlcil import ridge
 from mlcil.learners import label_memory
-from mlcil.learners.base import Learner, register
+from mlcil.learners.base import Learner, _as_classes, register
 from mlcil.metrics import average_precision
 
 STRATEGIES = ("negative", "known", "weighted", "pseudo")
@@ -76,16 +76,61 @@ MEMORIES = (None, "labels")
 MEMORY_KEYS = ("content", "index")
 
 
-def absence_system(G_all: torch.Tensor, K: torch.Tensor, alpha: float, lam: float) -> torch.Tensor:
-    """A = α G_all + (1 − α) K + λI: the normal matrix where rows outside K weigh α."""
-    A = K.clone() if alpha == 0.0 else (G_all.clone() if alpha == 1.0 else alpha * G_all + (1.0 - alpha) * K)
-    A.diagonal().add_(lam)
+def absence_system(G_all: np.ndarray, K: np.ndarray, alpha: float, lam: float) -> np.ndarray:
+    """A = α G_all + (1 − α) K + λI (D×D float64, a new array): the normal matrix where rows outside K weigh α."""
+    if alpha == 0.0:
+        A = np.array(K, dtype=np.float64)
+    elif alpha == 1.0:
+        A = np.array(G_all, dtype=np.float64)
+    else:
+        A = alpha * G_all
+        A += (1.0 - alpha) * K
+    if lam:
+        A[np.diag_indices_from(A)] += lam
     return A
 
 
-def weighted_solve(G_all: torch.Tensor, K: torch.Tensor, B: torch.Tensor, alpha: float, lam: float) -> torch.Tensor:
-    """W = (α G_all + (1 − α) K + λI)⁻¹ B by Cholesky (float64)."""
+def weighted_solve(G_all: np.ndarray, K: np.ndarray, B: np.ndarray, alpha: float, lam: float) -> np.ndarray:
+    """W = (α G_all + (1 − α) K + λI)⁻¹ B by Cholesky (float64; D×C)."""
     return ridge.ridge_solve(absence_system(G_all, K, alpha, 0.0), B, lam)
+
+
+def use_dual(n: int, D: int) -> bool:
+    """Whether a computation over n rows of D features runs in the n×n dual (:func:`dual_eigh`, the α search's
+    :meth:`Analytic._simulated_loo_dual`): with fewer rows than features. The results are the same."""
+    return n < D
+
+
+def dual_eigh(phi: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(s, V) with G = Φᵀ diag(w) Φ = V diag(s) Vᵀ over G's non-zero eigenvalues, from the n×n Gram ΨΨᵀ
+    (Ψ = diag(√w) Φ, n rows × D features): the eigenvalues of ΨΨᵀ are G's non-zero ones and V = ΨᵀU/√s.
+
+    Costs O(n²D + n³) instead of O(D³): for fewer rows than features. s (r,) and V (D×r) keep the
+    r eigenvalues above n·ε·max(s) (below that an eigenvector of ΨΨᵀ carries rounding only); the rest of
+    R^D is G's null space (up to that rounding). Every vector built from the rows (φ_i, B = Ψᵀ√w Y) lies in
+    V's span, so the ridge core's leave-one-out path and GCV (:func:`mlcil.ridge.loo_path_scores`,
+    :func:`mlcil.ridge.gcv_minimum`) take (s, V) as they are, and :func:`eig_solve` adds the null space's
+    share of B exactly.
+    """
+    Psi = np.asarray(phi, dtype=np.float64)
+    if weights is not None:
+        Psi = Psi * np.sqrt(np.asarray(weights, dtype=np.float64))[:, None]
+    s, U = ridge.eigh(Psi @ Psi.T)
+    keep = s > max(float(s[-1]) if len(s) else 0.0, 0.0) * len(s) * np.finfo(np.float64).eps
+    s, U = s[keep], U[:, keep]
+    return s, Psi.T @ (U / np.sqrt(s))
+
+
+def eig_solve(eig: tuple[np.ndarray, np.ndarray], B: np.ndarray, lam: float) -> np.ndarray:
+    """W = (G + λI)⁻¹B from G = V diag(s) Vᵀ (D×C float64). V may hold only G's non-zero eigenvalues
+    (:func:`dual_eigh`): the part of B outside V's span lies in G's null space and is divided by λ."""
+    s, V = eig
+    B = np.asarray(B, dtype=np.float64)
+    Q = V.T @ B
+    W = V @ (Q / (np.maximum(s, 0.0) + lam)[:, None])
+    if V.shape[1] < V.shape[0]:
+        W += (B - V @ Q) / lam
+    return W
 
 
 @register("analytic")
@@ -187,7 +232,10 @@ class Analytic(Learner):
             examples — a collision makes the second example's row count as a reappearance of the
             first: its φφᵀ is missing from G once) or 'index' (the caller's ids, ``session.index``:
             no collision; tells apart examples with identical inputs).
-        seed, device: seeds R and the held-out splits; 'cpu', 'cuda' or 'auto'.
+        seed: seeds R and the held-out splits.
+        device: where φ and the statistics' products run: 'cpu' (NumPy, the default), 'cuda'/'cuda:N' or
+            'auto' (the ridge core's :class:`~mlcil.ridge.FeatureMap` and statistics on the GPU, through torch,
+            imported only then). The state and every solve stay NumPy on the host.
         prior: β, weight of the name prior: when a session carries ``label_embeddings`` (one row per
             new class: its name, embedded by the text encoder that embedded X), each class c adds a
             pseudo-example e_c, positive for c and negative for the session's other classes, of weight
@@ -296,15 +344,30 @@ class Analytic(Learner):
 
     @property
     def feature_map(self) -> ridge.FeatureMap:
-        """The fitted feature map φ (the ridge core's :class:`~mlcil.ridge.FeatureMap`)."""
-        fmap = getattr(self, "_fmap", None)
-        if fmap is None or fmap.R is not self.R_:
-            fmap = ridge.FeatureMap(self.R_, self.scaling_, self.shift_, self.scale_, self.include_x_, self.clip)
-            self._fmap = fmap
-        return fmap
+        """The fitted feature map φ (the ridge core's :class:`~mlcil.ridge.FeatureMap`) on ``device``."""
+        cached = getattr(self, "_fmap", None)
+        if cached is None or cached[0] is not self.R_ or cached[1] != self.device:
+            fmap = ridge.FeatureMap(self.R_, self.scaling_, self.shift_, self.scale_, self.include_x_, self.clip,
+                                    device=self.device)
+            self._fmap = cached = (self.R_, self.device, fmap)
+        return cached[2]
 
-    def _features(self, X) -> torch.Tensor:
-        """φ(X) of a bounded block of rows (n×D float32 tensor)."""
+    @property
+    def model_(self) -> ridge.RidgeModel:
+        """The solved model (the ridge core's :class:`~mlcil.ridge.RidgeModel`: feature map, W_, λ,
+        calibration_, thresholds_) that :meth:`scores` and :meth:`proba` go through; rebuilt when any of
+        them changes."""
+        if not hasattr(self, "W_"):
+            raise NotFittedError(f"{self.name}: not fitted yet; call learn(X, Y) first")
+        parts = (self.feature_map, self.W_, self.calibration_, self.thresholds_)
+        cached = getattr(self, "_model", None)
+        if cached is None or cached[1] != self.lambda_ or any(a is not b for a, b in zip(cached[0], parts)):
+            model = ridge.RidgeModel(parts[0], self.W_, self.lambda_, self.calibration_, self.thresholds_)
+            self._model = cached = (parts, self.lambda_, model)
+        return cached[2]
+
+    def _features(self, X) -> np.ndarray:
+        """φ(X) of a bounded block of rows (n×D float32)."""
         return self.feature_map(X)
 
     def _stats(self, X, Y: np.ndarray, weights: np.ndarray | None, gram: bool = True):
@@ -332,22 +395,29 @@ class Analytic(Learner):
             G_new, B_new = self._stats(X, Y, weights)
         # leave-one-out rows: λ, calibration and thresholds without holding data out
         sub = np.sort(np.random.default_rng(int(self.seed) * 7919 + t).permutation(X.shape[0])[: int(self.loo_rows)])
-        dev = self.R_.device
         phi_sub = self._features(X[sub])
-        Y_sub = torch.as_tensor(Y[sub], dtype=torch.float64, device=dev)
-        w_sub = None if weights is None else torch.as_tensor(weights[sub], device=dev)
+        Y_sub = np.asarray(Y[sub], dtype=np.float64)
+        w_sub = None if weights is None else weights[sub]
+        G_own = G_new  # this session's own Gram matrix, before a name prior
+        eig_of_own: list = []
+
+        def own_eig() -> tuple[np.ndarray, np.ndarray]:
+            """The eigendecomposition of G_own, computed once (in the n×n dual with fewer rows than features)."""
+            if not eig_of_own:
+                eig_of_own.append(self._gram_eig(X, G_own, weights))
+            return eig_of_own[0]
+
         evidence = getattr(self, "lambda_evidence_", None)
         gcv = self.lambda_search == "gcv"
         union = not frame_new and self._union_gcv()  # λ from the union's statistics, after they are summed below
-        first_eig = None  # the first session's eigendecomposition, also the union's while no name prior is added
         if gcv and not union:  # evidence = −Σ_s GCV_s of each session's own rows and labels (higher is better)
             if frame_new:
                 self.lambda_grid_ = ridge.lambda_grid(G_new, *GCV_GRID)
-                first_eig = ridge.eigh(G_new)
-            curve = self._session_gcv(G_new, B_new, Y, weights, first_eig)
+            curve = self._session_gcv(G_new, B_new, Y, weights, own_eig() if G_new is not None else None)
             evidence = -curve if frame_new else evidence - curve
         if frame_new:
-            lam = self._gcv_lambda(evidence) if gcv else self._choose_lambda(G_new, B_new, phi_sub, Y[sub], w_sub)
+            lam = self._gcv_lambda(evidence) if gcv else self._choose_lambda(G_new, B_new, phi_sub, Y[sub], w_sub,
+                                                                             own_eig())
             alpha = self._choose_alpha(X, Y, weights, lam)
         else:
             lam, alpha = (self._gcv_lambda(evidence) if gcv and not union else self.lambda_), self.alpha_
@@ -355,8 +425,8 @@ class Analytic(Learner):
         if self.memory and prior_phi is not None:  # the names' pseudo-examples are new rows of the memory's Gram
             G_fresh = G_fresh + (G_named - G_new)
         G_new = G_named
-        G_list = [g.clone() for g in getattr(self, "G_", [])]
-        B_list = [b.clone() for b in getattr(self, "B_", [])]
+        G_list = list(getattr(self, "G_", []))  # (entries are replaced below, never changed in place)
+        B_list = [b.copy() for b in getattr(self, "B_", [])]  # pseudo-labels add to these in place
         G_seen = getattr(self, "G_seen_", None)
         pseudo_bits = None
         # pseudo-labels for old classes on this session's rows, from the model before this session
@@ -380,23 +450,33 @@ class Analytic(Learner):
         B_list.append(B_new)
         # calibrate the new classes on leave-one-out scores of their own session's rows
         G_all = self._gram_all(G_list, G_seen)
+        own_system = frame_new and prior_phi is None  # the system is G_own + λI (G_all = K_s = G_own): own_eig solves it
         if gcv and self._union_gcv(alpha):  # (the first session's grid λ above only served the α search)
             yy, n = self._union_counts(Y, weights, None if recall is None else recall[0],
                                        self._prior_weights_after(len(classes), prior_phi is not None))
-            lam, curve = ridge.gcv_minimum(G_all, torch.cat(B_list, dim=1), yy, n, self.lambda_grid_,
-                                           eig=first_eig if prior_phi is None else None)
+            lam, curve = ridge.gcv_minimum(G_all, np.concatenate(B_list, axis=1), yy, n, self.lambda_grid_,
+                                           eig=own_eig() if own_system else None)
             evidence = -curve
         if self.lambda_search == "sessions":
             if frame_new:
                 evidence = np.nan_to_num(np.asarray(self.lambda_map_, dtype=np.float64), nan=0.0) * len(classes)
             else:
-                lam, evidence = self._reselect_lambda(absence_system(G_all, G_new if per_session else G_all, alpha,
-                                                                     0.0), B_new, phi_sub, Y[sub], w_sub, evidence,
-                                                      lam)
-        A = absence_system(G_all, G_new if per_session else G_all, alpha, lam)
-        L = torch.linalg.cholesky(A)
-        loo = ridge.loo_scores(L, torch.cholesky_solve(B_new, L), phi_sub, Y_sub, w_sub).cpu().numpy()
-        factor = (t, L)  # the last session's system, reused by leave_one_out until the statistics change
+                own = per_session and alpha == 0.0  # the system without λ is this session's own G
+                base = G_new if own else absence_system(G_all, G_new if per_session else G_all, alpha, 0.0)
+                lam, evidence = self._reselect_lambda(base, B_new, phi_sub, Y[sub], w_sub, evidence, lam,
+                                                      own_eig() if own and prior_phi is None else None)
+        # with α = 0 (and no pseudo-labels) a session's weights never change afterwards: every later solve must
+        # reproduce them bit for bit, so they come from the Cholesky factor that _solve uses, not from own_eig
+        if own_system and not (alpha == 0.0 and self.strategy != "pseudo"):
+            eig = own_eig()
+            W_new = eig_solve(eig, B_new, lam)
+            loo = ridge.loo_path_scores(G_new, B_new, phi_sub, Y_sub, [lam], w_sub, eig)[0]
+            factor, solve_last = None, (lambda B: eig_solve(eig, B, lam))  # noqa: E731
+        else:
+            factor = ridge.Factor(absence_system(G_all, G_new if per_session else G_all, alpha, 0.0), lam)
+            W_new = factor.solve(B_new)
+            loo = ridge.loo_scores(factor.L, W_new, phi_sub, Y_sub, w_sub)
+            solve_last = factor.solve
         calib = fit_calibration(self.calibration, loo, Y[sub])
         thresholds = best_f1_thresholds(apply_calibration(calib, loo), Y[sub])
         # commit
@@ -414,10 +494,10 @@ class Analytic(Learner):
         self.session_rows_ = getattr(self, "session_rows_", []) + [int(X.shape[0])]
         self.calibration_ = concat_calibration(getattr(self, "calibration_", None), calib)
         self.thresholds_ = np.concatenate([getattr(self, "thresholds_", np.zeros(0)), thresholds])
-        self._classes = np.concatenate([self.classes_, classes])
+        self._classes = np.concatenate([self.classes_, classes]) if self.is_fitted else classes
         self._keep_prior(prior_phi, len(classes))
-        self._solve()
-        self._factor = factor
+        self._solve(last=solve_last)  # the last session's system is factored already: no second factorisation
+        self._factor = None if factor is None else (t, factor.L)
         if self.calibrate_later:  # keep this session's calibration rows (scores and labels, no inputs)
             if len(getattr(self, "calib_data_", [])) != t:
                 raise MlcilError(f"{self.name}: calibrate_later must be set before the first session")
@@ -427,10 +507,17 @@ class Analytic(Learner):
             if t > 0:
                 self._recalibrate_old(phi_sub, X.shape[0])
 
-    def _recalibrate_old(self, phi_sub: torch.Tensor, n_rows: int) -> None:
+    def _gram_eig(self, X, G: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Eigendecomposition (s, V) of G = Σ w φφᵀ over the rows of X: in the n×n dual (:func:`dual_eigh`)
+        when X has fewer rows than G has features, else of G itself."""
+        if use_dual(X.shape[0], G.shape[0]):
+            return dual_eigh(self._features(X), weights)
+        return ridge.eigh(G)
+
+    def _recalibrate_old(self, phi_sub: np.ndarray, n_rows: int) -> None:
         """Add the new session's rows as negatives of every old class (scores from the model that
         has just learned them), then refit the old classes' calibration and thresholds."""
-        S = (phi_sub.to(torch.float64) @ self.W_).cpu().numpy()
+        S = phi_sub.astype(np.float64) @ self.W_
         k_new = len(self.session_classes_[-1])
         newest = np.arange(len(self.classes_)) >= len(self.classes_) - k_new
         data, calibration, thresholds, col = [], None, [], 0
@@ -502,14 +589,14 @@ class Analytic(Learner):
     def _set_frame(self, X, Y: np.ndarray, weights):
         """Fix the frame from the first session: include_x, the input scaling (chosen by leave-one-out
         mAP with λ when ``scaling='auto'``) and R. Returns the first session's (G, B)."""
-        dev = ridge.resolve_device(self.device)
+        ridge.resolve_device(self.device)  # a clear error for a device name that is not one
         pool = getattr(self, "_frame_pool", None)
         if pool is not None and pool["n_features"] != X.shape[1]:
             raise MlcilError(f"{self.name}: session.X has {X.shape[1]} features, but fit_frame was given rows of "
                              f"{pool['n_features']}")
         self.n_features_ = int(X.shape[1])
         self.include_x_ = self._resolved_include_x(X.shape[1])
-        R = ridge.gaussian_projection(X.shape[1], int(self.M), self.seed, dev)
+        R = ridge.gaussian_projection(X.shape[1], int(self.M), self.seed)
         candidates = self._scaling_candidates(X)
         scaling = candidates[0]
         if len(candidates) > 1:
@@ -518,15 +605,21 @@ class Analytic(Learner):
             loo = np.sort(rng.permutation(len(rows))[: int(self.loo_rows)])
             Xs, Ys = X[rows], Y[rows]
             ws = None if weights is None else weights[rows]
-            w_loo = None if ws is None else torch.as_tensor(ws[loo], device=dev)
+            w_loo = None if ws is None else ws[loo]
             scores: dict[str, float] = {}
             R_search = R[:, :SCALING_SEARCH_FEATURES]
             for candidate in candidates:
                 shift, scale = self._scaling_statistics(X, candidate)
-                fmap = ridge.FeatureMap(R_search, candidate, shift, scale, self.include_x_, self.clip)
+                fmap = ridge.FeatureMap(R_search, candidate, shift, scale, self.include_x_, self.clip,
+                                        device=self.device)
                 st = ridge.partial_statistics(fmap, Xs, Ys, ws, precision=self.precision)
-                _, maps = ridge.choose_lambda(st.G, st.B, fmap(Xs[loo]), Ys[loo],
-                                              ridge.lambda_grid(st.G, self.n_lambdas), w_loo)
+                if use_dual(len(rows), fmap.D):  # fewer rows than features: the eigendecomposition in the n×n dual
+                    phi = fmap(Xs)
+                    eig, phi_loo = dual_eigh(phi, ws), phi[loo]
+                else:
+                    eig, phi_loo = None, fmap(Xs[loo])
+                _, maps = ridge.choose_lambda(st.G, st.B, phi_loo, Ys[loo], ridge.lambda_grid(st.G, self.n_lambdas),
+                                              w_loo, eig)
                 scores[candidate] = float(np.nanmax(maps)) if np.isfinite(maps).any() else float("nan")
                 if candidate == candidates[0] or scores[candidate] > scores[scaling]:  # NaN never wins
                     scaling = candidate
@@ -538,10 +631,11 @@ class Analytic(Learner):
         self._fmap = None
         return self._stats(X, Y, weights)
 
-    def _choose_lambda(self, G, B, phi_sub, Y_sub: np.ndarray, w_sub) -> float:
-        """λ maximising leave-one-out mAP on the first session (one eigendecomposition for the grid)."""
+    def _choose_lambda(self, G, B, phi_sub, Y_sub: np.ndarray, w_sub, eig=None) -> float:
+        """λ maximising leave-one-out mAP on the first session (one eigendecomposition of G for the grid,
+        ``eig`` when already computed)."""
         lambdas = ridge.lambda_grid(G, self.n_lambdas)
-        lam, maps = ridge.choose_lambda(G, B, phi_sub, Y_sub, lambdas, w_sub)
+        lam, maps = ridge.choose_lambda(G, B, phi_sub, Y_sub, lambdas, w_sub, eig)
         self.lambda_map_ = maps.tolist()
         self.lambda_grid_ = np.asarray(lambdas)
         return lam
@@ -553,7 +647,7 @@ class Analytic(Learner):
         w = np.ones(Yf.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
         return float(w @ (Yf ** 2).sum(axis=1)), float(w.sum())
 
-    def _session_gcv(self, G: torch.Tensor, B: torch.Tensor, Y: np.ndarray, weights, eig=None) -> np.ndarray:
+    def _session_gcv(self, G: np.ndarray, B: np.ndarray, Y: np.ndarray, weights, eig=None) -> np.ndarray:
         """GCV curve (:func:`mlcil.ridge.gcv_curve`) of this session's rows and given labels on the λ grid:
         the session alone (G_s, B_s, Σ w‖y‖², Σ w), rows of other sessions not read as negatives; finite
         only where the effective degrees of freedom stay at most half its rows. Summed over the classes."""
@@ -596,7 +690,7 @@ class Analytic(Learner):
         """After merge or forgetting: λ re-chosen from the union's statistics (see :meth:`_union_gcv`)."""
         if self._union_gcv() and self.memory:
             yy, n = self._union_counts(None, None, self.memory_, getattr(self, "prior_weight_", None))
-            self.lambda_, curve = ridge.gcv_minimum(self._gram_all(), torch.cat(self.B_, dim=1), yy, n,
+            self.lambda_, curve = ridge.gcv_minimum(self._gram_all(), np.concatenate(self.B_, axis=1), yy, n,
                                                     self.lambda_grid_)
             self.lambda_evidence_ = -curve
 
@@ -605,14 +699,15 @@ class Analytic(Learner):
         evidence = np.asarray(evidence)
         return float(self.lambda_grid_[len(evidence) - 1 - int(np.argmax(evidence[::-1]))])
 
-    def _reselect_lambda(self, base: torch.Tensor, B_new: torch.Tensor, phi_sub: torch.Tensor, Y_sub: np.ndarray,
-                         w_sub, evidence: np.ndarray, lam: float) -> tuple[float, np.ndarray]:
+    def _reselect_lambda(self, base: np.ndarray, B_new: np.ndarray, phi_sub: np.ndarray, Y_sub: np.ndarray,
+                         w_sub, evidence: np.ndarray, lam: float, eig=None) -> tuple[float, np.ndarray]:
         """λ after a later session (``lambda_search='sessions'``): this session's leave-one-out mAP of its
         own classes on its own rows, for every λ of the first session's grid (one eigendecomposition of
         the system without λ, ``base``), is added to the evidence of the sessions before, weighted by
-        its number of classes; λ = the grid value with the most evidence. Returns (λ, evidence)."""
+        its number of classes; λ = the grid value with the most evidence (``eig``: ``base``'s eigendecomposition
+        when already computed). Returns (λ, evidence)."""
         lambdas = np.asarray(self.lambda_grid_)
-        _, maps = ridge.choose_lambda(base, B_new, phi_sub, Y_sub, lambdas, w_sub)
+        _, maps = ridge.choose_lambda(base, B_new, phi_sub, Y_sub, lambdas, w_sub, eig)
         if not np.isfinite(maps).any():  # no positive among the rows scored: no evidence, λ stays
             return lam, evidence
         evidence = evidence + np.nan_to_num(maps, nan=np.nanmin(maps)) * Y_sub.shape[1]
@@ -632,29 +727,33 @@ class Analytic(Learner):
             return DEFAULT_ALPHA
         rng = np.random.default_rng(self.seed)
         rows = np.sort(rng.permutation(X.shape[0])[: ALPHA_SEARCH_ROWS])  # α is one scalar: a sample suffices
-        phi = self._features(X[rows]).to(torch.float64)
+        phi = self._features(X[rows]).astype(np.float64)
         Ys = Y[rows]
         ws = np.ones(len(rows)) if weights is None else weights[rows]
         loo = np.sort(rng.permutation(len(rows))[: min(int(self.loo_rows), 500)])
+        dual = use_dual(len(rows), phi.shape[1])  # fewer rows than features: every system in the n×n dual
+        K = phi @ phi.T if dual else None
         scores = np.zeros(len(ALPHA_GRID))
         repeats = 2
         for _ in range(repeats):
             group = rng.permutation(np.arange(k) % min(k, 3))
+            groups = [(cols, Ys[:, cols].any(axis=1)) for cols in (np.flatnonzero(group == g) for g in np.unique(group))]
+            # how many times each row is in G_all: once per group it is in, or once with a label memory
+            # (a row in several groups is one example)
+            n_all = np.ones(len(rows)) if self.memory else sum(member.astype(float) for _, member in groups)
+            if dual:
+                scores += [np.nanmean(average_precision(Ys[loo], self._simulated_loo_dual(
+                    K, groups, n_all, alpha, lam, loo, Ys, ws))) for alpha in ALPHA_GRID]
+                continue
             parts = []
-            for g in np.unique(group):
-                cols = np.flatnonzero(group == g)
-                member = Ys[:, cols].any(axis=1)
-                wphi = phi * torch.as_tensor(ws * member, device=phi.device)[:, None]
-                G = wphi.T @ phi
-                B = wphi.T @ torch.as_tensor(Ys[:, cols], dtype=torch.float64, device=phi.device)
-                parts.append((G, B, cols, member[loo]))
-            if self.memory:  # a row in several groups is one example: once in G_all
-                G_all = (phi * torch.as_tensor(ws, device=phi.device)[:, None]).T @ phi
-                n_parts_of_row = np.ones(len(loo))
+            for cols, member in groups:
+                wphi = phi * (ws * member)[:, None]
+                parts.append((wphi.T @ phi, wphi.T @ Ys[:, cols].astype(np.float64), cols, member[loo]))
+            if self.memory:
+                G_all = (phi * ws[:, None]).T @ phi
             else:
                 G_all = sum(p[0] for p in parts[1:]) + parts[0][0]
-                n_parts_of_row = sum(p[3].astype(float) for p in parts)
-            scores += [np.nanmean(average_precision(Ys[loo], self._simulated_loo(parts, G_all, n_parts_of_row, alpha,
+            scores += [np.nanmean(average_precision(Ys[loo], self._simulated_loo(parts, G_all, n_all[loo], alpha,
                                                                                 lam, phi[loo], Ys[loo], ws[loo])))
                        for alpha in ALPHA_GRID]
         self.alpha_scores_ = (scores / repeats).tolist()
@@ -666,16 +765,52 @@ class Analytic(Learner):
 
         For group p, A_p = α G_all + (1 − α) G_p + λI; a row weighs w·(α·n_i + (1 − α)·[i ∈ p]) in
         A_p and adds w·[i ∈ p]·φy to B_p, so removing it gives (ŷ − w[i∈p]·h·y) / (1 − weight·h)
-        with h = φᵀA_p⁻¹φ (Sherman–Morrison)."""
+        with h = φᵀA_p⁻¹φ (Sherman–Morrison). With α = 1 every group has the same A_p: one factor."""
         S = np.zeros(Y.shape)
+        phi = np.asarray(phi, dtype=np.float64)
+        shared = None
         for G, B, cols, member in parts:
-            A = absence_system(G_all, G, alpha, lam)
-            L = torch.linalg.cholesky(A)
-            h = ridge.leverage(L, phi).cpu().numpy()
-            yhat = (phi @ torch.cholesky_solve(B, L)).cpu().numpy()
+            if alpha == 1.0 and shared is not None:
+                factor = shared
+            else:
+                factor = ridge.Factor(absence_system(G_all, G, alpha, 0.0), lam)
+                shared = factor if alpha == 1.0 else None
+            h = factor.leverage(phi)
+            yhat = phi @ factor.solve(B)
             inside = member.astype(float)
             weight = w * (alpha * n_parts_of_row + (1 - alpha) * inside)
             S[:, cols] = (yhat - (w * inside * h)[:, None] * Y[:, cols]) / np.maximum(1 - weight * h, 1e-6)[:, None]
+        return S
+
+    @staticmethod
+    def _simulated_loo_dual(K: np.ndarray, groups, n_all: np.ndarray, alpha: float, lam: float, loo: np.ndarray,
+                            Y: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """:meth:`_simulated_loo` in the n×n dual, for fewer sampled rows n than features: the same scores.
+
+        Every system is A_p = Φᵀ diag(c) Φ + λI over the n sampled rows Φ, c_i = w_i(α n_i + (1 − α)[i ∈ p])
+        (K = ΦΦᵀ n×n; ``groups``: (class columns, n-boolean membership) per group; ``n_all``: times each row is
+        in G_all; ``loo``: the held-out rows). Since A_p⁻¹Φᵀ = Φᵀ(diag(c) K + λI)⁻¹ (push-through identity),
+        H = Φ A_p⁻¹ Φᵀ = (K diag(c) + λI)⁻¹ K: ŷ = H (w[i∈p]·y) and h = diag(H) on the held-out rows, one n×n
+        LU per group and α instead of a D×D Cholesky factor. Returns len(loo) × Y.shape[1]."""
+        S = np.zeros((len(loo), Y.shape[1]))
+        Y = np.asarray(Y, dtype=np.float64)
+        diagonal = np.diag_indices_from(K)
+        at = np.arange(len(loo))
+        shared = None
+        for cols, member in groups:
+            inside = member.astype(float)
+            if alpha == 1.0 and shared is not None:
+                H = shared
+            else:
+                A = K * (w * (alpha * n_all + (1 - alpha) * inside))[None, :]
+                A[diagonal] += lam
+                H = scipy.linalg.solve(A, K[:, loo], check_finite=False)  # H[:, loo] (H is symmetric)
+                shared = H if alpha == 1.0 else None
+            h = H[loo, at]
+            yhat = H.T @ ((w * inside)[:, None] * Y[:, cols])
+            weight = w[loo] * (alpha * n_all[loo] + (1 - alpha) * inside[loo])
+            S[:, cols] = ((yhat - (w[loo] * inside[loo] * h)[:, None] * Y[loo][:, cols])
+                          / np.maximum(1 - weight * h, 1e-6)[:, None])
         return S
 
     def _pseudo_labels(self, X) -> np.ndarray:
@@ -684,20 +819,21 @@ class Analytic(Learner):
         S = self.scores(X)
         if self.pseudo_threshold == "soft":  # the ridge output itself, clipped to [0, 1]
             return np.clip(S, 0.0, 1.0).astype(np.float64)
-        P = sigmoid(S) if self.pseudo_calibration == "ridge" else apply_calibration(self.calibration_, S)
         if self.pseudo_threshold == "calibrated":  # F1-optimal thresholds of the Platt probability
-            return (apply_calibration(self.calibration_, S) > self.thresholds_).astype(np.uint8)
+            return (self.model_.proba_from_scores(S) > self.thresholds_).astype(np.uint8)
+        P = sigmoid(S) if self.pseudo_calibration == "ridge" else self.model_.proba_from_scores(S)
         return (P > float(self.pseudo_threshold)).astype(np.uint8)
 
-    def _gram_all(self, G_list: list | None = None, G_seen: torch.Tensor | None = None) -> torch.Tensor:
-        """G_all: the Gram matrix of every row learned (of every example seen once, with a label memory)."""
+    def _gram_all(self, G_list: list | None = None, G_seen: np.ndarray | None = None) -> np.ndarray:
+        """G_all: the Gram matrix of every row learned (of every example seen once, with a label memory).
+        May be one of the stored matrices itself: read it, never change it in place."""
         if G_list is None:
             G_list, G_seen = self.G_, getattr(self, "G_seen_", None)
         if self.memory and G_seen is not None:
             return G_seen
-        return sum(G_list[1:], G_list[0].clone())
+        return sum(G_list[1:], G_list[0])
 
-    def _known_grams(self) -> list[torch.Tensor]:
+    def _known_grams(self) -> list[np.ndarray]:
         """K_s per session: the Gram matrix of the rows whose labels for C_s are known (or pseudo-labelled).
         Stored as is, except for 'pseudo' without memory: K_s = Σ_{u≥s} G_u (later rows are pseudo-labelled)."""
         if self.strategy != "pseudo" or self.memory:
@@ -708,20 +844,24 @@ class Analytic(Learner):
             Ks[s] = suffix
         return Ks
 
-    def _solve(self) -> None:
-        """Recompute W for every session group from the statistics."""
+    def _solve(self, last=None) -> None:
+        """Recompute W for every session group from the statistics.
+
+        ``last``: B -> W for the last session's system (G_all + λI, or that session's absence system),
+        when :meth:`_learn` has just factored it: reused instead of factoring the same matrix again."""
         self._factor = None  # the statistics changed: a cached factor no longer matches
-        G_all = self._gram_all()
-        parts = []
         if not self._per_session():
-            B = torch.cat(self.B_, dim=1)
-            self.W_ = ridge.ridge_solve(G_all, B, self.lambda_)
+            B = np.concatenate(self.B_, axis=1)
+            self.W_ = last(B) if last is not None else ridge.ridge_solve(self._gram_all(), B, self.lambda_)
             return
+        G_all = self._gram_all()
         Ks = self._known_grams()
+        parts = []
         for s, B in enumerate(self.B_):
             if B.shape[1]:
-                parts.append(weighted_solve(G_all, Ks[s], B, self.alpha_, self.lambda_))
-        self.W_ = torch.cat(parts, dim=1) if parts else torch.zeros(G_all.shape[0], 0, dtype=torch.float64)
+                parts.append(last(B) if last is not None and s == len(self.B_) - 1 else
+                             weighted_solve(G_all, Ks[s], B, self.alpha_, self.lambda_))
+        self.W_ = np.concatenate(parts, axis=1) if parts else np.zeros((G_all.shape[0], 0))
 
     # ---- name prior (zero-shot cold start) --------------------------------------------------
     def _check_names(self, E, k: int) -> np.ndarray:
@@ -733,27 +873,27 @@ class Analytic(Learner):
             raise MlcilError(f"{self.name}: label_embeddings contain NaN or inf")
         return E
 
-    def _name_prior(self, G: torch.Tensor, B: torch.Tensor, k: int):
+    def _name_prior(self, G: np.ndarray, B: np.ndarray, k: int):
         """(G + β ΦᵀΦ, B + β Φᵀ, Φ) with Φ = φ(E) of this session's label embeddings; unchanged without them."""
         E = getattr(self, "_names", None)
         if E is None or not float(self.prior) > 0:
             return G, B, None
-        phi = self._features(self._check_names(E, k)).to(torch.float64)
+        phi = self._features(self._check_names(E, k)).astype(np.float64)
         beta = float(self.prior)
         return G + beta * (phi.T @ phi), B + beta * phi.T, phi
 
-    def _keep_prior(self, phi: torch.Tensor | None, k: int) -> None:
+    def _keep_prior(self, phi: np.ndarray | None, k: int) -> None:
         """Remember each class's prior row φ(e_c) and weight (zero without a prior) for merge and forget."""
         D = self.G_[0].shape[0]
-        rows = torch.zeros(k, D, dtype=torch.float64, device=self.G_[0].device) if phi is None else phi
-        self.prior_phi_ = torch.cat([getattr(self, "prior_phi_", rows[:0]), rows])
+        rows = np.zeros((k, D)) if phi is None else phi
+        self.prior_phi_ = np.concatenate([getattr(self, "prior_phi_", rows[:0]), rows])
         self.prior_weight_ = np.concatenate([getattr(self, "prior_weight_", np.zeros(0)),
                                              np.full(k, 0.0 if phi is None else float(self.prior))])
 
-    def _prior_gram(self, cols: np.ndarray) -> torch.Tensor:
+    def _prior_gram(self, cols: np.ndarray) -> np.ndarray:
         """Σ_c β_c φ(e_c)φ(e_c)ᵀ over the given class columns."""
-        phi = self.prior_phi_[torch.as_tensor(np.flatnonzero(cols), device=self.prior_phi_.device)]
-        w = torch.as_tensor(self.prior_weight_[cols], dtype=torch.float64, device=phi.device)
+        phi = self.prior_phi_[np.flatnonzero(cols)]
+        w = np.asarray(self.prior_weight_[cols], dtype=np.float64)
         return (phi * w[:, None]).T @ phi
 
     def learn_names(self, classes, label_embeddings) -> "Analytic":
@@ -768,7 +908,10 @@ class Analytic(Learner):
             raise MlcilError(f"{self.name}: learn_names needs a learned first session (it fixes φ, λ and α)")
         if not float(self.prior) > 0:
             raise MlcilError(f"{self.name}: learn_names needs prior > 0 (the weight of a name), got {self.prior}")
-        classes = np.asarray(classes, dtype=np.int64).ravel()
+        classes = _as_classes(np.asarray(classes).ravel(), f"{self.name}: learn_names: classes")
+        if (classes.dtype.kind == "U") != (self.classes_.dtype.kind == "U"):
+            raise MlcilError(f"{self.name}: learn_names: classes {classes.tolist()} are not of the learner's kind "
+                             f"({self.classes_[:3].tolist()}...): names and integer ids do not mix")
         if len(classes) == 0 or len(np.unique(classes)) != len(classes) or np.isin(classes, self.classes_).any():
             raise MlcilError(f"{self.name}: learn_names expects new, distinct classes, got {classes.tolist()}")
         E = self._check_names(label_embeddings, len(classes))
@@ -777,7 +920,7 @@ class Analytic(Learner):
             self._names = E
             G, B, phi = self._name_prior(0.0, 0.0, len(classes))
             per_session = self._per_session()
-            self.G_ = [g.clone() for g in self.G_]
+            self.G_ = list(self.G_)
             if per_session:
                 self.G_.append(G)
             else:
@@ -788,7 +931,7 @@ class Analytic(Learner):
             self._classes = np.concatenate([self.classes_, classes])
             self._keep_prior(phi, len(classes))
             self._solve()
-            S = (phi @ self.W_[:, -len(classes):]).cpu().numpy()
+            S = phi @ self.W_[:, -len(classes):]
             calib = fit_calibration(self.calibration, S, np.eye(len(classes), dtype=np.uint8))
             self.calibration_ = concat_calibration(self.calibration_, calib)
             self.thresholds_ = np.concatenate([self.thresholds_, np.full(len(classes), 0.5)])
@@ -806,16 +949,18 @@ class Analytic(Learner):
 
     # ---- prediction ----------------------------------------------------------------------
     def scores(self, X) -> np.ndarray:
-        X = self._check_X(X)
-        return self.feature_map.predict(X, self.W_)
+        """n × len(classes_) ridge scores φ(x)ᵀW (float32), through :attr:`model_`."""
+        return self.model_.scores(self._check_X(X))
 
     def proba(self, X) -> np.ndarray:
-        return apply_calibration(self.calibration_, self.scores(X)).astype(np.float32)
+        """n × len(classes_) calibrated probabilities (float32), through :attr:`model_`."""
+        model = self.model_
+        return model.proba_from_scores(model.scores(self._check_X(X))).astype(np.float32)
 
     def _session_rows(self, X, Y, classes, verb: str):
         """Validated (X, Y, session position) for rows said to belong to the session of ``classes``."""
         X = self._check_X(X)
-        classes = [int(c) for c in np.atleast_1d(classes)]
+        classes = np.atleast_1d(np.asarray(classes)).tolist()
         if classes not in self.session_classes_:
             raise MlcilError(f"{self.name}: {verb}: no session learned exactly the classes {classes}")
         Y = check_labels(Y, f"{self.name}: Y", n=X.shape[0], L=len(classes))
@@ -845,25 +990,110 @@ class Analytic(Learner):
             L = cached[1]
         else:
             G_all = self._gram_all()
-            if self._per_session():
-                A = absence_system(G_all, self._known_grams()[s], self.alpha_, self.lambda_)
-            else:
-                A = absence_system(G_all, G_all, 1.0, self.lambda_)
-            L = torch.linalg.cholesky(A)
+            K = self._known_grams()[s] if self._per_session() else G_all
+            L = ridge.Factor(absence_system(G_all, K, self.alpha_ if self._per_session() else 1.0, 0.0),
+                             self.lambda_).L
         col = sum(len(c) for c in self.session_classes_[:s])
         W = self.W_[:, col:col + len(classes)]
         weights = ridge.imbalance_weights(Y) if self.balance else None
         out = np.empty(Y.shape, dtype=np.float64)
-        dev = self.R_.device
         for start in range(0, X.shape[0], chunk):
             rows = slice(start, start + chunk)
-            w = None if weights is None else torch.as_tensor(weights[rows], device=dev)
-            Yc = torch.as_tensor(Y[rows], dtype=torch.float64, device=dev)
-            out[rows] = ridge.loo_scores(L, W, self._features(X[rows]), Yc, w).cpu().numpy()
+            w = None if weights is None else weights[rows]
+            out[rows] = ridge.loo_scores(L, W, self._features(X[rows]), np.asarray(Y[rows], dtype=np.float64), w)
         if calibrated:
             keep = np.isin(self.classes_, classes)
             out = apply_calibration(select_calibration(self.calibration_, keep), out)
         return out
+
+    # ---- a learner from statistics; λ fixed ----------------------------------------------------
+    @classmethod
+    def from_statistics(cls, fmap: ridge.FeatureMap, stats: ridge.Stats, lam: float, classes,
+                        calibration: dict[str, np.ndarray] | None = None, thresholds: np.ndarray | None = None,
+                        seed: int = 0) -> "Analytic":
+        """A fitted learner from a feature map and ridge statistics, whose scores and probabilities equal
+        ``ridge.RidgeModel.solve(fmap, stats, lam, calibration, thresholds)``'s.
+
+        The learner holds one session with every class (strategy 'negative', α = 1): it saves and loads like
+        any learner, and can learn further sessions (new classes), merge, forget and
+        :meth:`set_lambda` exactly. This is how statistics gathered elsewhere (the tagging service, an
+        engine) become a learner.
+
+        Args:
+            fmap: the feature map φ (input dimension d, D features); its R, scaling, spread statistics,
+                include_x, clip and device are copied.
+            stats: the statistics of the rows learned: G D×D, B D×C, n rows.
+            lam: the ridge λ (finite, > 0).
+            classes: C class names (str) or integer ids, one per column of B, distinct.
+            calibration: per-class calibration in :func:`mlcil.decide.calibration.fit_calibration`'s format
+                (``{'a', 'b'}`` Platt or ``{'x', 'y'}`` isotonic); None = :data:`mlcil.ridge.DEFAULT_PLATT` for
+                every class (stored as that Platt map).
+            thresholds: (C,) decision thresholds on probabilities; None = :data:`mlcil.ridge.DEFAULT_THRESHOLD`.
+            seed: the learner's ``seed`` (its later sessions' held-out rows; R is ``fmap``'s, not redrawn).
+        Returns:
+            the fitted learner (``classes_`` = ``classes``).
+        """
+        if not isinstance(fmap, ridge.FeatureMap):
+            raise MlcilError(f"from_statistics: fmap: expected a mlcil.ridge.FeatureMap, got {type(fmap).__name__}")
+        if isinstance(lam, bool) or not isinstance(lam, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(lam) or lam <= 0:
+            raise MlcilError(f"from_statistics: lam: expected a finite number > 0, got {lam!r}")
+        model = ridge.RidgeModel.solve(fmap, stats, float(lam), calibration, thresholds)  # checks every shape
+        C = model.n_classes
+        labels = _as_classes(classes, "from_statistics: classes")
+        if len(labels) != C or C == 0:
+            raise MlcilError(f"from_statistics: classes: expected {C} class names or ids (one per column of "
+                             f"stats.B, at least one), got {len(labels)}")
+        if len(np.unique(labels)) != C:
+            raise MlcilError("from_statistics: classes contains duplicates")
+        if model.calibration is None:
+            a, b = ridge.DEFAULT_PLATT
+            calib = {"a": np.full(C, float(a)), "b": np.full(C, float(b))}
+        else:
+            calib = {k: v.copy() for k, v in model.calibration.items()}
+        params = {"M": fmap.M, "include_x": fmap.include_x, "scaling": fmap.scaling, "clip": fmap.clip,
+                  "strategy": "negative", "calibration": "isotonic" if "x" in calib else "platt", "seed": int(seed),
+                  "device": fmap.device}
+        learner = cls(**{k: v for k, v in params.items() if k in cls._param_names()})
+        learner.n_features_ = fmap.d
+        learner.include_x_ = fmap.include_x
+        learner.scaling_ = fmap.scaling
+        learner.shift_ = None if fmap.shift is None else fmap.shift.copy()
+        learner.scale_ = None if fmap.scale is None else fmap.scale.copy()
+        learner.R_ = fmap.R.copy()
+        learner.lambda_, learner.alpha_ = model.lam, 1.0
+        learner.G_, learner.B_ = [stats.G.copy()], [stats.B.copy()]
+        learner.session_classes_ = [labels.tolist()]
+        learner.session_rows_ = [int(stats.n)]
+        learner.calibration_ = calib
+        learner.thresholds_ = (np.full(C, float(ridge.DEFAULT_THRESHOLD)) if model.thresholds is None
+                               else model.thresholds.copy())
+        learner.W_ = model.W
+        learner._classes = labels
+        learner._keep_prior(None, C)
+        return learner
+
+    def set_lambda(self, lam: float) -> "Analytic":
+        """Re-solve the learned statistics with λ = ``lam`` fixed: W_ changes, nothing else.
+
+        The calibration and thresholds fitted at the previous λ are kept (they map this λ's scores as
+        they mapped the old one's). With ``lambda_search='first'`` λ stays ``lam`` for later sessions;
+        'sessions' and 'gcv' choose λ again after the next session (and the union's GCV after merge and
+        forgetting). Returns self.
+        """
+        if not self.is_fitted:
+            raise NotFittedError(f"{self.name}: not fitted yet, no statistics to re-solve; call learn(X, Y) first")
+        if isinstance(lam, bool) or not isinstance(lam, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(lam) or lam <= 0:
+            raise MlcilError(f"{self.name}: set_lambda: lam must be a finite number > 0, got {lam!r}")
+        before = self.lambda_, self.W_
+        try:
+            self.lambda_ = float(lam)
+            self._solve()
+        except BaseException:
+            self.lambda_, self.W_ = before
+            raise
+        return self
 
     # ---- exact operations ----------------------------------------------------------------
     def spawn(self) -> "Analytic":
@@ -915,12 +1145,12 @@ class Analytic(Learner):
         if self.memory or other.memory:
             merged_memory = self._merged_memory(other)
         other_G, other_B = other._without_prior()
-        self.G_ = [a + b.to(a.device) for a, b in zip(self.G_, other_G)]
-        self.B_ = [a + b.to(a.device) for a, b in zip(self.B_, other_B)]
+        self.G_ = [a + b for a, b in zip(self.G_, other_G)]
+        self.B_ = [a + b for a, b in zip(self.B_, other_B)]
         if self.memory:
             self.memory_ = merged_memory
             if hasattr(self, "G_seen_"):
-                self.G_seen_ = self.G_seen_ + other._seen_without_prior().to(self.G_seen_.device)
+                self.G_seen_ = self.G_seen_ + other._seen_without_prior()
         self.session_rows_ = [a + b for a, b in zip(self.session_rows_, other.session_rows_)]
         if self._union_gcv():  # λ from the merged union's statistics, as one learner fed both shards
             self._reselect_union_lambda()
@@ -933,7 +1163,7 @@ class Analytic(Learner):
         self._solve()
         return self
 
-    def _seen_without_prior(self) -> torch.Tensor:
+    def _seen_without_prior(self) -> np.ndarray:
         """G_seen_ (label memory, per-session strategies) minus the name prior's Gram: what merge adds."""
         weights = getattr(self, "prior_weight_", None)
         if weights is None or not weights.any():
@@ -945,14 +1175,14 @@ class Analytic(Learner):
         weights = getattr(self, "prior_weight_", None)
         if weights is None or not weights.any():
             return self.G_, self.B_
-        G, B, col = [g.clone() for g in self.G_], [b.clone() for b in self.B_], 0
+        G, B, col = list(self.G_), list(self.B_), 0
         for s, cls in enumerate(self.session_classes_):
             cols = np.zeros(len(weights), dtype=bool)
             cols[col:col + len(cls)] = True
             if weights[cols].any():
-                G[s if self._per_session() else 0] -= self._prior_gram(cols)
-                w = torch.as_tensor(weights[cols], dtype=torch.float64, device=B[s].device)
-                B[s] -= self.prior_phi_[col:col + len(cls)].T * w[None, :]
+                g = s if self._per_session() else 0
+                G[g] = G[g] - self._prior_gram(cols)
+                B[s] = B[s] - self.prior_phi_[col:col + len(cls)].T * np.asarray(weights[cols], np.float64)[None, :]
             col += len(cls)
         return G, B
 
@@ -965,20 +1195,21 @@ class Analytic(Learner):
         weights = getattr(self, "prior_weight_", None)
         if weights is not None:  # a forgotten class's name pseudo-example leaves G too
             col = 0
-            self.G_ = [g.clone() for g in self.G_]
+            self.G_ = list(self.G_)
             for s, k in enumerate(sizes):
                 cols = np.zeros(len(keep), dtype=bool)
                 cols[col:col + k] = ~keep[col:col + k]
                 if weights[cols].any():
-                    self.G_[s if self._per_session() else 0] -= self._prior_gram(cols)
+                    g = s if self._per_session() else 0
+                    self.G_[g] = self.G_[g] - self._prior_gram(cols)
                 col += k
-            self.prior_phi_ = self.prior_phi_[torch.as_tensor(np.flatnonzero(keep), device=self.prior_phi_.device)]
+            self.prior_phi_ = self.prior_phi_[np.flatnonzero(keep)]
             self.prior_weight_ = weights[keep]
         col, B_list, sessions = 0, [], []
         for B, cls in zip(self.B_, self.session_classes_):
             k = len(cls)
             mask = keep[col:col + k]
-            B_list.append(B[:, torch.as_tensor(mask, device=B.device)])
+            B_list.append(B[:, mask])
             sessions.append([c for c, m in zip(cls, mask) if m])
             col += k
         self.B_, self.session_classes_ = B_list, sessions
@@ -1023,15 +1254,15 @@ class Analytic(Learner):
         return self
 
     def _after_load(self) -> None:
-        dev = ridge.resolve_device(self.device)
-        self.R_, self.W_ = self.R_.to(dev), self.W_.to(dev)
-        self._fmap = None
-        self.G_ = [g.to(dev) for g in self.G_]
-        self.B_ = [b.to(dev) for b in self.B_]
-        if hasattr(self, "prior_phi_"):
-            self.prior_phi_ = self.prior_phi_.to(dev)
-        if hasattr(self, "G_seen_"):
-            self.G_seen_ = self.G_seen_.to(dev)
+        """NumPy state (files written while the state was torch tensors load as arrays too); caches rebuilt."""
+        self.R_ = np.ascontiguousarray(self.R_, dtype=np.float32)
+        self.W_ = np.asarray(self.W_, dtype=np.float64)
+        self.G_ = [np.asarray(g, dtype=np.float64) for g in self.G_]
+        self.B_ = [np.asarray(b, dtype=np.float64) for b in self.B_]
+        for key in ("prior_phi_", "G_seen_"):
+            if hasattr(self, key):
+                setattr(self, key, np.asarray(getattr(self, key), dtype=np.float64))
+        self._fmap = self._model = None
 
     # ---- label memory (memory='labels') ----------------------------------------------------
     @property
@@ -1062,8 +1293,7 @@ class Analytic(Learner):
         """(G, B) of the given rows (zeros when there are none); G is None when ``gram`` is False."""
         if len(rows) == 0:
             D = self.feature_map.D
-            zeros = torch.zeros(D, D, dtype=torch.float64, device=self.R_.device) if gram else None
-            return zeros, torch.zeros(D, Y.shape[1], dtype=torch.float64, device=self.R_.device)
+            return (np.zeros((D, D)) if gram else None), np.zeros((D, Y.shape[1]))
         return self._stats(X[rows], np.asarray(Y)[rows], None, gram=gram)
 
     def _memory_statistics(self, X, Y: np.ndarray, fresh: np.ndarray):
@@ -1078,7 +1308,7 @@ class Analytic(Learner):
         G_new = G_fresh + G_again if whole else None
         return G_new, B_fresh + B_again, G_fresh
 
-    def _memory_pseudo(self, X, recall, G_list: list, B_list: list, G_fresh: torch.Tensor) -> np.ndarray:
+    def _memory_pseudo(self, X, recall, G_list: list, B_list: list, G_fresh: np.ndarray) -> np.ndarray:
         """Pseudo-label the old classes of each earlier session s on this session's rows whose labels for
         C_s are unknown (neither given nor pseudo-labelled before): their targets join B_s and their φφᵀ
         joins K_s. Rows whose labels the memory holds are not pseudo-labelled. Returns the n × T mask of
@@ -1100,7 +1330,7 @@ class Analytic(Learner):
             B_list[s] += B_pseudo[:, col:col + k]
             col += k
             G_again, _ = self._subset_stats(X, targets[:, :0], np.intersect1d(again, np.flatnonzero(open_[:, s])))
-            G_list[s] += G_fresh + G_again
+            G_list[s] = G_list[s] + (G_fresh + G_again)
         return open_
 
     def _pseudo_bits_after(self, recall, opened: np.ndarray | None) -> np.ndarray:

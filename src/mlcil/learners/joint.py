@@ -13,13 +13,17 @@ class Joint(Analytic):
     """Upper bound: ridge regression on random features over all training data with all labels.
 
     ``learn(session)`` refits from scratch on the session it is given; the harness passes
-    :meth:`Stream.joint_session` (every example seen so far, every seen label known). It is
-    the :class:`Analytic` learner fed one session with full labels, so it gets the same
+    :meth:`Stream.joint_session` (every example seen so far, every seen label known). It shares
+    :class:`Analytic`'s learning code on one session with full labels, so it gets the same
     feature map, the same λ search (leave-one-out mAP in closed form, the whole grid from one
     eigendecomposition), the same imbalance weighting option and the same Platt calibration
     on leave-one-out scores: a tuned upper bound. ``lambda_search='gcv'`` picks λ minimising the GCV of all its
     rows instead (:func:`mlcil.ridge.gcv_minimum`), the rule :class:`Analytic` with a label memory applies to
     the same union from statistics alone; 'sessions' and 'first' are the same thing here: one session.
+
+    Its parameters are its own (``get_params()`` is its signature, so ``sklearn.base.clone`` works);
+    what :class:`Analytic` lets one choose and an upper bound fixes (absent labels: none, so strategy
+    'negative'; no pseudo-labels, no label memory, no later recalibration) are class attributes below.
 
     >>> import numpy as np
     >>> from mlcil.protocols import Session
@@ -34,13 +38,33 @@ class Joint(Analytic):
 
     needs_full_labels = True
 
+    # Analytic's parameters that Joint fixes: read by the shared learning code, not parameters of Joint
+    strategy = "negative"
+    alpha = None
+    pseudo_threshold = 0.7
+    pseudo_calibration = "ridge"
+    calibrate_later = False
+    memory = None
+    memory_key = "content"
+    prior = 1.0  # a session's label embeddings (names) count as β-weighted examples, as in Analytic
+
     def __init__(self, M: int = 2048, include_x: bool | str = "auto", scaling: str = "auto", clip: float | None = None,
                  balance: bool = False,
                  n_lambdas: int = 13, loo_rows: int = 2000, precision: str = "float64", calibration: str = "platt",
                  memory_budget=None, lambda_search: str = "first", seed: int = 0, device: str = "cpu") -> None:
-        super().__init__(M=M, include_x=include_x, scaling=scaling, clip=clip, strategy="negative", balance=balance,
-                         n_lambdas=n_lambdas, loo_rows=loo_rows, precision=precision, calibration=calibration,
-                         memory_budget=memory_budget, lambda_search=lambda_search, seed=seed, device=device)
+        self.M = M
+        self.include_x = include_x
+        self.scaling = scaling
+        self.clip = clip
+        self.balance = balance
+        self.n_lambdas = n_lambdas
+        self.loo_rows = loo_rows
+        self.precision = precision
+        self.calibration = calibration
+        self.memory_budget = memory_budget
+        self.lambda_search = lambda_search
+        self.seed = seed
+        self.device = device
 
     def _union_gcv(self, alpha: float | None = None) -> bool:
         return self.lambda_search == "gcv"  # its one session is the union: GCV minimised over a continuous λ
