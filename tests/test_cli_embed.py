@@ -284,4 +284,5 @@ def test_label_name_embeddings(tmp_path):
              label_names=np.array(["a", "b"]), split=np.array(["train", "train", "test", "test"]))
     result = run("bench", str(path), "-p", "B0-C1", "-l", "prototype", "-s", "1", "--prior", "names", "-q",
                  "-o", str(tmp_path / "o"))
-    assert result.exit_code == 2 and result.output.startswith("error: --prior names: plain does not say"), result.output
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: --prior names: plain does not say"), result.output

@@ -8,14 +8,14 @@ the top-level ``mlcil/__init__.py`` is ``mlcil``, the facade users import from).
 The layers, bottom to top; a package may import its own modules and packages of lower layers only,
 never one of its own layer or above:
 
-    errors -> data, metrics -> decide -> protocols -> ridge, encoders -> engines -> learners -> bench
+    errors, version -> data, metrics -> decide -> protocols -> ridge, encoders -> engines -> learners -> bench
     -> serve -> mlcil (the facade) -> cli -> __main__
 
 ``decide`` holds pure functions on arrays (thresholds, calibration, the audit's scoring): the
 wrapper learner ``Calibrated`` is in ``learners``, the audit of a stream in ``bench``. ``engines``
 accumulate the ridge core's statistics and run encoders, so they sit below the learners that use
-them. Nothing below the facade imports ``mlcil`` itself (``from mlcil import __version__`` included):
-once the facade exports the learners, that would be a cycle.
+them. Nothing below the facade imports ``mlcil`` itself (``from mlcil import __version__`` included:
+``mlcil.version`` holds it, at the bottom): the facade exports the learners, so that would be a cycle.
 """
 
 from __future__ import annotations

@@ -195,7 +195,9 @@ def test_versions_without_torch(monkeypatch):
     monkeypatch.delitem(sys.modules, "torch", raising=False)
     versions = runner.versions()
     assert versions["torch"] is None and "torch" not in sys.modules
-    assert versions["mlcil"] == real("mlcil")
+    from mlcil.version import __version__
+
+    assert versions["mlcil"] == __version__
     line = report_module.versions_line(versions)
     assert line.startswith(f"mlcil {versions['mlcil']}, without torch, ") and "None" not in line
     assert report_module.versions_line({"mlcil": "0.1.0", "torch": "2.4.1", "machine": "Linux x86_64"}) == \

@@ -13,15 +13,16 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mlcil.data.dataset import Dataset
+from mlcil.decide.thresholds import top_k
 from mlcil.engines import resolve_engine
 from mlcil.errors import MlcilError
-from mlcil.decide.thresholds import top_k
 from mlcil.learners.base import Learner
 from mlcil.learners.calibrated import Calibrated
 from mlcil.learners.factory import make_learner
 from mlcil.metrics import (CONVENTIONS, DEFAULT_CONVENTION, FIELD_THRESHOLD, MetricConvention, average_precision,
                            decide_threshold, expected_calibration_error, forgetting, get_convention)
 from mlcil.protocols import Protocol, Stream
+from mlcil.version import __version__
 
 
 @dataclass
@@ -207,9 +208,7 @@ def versions() -> dict:
     import scipy
     import sklearn
 
-    # the installed distribution's version (the harness does not import the top-level package, which sits above it)
-    mlcil_version = _package_version("mlcil") or getattr(sys.modules.get("mlcil"), "__version__", None)
-    return {"mlcil": mlcil_version, "python": platform.python_version(), "numpy": np.__version__,
+    return {"mlcil": __version__, "python": platform.python_version(), "numpy": np.__version__,
             "scipy": scipy.__version__, "torch": torch_version(), "scikit-learn": sklearn.__version__,
             "machine": f"{platform.system()} {platform.machine()}"}
 
