@@ -5,6 +5,10 @@ measured side by side in the same process.
     python benchmarks/cost.py                # full table (each configuration in a fresh process)
     python benchmarks/cost.py --n 20000 --M 1024,2048,4096 --d 128,512,1024
 
+    # the ridge core alone, this checkout against another one's src/ side by side (fresh processes,
+    # alternating, one BLAS thread each; best of --repeat):
+    python benchmarks/cost.py --core --compare /tmp/mlcil_old/src --n 8000 --M 1024,2048 --d 128,512
+
 Columns:
   learn ex/s     examples per second of Analytic.learn on one session of n rows (features,
                  statistics, leave-one-out λ search, α search, solve, calibration)
@@ -14,6 +18,13 @@ Columns:
                  the machine's plain matmul rate the accumulation reaches (goal ≥ 50%)
   solve s        one Cholesky solve of the (M+d)×(M+d) system for 10 classes
   peak RSS MB    peak resident memory of the process that ran the configuration
+
+Columns of ``--core`` (each a time in seconds of the ridge core alone, old → new and new/old speed):
+  projection     R = gaussian_projection(d, M, seed)
+  features       φ of every row (the map's chunks), include_x, scaling 'standardize'
+  accumulate     partial_statistics(φ, Y) for 10 classes, without / with per-row weights
+  solve          ridge_solve(G, B, λ) (Cholesky) for 10 classes
+  eigh           ridge.eigh(G), the λ path's eigendecomposition
 """
 
 from __future__ import annotations
@@ -25,8 +36,10 @@ import subprocess
 import sys
 import time
 
+import os
+from pathlib import Path
+
 import numpy as np
-import torch
 
 
 def one(n: int, d: int, M: int, precision: str, classes: int = 10) -> dict:
@@ -51,8 +64,7 @@ def one(n: int, d: int, M: int, precision: str, classes: int = 10) -> dict:
         st = ridge.partial_statistics(fmap, X, Y, precision=precision)
         acc_s = min(acc_s, time.perf_counter() - start)
 
-    dtype = torch.float64 if precision == "float64" else torch.float32
-    phi = torch.cat([p for _, p in fmap.chunks(X)]).to(dtype)
+    phi = np.concatenate([np.asarray(p) for _, p in fmap.chunks(X)]).astype(precision)
     best = float("inf")
     for _ in range(2):
         start = time.perf_counter()
@@ -68,6 +80,87 @@ def one(n: int, d: int, M: int, precision: str, classes: int = 10) -> dict:
             "solve_s": solve_s, "peak_mb": peak, "state_mb": learner.state_bytes / 2**20}
 
 
+def as_numpy(a):
+    """An ndarray from either core (the old one returned torch tensors)."""
+    return a.cpu().numpy() if hasattr(a, "cpu") else np.asarray(a)
+
+
+def core_one(n: int, d: int, M: int, precision: str, classes: int = 10) -> dict:
+    """Seconds of each stage of the ridge core (whichever ``mlcil`` is on the path), best of two."""
+    from mlcil import ridge
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    Y = (rng.random((n, classes)) < 0.1).astype(np.uint8)
+    w = ridge.imbalance_weights(Y)
+    small = ridge.FeatureMap.fit(X[:300], M=64, scaling="standardize", include_x=True)  # warm-up
+    ridge.ridge_solve(ridge.partial_statistics(small, X[:300], Y[:300], w[:300], precision=precision).G,
+                      ridge.partial_statistics(small, X[:300], Y[:300], precision=precision).B, 1.0)
+
+    def best(f, k=2):
+        t = float("inf")
+        for _ in range(k):
+            start = time.perf_counter()
+            out = f()
+            t = min(t, time.perf_counter() - start)
+        return t, out
+
+    out = {"n": n, "d": d, "M": M, "precision": precision}
+    out["projection"], _ = best(lambda: ridge.gaussian_projection(d, M, 0))
+    fmap = ridge.FeatureMap.fit(X, M=M, seed=0, scaling="standardize", include_x=True)
+    out["features"], _ = best(lambda: [p for _, p in fmap.chunks(X)])
+    out["accumulate"], st = best(lambda: ridge.partial_statistics(fmap, X, Y, precision=precision))
+    out["accumulate_w"], _ = best(lambda: ridge.partial_statistics(fmap, X, Y, w, precision=precision))
+    lam = float(np.trace(as_numpy(st.G))) / st.G.shape[0]
+    out["solve"], W = best(lambda: ridge.ridge_solve(st.G, st.B, lam))
+    out["eigh"], _ = best(lambda: ridge.eigh(st.G), k=1)
+    out["W_digest"] = float(np.abs(as_numpy(W)).sum())  # the same problem: equal to float rounding
+    return out
+
+
+CORE_STAGES = ("projection", "features", "accumulate", "accumulate_w", "solve", "eigh")
+
+
+def core_compare(args) -> None:
+    """--core: the stages of :func:`core_one` for this checkout and (``--compare``) another src/."""
+    here = str(Path(__file__).resolve().parents[1] / "src")
+    impls = {"new": here} if not args.compare else {"old": args.compare, "new": here}
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    results: dict[tuple, dict] = {}
+    configs = [(p, d, M) for p in args.precision.split(",") for d in map(int, args.d.split(","))
+               for M in map(int, args.M.split(","))]
+    for rep in range(args.repeat):
+        for precision, d, M in configs:
+            for name, src in (impls.items() if rep % 2 == 0 else reversed(impls.items())):  # alternate the order
+                out = subprocess.run([sys.executable, __file__, "--core-one", str(args.n), str(d), str(M), precision],
+                                     capture_output=True, text=True, check=True, env=dict(env, PYTHONPATH=src))
+                r = json.loads(out.stdout.strip().splitlines()[-1])
+                key = (precision, d, M, name)
+                prev = results.get(key)
+                results[key] = r if prev is None else {k: min(v, r[k]) if k in CORE_STAGES else v
+                                                       for k, v in prev.items()}
+                print(f"rep {rep} {name} d={d} M={M} {precision}: accumulate {r['accumulate']:.2f} s",
+                      file=sys.stderr, flush=True)
+    import scipy
+    print(f"\nRidge core, n = {args.n} rows, 10 classes, include_x, one BLAS thread per process, best of "
+          f"{args.repeat} runs x 2; numpy {np.__version__}, scipy {scipy.__version__}"
+          + (f"; old = {args.compare}" if args.compare else "") + "\n")
+    head = " | ".join(CORE_STAGES)
+    if not args.compare:
+        print(f"| precision | d | M | {head} |\n|---|---|---|" + "---|" * len(CORE_STAGES))
+        for precision, d, M in configs:
+            r = results[(precision, d, M, "new")]
+            print(f"| {precision} | {d} | {M} | " + " | ".join(f"{r[s]:.3f}" for s in CORE_STAGES) + " |")
+        return
+    print("seconds old → new (speed new/old; > 100% = faster)\n")
+    print(f"| precision | d | M | {head} | W agrees |\n|---|---|---|" + "---|" * (len(CORE_STAGES) + 1))
+    for precision, d, M in configs:
+        o, n_ = results[(precision, d, M, "old")], results[(precision, d, M, "new")]
+        cells = [f"{o[s]:.3f} → {n_[s]:.3f} ({o[s] / n_[s]:.0%})" for s in CORE_STAGES]
+        agree = abs(o["W_digest"] - n_["W_digest"]) / max(abs(o["W_digest"]), 1e-300)
+        print(f"| {precision} | {d} | {M} | " + " | ".join(cells) + f" | {agree:.0e} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=20000)
@@ -75,7 +168,18 @@ def main() -> None:
     parser.add_argument("--d", default="128,512,1024")
     parser.add_argument("--precision", default="float64,float32")
     parser.add_argument("--one", nargs=4, metavar=("N", "D", "M", "PRECISION"), help=argparse.SUPPRESS)
+    parser.add_argument("--core", action="store_true", help="time the ridge core's stages alone")
+    parser.add_argument("--compare", metavar="SRC", help="with --core: another checkout's src/ to run side by side")
+    parser.add_argument("--repeat", type=int, default=3, help="with --core: runs per implementation (best kept)")
+    parser.add_argument("--core-one", nargs=4, metavar=("N", "D", "M", "PRECISION"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.core_one:
+        n, d, M, precision = args.core_one
+        print(json.dumps(core_one(int(n), int(d), int(M), precision)))
+        return
+    if args.core:
+        core_compare(args)
+        return
     if args.one:
         n, d, M, precision = args.one
         print(json.dumps(one(int(n), int(d), int(M), precision)))
@@ -89,8 +193,11 @@ def main() -> None:
                 rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
                 r = rows[-1]
                 print(f"done d={d} M={M} {precision}: {r['learn_ex_s']:.0f} ex/s", file=sys.stderr, flush=True)
-    print(f"\nAnalytic cost, n = {args.n} rows in one session, 10 classes, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads\n")
+    from threadpoolctl import threadpool_info
+
+    threads = max((lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"), default=1)
+    print(f"\nAnalytic cost, n = {args.n} rows in one session, 10 classes, numpy {np.__version__}, "
+          f"{threads} BLAS threads\n")
     print("| precision | d | M | learn ex/s | accumulate ex/s | matmul ratio | matmul GFLOP/s | solve s | state MB | peak RSS MB |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:

@@ -106,6 +106,10 @@ def test_torch_path_on_cpu_tensors_equals_the_numpy_path():
             np.testing.assert_allclose(st.B, ref.B, rtol=tol, atol=tol * np.abs(ref.B).max())
         only_b = _device_statistics(fmap, Xin, Y, None, "float64", False, "cpu")
         assert only_b.G.shape == (0, 0) and only_b.B.shape == (fmap.D, 4)
+        G, B = ridge.statistics(fmap.on_device(Xin, "cpu"), Y, w)  # a tensor Φ: multiplied in torch
+        assert isinstance(G, np.ndarray) and isinstance(B, np.ndarray)
+        np.testing.assert_allclose(G, ref.G, rtol=1e-5, atol=1e-5 * np.abs(ref.G).max())
+        np.testing.assert_allclose(B, ref.B, rtol=1e-5, atol=1e-5 * np.abs(ref.B).max())
 
 
 def test_feature_map_checks_its_arrays_and_pickles():
@@ -136,6 +140,14 @@ def test_statistics_precision_and_stats_checks():
     np.testing.assert_allclose(G32, G64, rtol=1e-5)
     np.testing.assert_allclose(B32, B64, rtol=1e-5)
     assert ridge.statistics(phi, Y, gram=False)[0] is None
+    for w in (rng.uniform(0.1, 3.0, 50), rng.normal(size=50)):  # √w Φ (syrk) and, with negative weights, wΦ
+        Gw, Bw = ridge.statistics(phi, Y, w)
+        assert np.array_equal(Gw, Gw.T) or (w < 0).any()  # syrk: exactly symmetric
+        np.testing.assert_allclose(Gw, P.T @ (w[:, None] * P), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(Bw, P.T @ (w[:, None] * Y), rtol=1e-12, atol=1e-12)
+        Gw32, _ = ridge.statistics(phi, Y, w, precision="float32")
+        np.testing.assert_allclose(Gw32, Gw, rtol=1e-4, atol=1e-4 * np.abs(Gw).max())
+    assert np.array_equal(G64, G64.T)
     with pytest.raises(MlcilError, match="precision"):
         ridge.statistics(phi, Y, precision="half")
     z = ridge.Stats.zeros(6, 2)
@@ -162,3 +174,22 @@ def test_eigh_and_lambda_grid_equal_numpy():
     np.testing.assert_allclose(grid, np.trace(G) / 12 * np.logspace(-2, 2, 5))
     with pytest.raises(MlcilError, match="NaN"):
         ridge.Factor(np.full((2, 2), np.nan), 1.0)
+
+
+def test_eigh_runs_lapack_with_one_thread(monkeypatch):
+    """One BLAS thread inside eigh (measured slowdowns with threads, see its docstring), restored after."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import scipy.linalg
+
+    seen = []
+    real = scipy.linalg.eigh
+
+    def spy(*args, **kwargs):
+        seen.append([lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"])
+        return real(*args, **kwargs)
+
+    before = [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+    monkeypatch.setattr(scipy.linalg, "eigh", spy)
+    ridge.eigh(np.eye(4))
+    assert seen and all(n == 1 for n in seen[0])
+    assert [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"] == before

@@ -317,7 +317,7 @@ class FeatureMap:
             nz = counts > 0
             if X.nnz:
                 top[nz] = np.maximum.reduceat(np.abs(X.data), X.indptr[:-1][nz])
-            data = np.ldexp(X.data, -np.repeat(_l2_exponents(top), counts))  # exact, 1 for most rows
+            data = np.ldexp(X.data, -np.repeat(_l2_exponents(top), counts))  # exact; 2⁰ for rows in range
             norms = np.sqrt(np.add.reduceat(data.astype(np.float64) ** 2, X.indptr[:-1][nz])) if X.nnz else []
             row_norm = np.ones(X.shape[0])
             row_norm[nz] = norms
@@ -328,9 +328,9 @@ class FeatureMap:
     def _scaled_dense(self, X) -> np.ndarray:
         Z = np.ascontiguousarray(X, dtype=np.float32)
         if self.scaling in ("standardize", "scale"):
+            Z = Z - self.shift if self.scaling == "standardize" else Z / self.scale  # a new array either way
             if self.scaling == "standardize":
-                Z = Z - self.shift
-            Z = Z / self.scale
+                Z /= self.scale
             if self.clips:
                 np.clip(Z, -self.clip, self.clip, out=Z)
             return Z
@@ -345,9 +345,11 @@ class FeatureMap:
 
     def inputs(self, X) -> np.ndarray | sp.csr_matrix:
         """z(X) for one block: a dense float32 n×d array, or CSR (scaled) for sparse X."""
-        self._check_width(X)
         if sp.issparse(X):
+            self._check_width(X)
             return self._scaled_sparse(X)
+        X = np.asarray(X)
+        self._check_width(X)
         return self._scaled_dense(X)
 
     def __call__(self, X) -> np.ndarray:
