@@ -12,9 +12,9 @@ from pathlib import Path
 
 import click
 
-from mlcil import __version__
 from mlcil.errors import MlcilError
 from mlcil.metrics import FIELD_THRESHOLD
+from mlcil.version import __version__
 
 
 def _fail(message: str) -> None:
