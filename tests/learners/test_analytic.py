@@ -260,30 +260,33 @@ def test_simulated_absence_loo_equals_refitting_without_the_row(alpha, memory):
 
 
 def test_dual_eigendecomposition_solves_like_the_primal():
-    """Fewer rows than features: the n×n dual's eigenpairs give the same W (null space included), the same
-    leave-one-out path and the same GCV as G's own eigendecomposition; rank-deficient rows included."""
+    """Fewer rows than features: the n×n dual's spectrum gives the same W, leave-one-out path and GCV as G's own
+    eigendecomposition and as numpy, a repeated row (rank n − 1) included."""
     from mlcil import ridge
-    from mlcil.learners.analytic import dual_eigh, eig_solve
+    from mlcil.learners.analytic import SessionSpectrum
 
     rng = np.random.default_rng(7)
     n, D = 30, 80
     phi = np.abs(rng.normal(size=(n, D)))
-    phi[5] = phi[4]  # a repeated row: rank n − 1
+    phi[5] = phi[4]
     w = rng.random(n) + 0.5
     Y = (rng.random((n, 3)) < 0.4).astype(float)
     G = (phi * w[:, None]).T @ phi
     B = (phi * w[:, None]).T @ Y
-    dual = dual_eigh(phi, w)
-    assert dual[1].shape == (D, n - 1)
+    sub = np.arange(0, n, 3)
+    dual = SessionSpectrum.dual(phi, Y, w, sub)
+    primal = SessionSpectrum.primal(G, B, phi[sub])
     lambdas = ridge.lambda_grid(G, 7)
     for lam in lambdas:
         want = np.linalg.solve(G + lam * np.eye(D), B)
-        assert_reproduced(eig_solve(dual, B, lam), want, rtol=1e-9)
-        assert_reproduced(eig_solve(ridge.eigh(G), B, lam), want, rtol=1e-9)
-    primal = ridge.loo_path_scores(G, B, phi[:12], Y[:12], lambdas, w[:12])
-    assert_reproduced(ridge.loo_path_scores(G, B, phi[:12], Y[:12], lambdas, w[:12], dual), primal, rtol=1e-8)
+        assert_reproduced(dual.solve(lam), want, rtol=1e-9)
+        assert_reproduced(primal.solve(lam), want, rtol=1e-9)
+    want = ridge.loo_path_scores(G, B, phi[sub], Y[sub], lambdas, w[sub])
+    for spectrum in (dual, primal):
+        got = ridge.loo_path_scores(G, spectrum.B, spectrum.phi, Y[sub], lambdas, w[sub], spectrum.eig)
+        assert_reproduced(got, want, rtol=1e-8)
     yy, m = float(w @ (Y ** 2).sum(1)), float(w.sum())
-    np.testing.assert_allclose(ridge.gcv_curve(G, B, yy, m, lambdas, max_dof=1.0, eig=dual),
+    np.testing.assert_allclose(ridge.gcv_curve(G, dual.B, yy, m, lambdas, max_dof=1.0, eig=dual.eig),
                                ridge.gcv_curve(G, B, yy, m, lambdas, max_dof=1.0), rtol=1e-8)
 
 
@@ -417,3 +420,81 @@ def test_calibrate_later_recalibrates_old_classes_only_with_scores(stream3, tmp_
     late = Analytic(M=30).learn(stream3.sessions[0])
     with pytest.raises(MlcilError, match="calibrate_later"):  # frozen after the first session
         late.set_params(calibrate_later=True)
+
+
+def test_from_statistics_scores_as_the_ridge_model_and_survives_save_load(tmp_path):
+    """A learner built from a feature map and statistics scores as RidgeModel.solve does (and as numpy's solve),
+    keeps label names through save/load, and learns and forgets on."""
+    from mlcil import ridge
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(200, 12)).astype(np.float32)
+    Y = (X[:, :3] + 0.3 * rng.normal(size=(200, 3)) > 0.4).astype(np.uint8)
+    fmap = ridge.FeatureMap.fit(X, M=48, seed=3, scaling="standardize", include_x=True)
+    stats = ridge.partial_statistics(fmap, X, Y)
+    calibration = {"a": np.array([1.5, 2.0, 0.7]), "b": np.array([-0.5, 0.1, 0.2])}
+    thresholds = np.array([0.4, 0.5, 0.6])
+    names = ["cat", "dog", "eel"]
+    model = ridge.RidgeModel.solve(fmap, stats, 2.5, calibration, thresholds)
+    learner = Analytic.from_statistics(fmap, stats, 2.5, names, calibration, thresholds, seed=1)
+    assert learner.is_fitted and learner.classes_.tolist() == names and learner.strategy == "negative"
+    W = np.linalg.solve(stats.G + 2.5 * np.eye(fmap.D), stats.B)
+    np.testing.assert_allclose(learner.scores(X), fmap(X).astype(np.float64) @ W, rtol=1e-5, atol=1e-5)
+    back = Learner.load(learner.save(tmp_path / "stats.npz"))
+    assert back.classes_.tolist() == names
+    for got in (learner, back):
+        np.testing.assert_allclose(got.scores(X), model.scores(X), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(got.proba(X), model.proba(X), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(got.decision_thresholds_, thresholds)
+    # a learner like any other: a new session of named classes, forgetting by name
+    back.learn(X, Y[:, :1], classes=["fox"])
+    assert back.classes_.tolist() == names + ["fox"]
+    back.forget(["dog"])
+    assert back.classes_.tolist() == ["cat", "eel", "fox"] and back.scores(X).shape == (200, 3)
+    # without calibration and thresholds: the ridge core's defaults; Joint builds the same way
+    plain = ridge.RidgeModel.solve(fmap, stats, 2.5)
+    for cls in (Analytic, Joint):
+        default = cls.from_statistics(fmap, stats, 2.5, [4, 7, 9])
+        assert type(default) is cls and default.classes_.tolist() == [4, 7, 9]
+        np.testing.assert_allclose(default.proba(X), plain.proba(X), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(default.decision_thresholds_, ridge.DEFAULT_THRESHOLD)
+    isotonic = {"x": np.tile(np.linspace(-1, 2, 5), (3, 1)), "y": np.tile(np.linspace(0, 1, 5), (3, 1))}
+    iso = Analytic.from_statistics(fmap, stats, 2.5, names, isotonic)
+    assert iso.calibration == "isotonic"
+    np.testing.assert_allclose(iso.proba(X), ridge.RidgeModel.solve(fmap, stats, 2.5, isotonic).proba(X), atol=1e-6)
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"classes": ["a", "b"]}, "classes: expected 3"), ({"classes": ["a", "a", "b"]}, "duplicates"),
+    ({"lam": -1.0}, "lam"), ({"lam": float("nan")}, "lam"), ({"calibration": {"a": np.ones(2), "b": np.ones(2)}},
+                                                             "calibration"),
+    ({"thresholds": np.ones(4)}, "thresholds"), ({"fmap": "phi"}, "fmap"), ({"stats": (1, 2)}, "stats"),
+])
+def test_from_statistics_refuses_bad_input(change, match):
+    from mlcil import ridge
+
+    X = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
+    fmap = ridge.FeatureMap.fit(X, M=8)
+    args = {"fmap": fmap, "stats": ridge.partial_statistics(fmap, X, (X[:, :3] > 0).astype(np.uint8)), "lam": 1.0,
+            "classes": ["a", "b", "c"], **change}
+    with pytest.raises(MlcilError, match=match):
+        Analytic.from_statistics(**args)
+
+
+def test_set_lambda_resolves_the_statistics_with_lambda_fixed(stream3):
+    learner = Analytic(M=40, strategy="weighted", alpha=0.3)
+    for s in stream3:
+        learner.learn(s)
+    calibration, thresholds, lam = learner.calibration_, learner.thresholds_, learner.lambda_
+    assert learner.set_lambda(lam * 7) is learner and learner.lambda_ == lam * 7
+    np.testing.assert_allclose(learner.W_, reference_weights(learner, stream3.sessions), rtol=1e-7, atol=1e-9)
+    assert learner.calibration_ is calibration and learner.thresholds_ is thresholds
+    X = stream3.X_test
+    np.testing.assert_allclose(learner.scores(X), phi(learner, X) @ learner.W_, rtol=1e-5, atol=1e-5)
+    W = learner.W_.copy()
+    for bad in (-1.0, 0, float("inf"), True, "1"):
+        with pytest.raises(MlcilError, match="set_lambda: lam"):
+            learner.set_lambda(bad)
+    assert learner.lambda_ == lam * 7 and np.array_equal(learner.W_, W)
+    with pytest.raises(MlcilError, match="not fitted"):
+        Analytic(M=8).set_lambda(1.0)

@@ -100,3 +100,21 @@ def test_leave_one_out_equals_refitting_without_the_row():
             refit = phi[i] @ np.linalg.solve(Gi + lam * np.eye(6), Bi)
             np.testing.assert_allclose(path[li, i], refit, rtol=1e-9, atol=1e-12)
             np.testing.assert_allclose(fixed[i], refit, rtol=1e-9, atol=1e-12)
+
+
+def test_joint_stores_only_its_own_parameters_and_clones():
+    """scikit-learn's contract: get_params() is the signature, the constructor stores them and nothing else."""
+    import inspect
+
+    from sklearn.base import clone
+
+    from mlcil.errors import MlcilError
+
+    joint = Joint(M=32, clip=3.0, lambda_search="gcv", seed=4, balance=True)
+    signature = [p for p in inspect.signature(Joint.__init__).parameters if p != "self"]
+    assert list(joint.get_params()) == signature and set(vars(joint)) == set(signature)
+    assert "strategy" not in signature and joint.strategy == "negative" and joint.memory is None
+    twin = clone(joint)
+    assert twin is not joint and twin.get_params() == joint.get_params()
+    with pytest.raises(MlcilError, match="unknown parameter 'strategy'"):
+        joint.set_params(strategy="known")

@@ -76,8 +76,12 @@ MEMORIES = (None, "labels")
 MEMORY_KEYS = ("content", "index")
 
 
-def absence_system(G_all: np.ndarray, K: np.ndarray, alpha: float, lam: float) -> np.ndarray:
-    """A = α G_all + (1 − α) K + λI (D×D float64, a new array): the normal matrix where rows outside K weigh α."""
+def absence_system(G_all: np.ndarray, K: np.ndarray, alpha: float, lam: float, copy: bool = True) -> np.ndarray:
+    """A = α G_all + (1 − α) K + λI (D×D float64): the normal matrix where rows outside K weigh α.
+
+    A new array, except with ``copy=False``, λ = 0 and α ∈ {0, 1}: then K or G_all itself (to read only)."""
+    if not copy and not lam and alpha in (0.0, 1.0):
+        return K if alpha == 0.0 else G_all
     if alpha == 0.0:
         A = np.array(K, dtype=np.float64)
     elif alpha == 1.0:
@@ -92,45 +96,67 @@ def absence_system(G_all: np.ndarray, K: np.ndarray, alpha: float, lam: float) -
 
 def weighted_solve(G_all: np.ndarray, K: np.ndarray, B: np.ndarray, alpha: float, lam: float) -> np.ndarray:
     """W = (α G_all + (1 − α) K + λI)⁻¹ B by Cholesky (float64; D×C)."""
-    return ridge.ridge_solve(absence_system(G_all, K, alpha, 0.0), B, lam)
+    return ridge.ridge_solve(absence_system(G_all, K, alpha, 0.0, copy=False), B, lam)
 
 
 def use_dual(n: int, D: int) -> bool:
-    """Whether a computation over n rows of D features runs in the n×n dual (:func:`dual_eigh`, the α search's
-    :meth:`Analytic._simulated_loo_dual`): with fewer rows than features. The results are the same."""
+    """Whether a computation over n rows of D features runs in the n×n dual (:meth:`SessionSpectrum.dual`, the
+    α search's :meth:`Analytic._simulated_loo_dual`): with fewer rows than features. The results are the same."""
     return n < D
 
 
-def dual_eigh(phi: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(s, V) with G = Φᵀ diag(w) Φ = V diag(s) Vᵀ over G's non-zero eigenvalues, from the n×n Gram ΨΨᵀ
-    (Ψ = diag(√w) Φ, n rows × D features): the eigenvalues of ΨΨᵀ are G's non-zero ones and V = ΨᵀU/√s.
-
-    Costs O(n²D + n³) instead of O(D³): for fewer rows than features. s (r,) and V (D×r) keep the
-    r eigenvalues above n·ε·max(s) (below that an eigenvector of ΨΨᵀ carries rounding only); the rest of
-    R^D is G's null space (up to that rounding). Every vector built from the rows (φ_i, B = Ψᵀ√w Y) lies in
-    V's span, so the ridge core's leave-one-out path and GCV (:func:`mlcil.ridge.loo_path_scores`,
-    :func:`mlcil.ridge.gcv_minimum`) take (s, V) as they are, and :func:`eig_solve` adds the null space's
-    share of B exactly.
-    """
-    Psi = np.asarray(phi, dtype=np.float64)
-    if weights is not None:
-        Psi = Psi * np.sqrt(np.asarray(weights, dtype=np.float64))[:, None]
-    s, U = ridge.eigh(Psi @ Psi.T)
-    keep = s > max(float(s[-1]) if len(s) else 0.0, 0.0) * len(s) * np.finfo(np.float64).eps
-    s, U = s[keep], U[:, keep]
-    return s, Psi.T @ (U / np.sqrt(s))
-
-
 def eig_solve(eig: tuple[np.ndarray, np.ndarray], B: np.ndarray, lam: float) -> np.ndarray:
-    """W = (G + λI)⁻¹B from G = V diag(s) Vᵀ (D×C float64). V may hold only G's non-zero eigenvalues
-    (:func:`dual_eigh`): the part of B outside V's span lies in G's null space and is divided by λ."""
+    """W = (G + λI)⁻¹B from G's eigendecomposition G = V diag(s) Vᵀ (s (D,), V D×D): D×C float64."""
     s, V = eig
-    B = np.asarray(B, dtype=np.float64)
-    Q = V.T @ B
-    W = V @ (Q / (np.maximum(s, 0.0) + lam)[:, None])
-    if V.shape[1] < V.shape[0]:
-        W += (B - V @ Q) / lam
-    return W
+    return V @ ((V.T @ np.asarray(B, dtype=np.float64)) / (np.maximum(s, 0.0) + lam)[:, None])
+
+
+class SessionSpectrum:
+    """One session's own G = Σ w φφᵀ diagonalised once, with its B and held-out rows in the coordinates of
+    G's eigenvectors: every λ of the ridge core's paths (:func:`mlcil.ridge.loo_path_scores`,
+    :func:`mlcil.ridge.choose_lambda`, :func:`mlcil.ridge.gcv_curve`, :func:`mlcil.ridge.gcv_minimum`, given
+    ``eig``, ``B`` and ``phi``) and W = (G + λI)⁻¹B (:meth:`solve`) from one decomposition.
+
+    Attributes:
+        eig: (s, V) for the ridge core's ``eig`` arguments.
+        B: the session's B in the coordinates of V (with ``eig``).
+        phi: the held-out rows' φ in the same coordinates.
+    """
+
+    def __init__(self, eig: tuple[np.ndarray, np.ndarray], B: np.ndarray, phi: np.ndarray, solve) -> None:
+        self.eig, self.B, self.phi, self._solve = eig, B, phi, solve
+
+    def solve(self, lam: float) -> np.ndarray:
+        """W = (G + λI)⁻¹B for the session's own B (D×C float64)."""
+        return self._solve(lam)
+
+    @classmethod
+    def primal(cls, G: np.ndarray, B: np.ndarray, phi_sub: np.ndarray) -> "SessionSpectrum":
+        """From G's own eigendecomposition (O(D³)); V is G's eigenvectors, B and φ stay as they are."""
+        eig = ridge.eigh(G)
+        return cls(eig, B, phi_sub, lambda lam: eig_solve(eig, B, lam))
+
+    @classmethod
+    def dual(cls, phi: np.ndarray, Y: np.ndarray, weights: np.ndarray | None, sub: np.ndarray) -> "SessionSpectrum":
+        """In the n×n dual of the session's rows (n×D φ, n×C labels Y, weights; ``sub``: the held-out rows), for
+        fewer rows than features: O(n²D + n³) instead of O(D³).
+
+        With Ψ = diag(√w)Φ and ΨΨᵀ = U diag(s) Uᵀ, G = ΨᵀΨ has the eigenvalues s (and 0 on the complement) with
+        eigenvectors v = Ψᵀu/√s. In the coordinates of those v, B = Ψᵀ√w·Y is diag(√s)Uᵀ(√w·Y) and a row
+        φ_i = Ψ_i/√w_i is U_i·√s/√w_i: nothing divides by √s, and G's null space, orthogonal to every row, drops
+        out of every quantity (``eig`` is (s, I)). W = Ψᵀ U diag(1/(s + λ)) Uᵀ(√w·Y) (push-through identity).
+        """
+        Psi = np.asarray(phi, dtype=np.float64)
+        root = np.ones(len(Psi)) if weights is None else np.sqrt(np.asarray(weights, dtype=np.float64))
+        if weights is not None:
+            Psi = Psi * root[:, None]
+        s, U = ridge.eigh(Psi @ Psi.T)
+        s = np.maximum(s, 0.0)
+        rs = np.sqrt(s)
+        UtY = U.T @ (root[:, None] * np.asarray(Y, dtype=np.float64))
+        phi_sub = U[sub] * (rs[None, :] / root[sub][:, None])
+        return cls((s, np.eye(len(s))), UtY * rs[:, None], phi_sub,
+                   lambda lam: Psi.T @ (U @ (UtY / (s + lam)[:, None])))
 
 
 @register("analytic")
@@ -398,14 +424,16 @@ class Analytic(Learner):
         phi_sub = self._features(X[sub])
         Y_sub = np.asarray(Y[sub], dtype=np.float64)
         w_sub = None if weights is None else weights[sub]
-        G_own = G_new  # this session's own Gram matrix, before a name prior
-        eig_of_own: list = []
+        G_own, B_own = G_new, B_new  # this session's own statistics, before a name prior
+        spectrum: list = []
 
-        def own_eig() -> tuple[np.ndarray, np.ndarray]:
-            """The eigendecomposition of G_own, computed once (in the n×n dual with fewer rows than features)."""
-            if not eig_of_own:
-                eig_of_own.append(self._gram_eig(X, G_own, weights))
-            return eig_of_own[0]
+        def own() -> SessionSpectrum:
+            """G_own diagonalised once, B_own and the held-out rows in its coordinates (in the n×n dual when the
+            session has fewer rows than features)."""
+            if not spectrum:
+                spectrum.append(SessionSpectrum.dual(self._features(X), Y, weights, sub)
+                                if use_dual(X.shape[0], G_own.shape[0]) else SessionSpectrum.primal(G_own, B_own, phi_sub))
+            return spectrum[0]
 
         evidence = getattr(self, "lambda_evidence_", None)
         gcv = self.lambda_search == "gcv"
@@ -413,11 +441,11 @@ class Analytic(Learner):
         if gcv and not union:  # evidence = −Σ_s GCV_s of each session's own rows and labels (higher is better)
             if frame_new:
                 self.lambda_grid_ = ridge.lambda_grid(G_new, *GCV_GRID)
-            curve = self._session_gcv(G_new, B_new, Y, weights, own_eig() if G_new is not None else None)
+            curve = self._session_gcv(G_new, own().B, Y, weights, own().eig)
             evidence = -curve if frame_new else evidence - curve
         if frame_new:
-            lam = self._gcv_lambda(evidence) if gcv else self._choose_lambda(G_new, B_new, phi_sub, Y[sub], w_sub,
-                                                                             own_eig())
+            lam = self._gcv_lambda(evidence) if gcv else self._choose_lambda(G_new, own().B, own().phi, Y[sub], w_sub,
+                                                                             own().eig)
             alpha = self._choose_alpha(X, Y, weights, lam)
         else:
             lam, alpha = (self._gcv_lambda(evidence) if gcv and not union else self.lambda_), self.alpha_
@@ -450,30 +478,34 @@ class Analytic(Learner):
         B_list.append(B_new)
         # calibrate the new classes on leave-one-out scores of their own session's rows
         G_all = self._gram_all(G_list, G_seen)
-        own_system = frame_new and prior_phi is None  # the system is G_own + λI (G_all = K_s = G_own): own_eig solves it
+        own_system = frame_new and prior_phi is None  # the system is G_own + λI (G_all = K_s = G_own): own() solves it
         if gcv and self._union_gcv(alpha):  # (the first session's grid λ above only served the α search)
             yy, n = self._union_counts(Y, weights, None if recall is None else recall[0],
                                        self._prior_weights_after(len(classes), prior_phi is not None))
-            lam, curve = ridge.gcv_minimum(G_all, np.concatenate(B_list, axis=1), yy, n, self.lambda_grid_,
-                                           eig=own_eig() if own_system else None)
+            if own_system:  # (B_list is [B_own])
+                lam, curve = ridge.gcv_minimum(G_all, own().B, yy, n, self.lambda_grid_, eig=own().eig)
+            else:
+                lam, curve = ridge.gcv_minimum(G_all, np.concatenate(B_list, axis=1), yy, n, self.lambda_grid_)
             evidence = -curve
         if self.lambda_search == "sessions":
             if frame_new:
                 evidence = np.nan_to_num(np.asarray(self.lambda_map_, dtype=np.float64), nan=0.0) * len(classes)
             else:
-                own = per_session and alpha == 0.0  # the system without λ is this session's own G
-                base = G_new if own else absence_system(G_all, G_new if per_session else G_all, alpha, 0.0)
-                lam, evidence = self._reselect_lambda(base, B_new, phi_sub, Y[sub], w_sub, evidence, lam,
-                                                      own_eig() if own and prior_phi is None else None)
+                if per_session and alpha == 0.0 and prior_phi is None:  # the system without λ is G_own
+                    lam, evidence = self._reselect_lambda(G_new, own().B, own().phi, Y[sub], w_sub, evidence, lam,
+                                                          own().eig)
+                else:
+                    lam, evidence = self._reselect_lambda(absence_system(G_all, G_new if per_session else G_all, alpha,
+                                                                         0.0), B_new, phi_sub, Y[sub], w_sub,
+                                                          evidence, lam)
         # with α = 0 (and no pseudo-labels) a session's weights never change afterwards: every later solve must
-        # reproduce them bit for bit, so they come from the Cholesky factor that _solve uses, not from own_eig
+        # reproduce them bit for bit, so they come from the Cholesky factor that _solve uses, not from own()
         if own_system and not (alpha == 0.0 and self.strategy != "pseudo"):
-            eig = own_eig()
-            W_new = eig_solve(eig, B_new, lam)
-            loo = ridge.loo_path_scores(G_new, B_new, phi_sub, Y_sub, [lam], w_sub, eig)[0]
-            factor, solve_last = None, (lambda B: eig_solve(eig, B, lam))  # noqa: E731
+            W_new = own().solve(lam)
+            loo = ridge.loo_path_scores(G_new, own().B, own().phi, Y_sub, [lam], w_sub, own().eig)[0]
+            factor, solve_last = None, (lambda B: W_new)  # noqa: E731  (the first session: B is B_own)
         else:
-            factor = ridge.Factor(absence_system(G_all, G_new if per_session else G_all, alpha, 0.0), lam)
+            factor = ridge.Factor(absence_system(G_all, G_new if per_session else G_all, alpha, 0.0, copy=False), lam)
             W_new = factor.solve(B_new)
             loo = ridge.loo_scores(factor.L, W_new, phi_sub, Y_sub, w_sub)
             solve_last = factor.solve
@@ -506,13 +538,6 @@ class Analytic(Learner):
             self.calib_data_ = getattr(self, "calib_data_", []) + [own]
             if t > 0:
                 self._recalibrate_old(phi_sub, X.shape[0])
-
-    def _gram_eig(self, X, G: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """Eigendecomposition (s, V) of G = Σ w φφᵀ over the rows of X: in the n×n dual (:func:`dual_eigh`)
-        when X has fewer rows than G has features, else of G itself."""
-        if use_dual(X.shape[0], G.shape[0]):
-            return dual_eigh(self._features(X), weights)
-        return ridge.eigh(G)
 
     def _recalibrate_old(self, phi_sub: np.ndarray, n_rows: int) -> None:
         """Add the new session's rows as negatives of every old class (scores from the model that
@@ -614,12 +639,12 @@ class Analytic(Learner):
                                         device=self.device)
                 st = ridge.partial_statistics(fmap, Xs, Ys, ws, precision=self.precision)
                 if use_dual(len(rows), fmap.D):  # fewer rows than features: the eigendecomposition in the n×n dual
-                    phi = fmap(Xs)
-                    eig, phi_loo = dual_eigh(phi, ws), phi[loo]
+                    own = SessionSpectrum.dual(fmap(Xs), Ys, ws, loo)
+                    _, maps = ridge.choose_lambda(st.G, own.B, own.phi, Ys[loo],
+                                                  ridge.lambda_grid(st.G, self.n_lambdas), w_loo, own.eig)
                 else:
-                    eig, phi_loo = None, fmap(Xs[loo])
-                _, maps = ridge.choose_lambda(st.G, st.B, phi_loo, Ys[loo], ridge.lambda_grid(st.G, self.n_lambdas),
-                                              w_loo, eig)
+                    _, maps = ridge.choose_lambda(st.G, st.B, fmap(Xs[loo]), Ys[loo],
+                                                  ridge.lambda_grid(st.G, self.n_lambdas), w_loo)
                 scores[candidate] = float(np.nanmax(maps)) if np.isfinite(maps).any() else float("nan")
                 if candidate == candidates[0] or scores[candidate] > scores[scaling]:  # NaN never wins
                     scaling = candidate
@@ -773,7 +798,7 @@ class Analytic(Learner):
             if alpha == 1.0 and shared is not None:
                 factor = shared
             else:
-                factor = ridge.Factor(absence_system(G_all, G, alpha, 0.0), lam)
+                factor = ridge.Factor(absence_system(G_all, G, alpha, 0.0, copy=False), lam)
                 shared = factor if alpha == 1.0 else None
             h = factor.leverage(phi)
             yhat = phi @ factor.solve(B)
@@ -991,7 +1016,7 @@ class Analytic(Learner):
         else:
             G_all = self._gram_all()
             K = self._known_grams()[s] if self._per_session() else G_all
-            L = ridge.Factor(absence_system(G_all, K, self.alpha_ if self._per_session() else 1.0, 0.0),
+            L = ridge.Factor(absence_system(G_all, K, self.alpha_ if self._per_session() else 1.0, 0.0, copy=False),
                              self.lambda_).L
         col = sum(len(c) for c in self.session_classes_[:s])
         W = self.W_[:, col:col + len(classes)]
