@@ -233,3 +233,15 @@ def test_bench_progress_counts_sessions_from_one(small_npz, tmp_path, monkeypatc
     assert result.exit_code == 0, result.output
     assert [s.split(" ")[2] for s in seen] == ["t=1/2", "t=2/2"]
     assert "| learner | t=1 | t=2 |" in (out / "report.md").read_text()
+
+
+def test_threshold_default_is_the_field_convention_and_cli_import_is_light():
+    import subprocess
+
+    from mlcil import cli, metrics
+
+    assert cli.FIELD_THRESHOLD == metrics.FIELD_THRESHOLD
+    assert next(p for p in cli.bench.params if p.name == "threshold").default == metrics.FIELD_THRESHOLD
+    code = "import sys, mlcil.cli; print(sorted(m for m in ('numpy', 'torch') if m in sys.modules))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
