@@ -108,11 +108,11 @@ def main() -> None:
             stored = [r[0] for r in tx.all("SELECT ext_id FROM examples ORDER BY seq")]
         X = np.stack([sent[i][0] for i in stored]).astype(np.float64)
         Xh = X / np.linalg.norm(X, axis=1, keepdims=True)
-        R = gaussian_projection(args.d, args.M, 0, "cpu").numpy().astype(np.float64)
+        R = gaussian_projection(args.d, args.M, 0, "cpu").astype(np.float64)
         phi = np.hstack([np.maximum(Xh @ R, 0), Xh])
         Y = np.array([[float(sent[i][1].get(c, 0) == 1) for c in names] for i in stored])
-        dG = float(np.abs(svc._state.stats.G.numpy() - phi.T @ phi).max())
-        dB = float(np.abs(svc._state.stats.B.numpy() - phi.T @ Y).max())
+        dG = float(np.abs(svc.state.stats.G - phi.T @ phi).max())
+        dB = float(np.abs(svc.state.stats.B - phi.T @ Y).max())
         health = httpx.get(url + "/v1/health").json()
         lost = acked - set(stored)
         rows.append({"round": rnd + 1, "kill_s": delay, "acked": len(acked_round), "acked_total": len(acked),

@@ -2,6 +2,7 @@
 
     python benchmarks/serve_load.py                       # 30 s per run, 32 connections
     python benchmarks/serve_load.py --seconds 60 --db postgresql://...
+    python benchmarks/serve_load.py --baseline /tmp/old/src     # also another source tree, side by side
 
 Starts, one after the other on the same machine (loopback):
 
@@ -13,7 +14,9 @@ Starts, one after the other on the same machine (loopback):
 and drives each with wrk (--threads threads, --connections connections, Lua scripts for the POST
 bodies): bare predict-only, service predict-only (batch 1), service with --teach of the requests
 being teaches (batch 1, a new id each), then bare again (the machine is shared: the two bare runs
-bracket the load drift). Reports requests/s, latency percentiles, non-2xx, the predict rate of the
+bracket the load drift). With ``--baseline SRC`` a second ``mlcil serve`` runs from the source tree SRC
+(``PYTHONPATH=SRC``, its own fresh database, preloaded alike) and each round measures it right after
+this one (predict-only and mixed). Reports requests/s, latency percentiles, non-2xx, the predict rate of the
 mixed run (counted by the Lua script from the replies) and the ratios the issue asks for.
 """
 
@@ -174,6 +177,8 @@ def main() -> None:
     ap.add_argument("--preload", type=int, default=5000, help="examples taught before measuring")
     ap.add_argument("--workers", type=int, default=1, help="mlcil serve --workers")
     ap.add_argument("--refresh-interval", type=float, default=None, help="mlcil serve --refresh-interval")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="source tree (its src folder) of another mlcil to measure side by side")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "serve_load.md")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
@@ -199,6 +204,11 @@ def main() -> None:
     db = args.db or f"sqlite:///{folder}/load.db"
     extra = [] if args.refresh_interval is None else ["--refresh-interval", str(args.refresh_interval)]
     proc, url = start_server(db, None, "--features", str(args.M), "--workers", str(args.workers), *extra, timeout=300)
+    old_proc = old_url = None
+    if args.baseline is not None:
+        old_db = f"sqlite:///{folder}/baseline.db" if args.db is None else args.db + "_baseline"
+        old_proc, old_url = start_server(old_db, None, "--features", str(args.M), "--workers", str(args.workers),
+                                         *extra, timeout=300, env={"PYTHONPATH": str(args.baseline.resolve())})
     try:
         for _ in range(300):
             try:
@@ -207,19 +217,29 @@ def main() -> None:
             except httpx.HTTPError:
                 time.sleep(0.1)
         preload(url, args.preload, args.d, labels, A)
+        if old_url is not None:
+            preload(old_url, args.preload, args.d, labels, A)
         for r in range(args.rounds):  # the machine is shared: alternate, so that drift hits every kind alike
             rows.append((f"bare-{r + 1}", "bare FastAPI, predict only", wrk(
                 bare_url, luas["predict"], args.seconds, args.threads, args.connections), loadavg()))
             rows.append((f"serve-{r + 1}", "mlcil serve, predict only", wrk(
                 url, luas["predict"], args.seconds, args.threads, args.connections), loadavg()))
+            if old_url is not None:
+                rows.append((f"baseline-{r + 1}", "baseline mlcil serve, predict only", wrk(
+                    old_url, luas["predict"], args.seconds, args.threads, args.connections), loadavg()))
             rows.append((f"mixed-{r + 1}", f"mlcil serve, {args.teach:.0%} teach", wrk(
                 url, luas["mixed"], args.seconds, args.threads, args.connections), loadavg()))
+            if old_url is not None:
+                rows.append((f"basemixed-{r + 1}", f"baseline mlcil serve, {args.teach:.0%} teach", wrk(
+                    old_url, luas["mixed"], args.seconds, args.threads, args.connections), loadavg()))
         rows.append((f"bare-{args.rounds + 1}", "bare FastAPI, predict only", wrk(
             bare_url, luas["predict"], args.seconds, args.threads, args.connections), loadavg()))
         health = httpx.get(url + "/v1/health", timeout=60).json()
         metrics = httpx.get(url + "/metrics", timeout=60).text
     finally:
         stop(proc)
+        if old_proc is not None:
+            stop(old_proc)
         bare_proc.terminate()
         bare_proc.wait()
 
@@ -241,8 +261,7 @@ def main() -> None:
     mean_batch = float(batch_sum.group(1)) / max(float(batch_count.group(1)), 1) if batch_sum else float("nan")
     lines = [
         f"# Tagging service load test (wrk, {time.strftime('%Y-%m-%d %H:%M')})", "",
-        f"`python benchmarks/serve_load.py --seconds {args.seconds:g} --rounds {args.rounds} --workers {args.workers}"
-        f"{'' if args.refresh_interval is None else f' --refresh-interval {args.refresh_interval:g}'}`; "
+        f"`python benchmarks/serve_load.py {' '.join(sys.argv[1:])}`; "
         f"{platform.node()}, {os.cpu_count()} cores shared with other jobs, {platform.python_version()}; "
         f"database {'SQLite' if db.startswith('sqlite') else 'PostgreSQL'}; d = {args.d}, M = {args.M}, "
         f"{args.labels} labels, {args.preload} examples preloaded; wrk -t{args.threads} -c{args.connections} "
@@ -266,6 +285,12 @@ def main() -> None:
               f"{health['examples']} = preload {args.preload} + {health['examples'] - args.preload} "
               f"(a teach in flight when wrk stops may be stored unacknowledged); served version "
               f"{health['version']} of {health['db_version']}"]
+    if old_url is not None:
+        base_rps, base_mixed = total("baseline", "requests"), total("basemixed", "ok_predict")
+        lines += [f"- baseline ({args.baseline}): predict-only **{base_rps:.0f}** requests/s, this tree "
+                  f"**{serve['rps']:.0f}** ({serve['rps'] / base_rps:.0%} of the baseline); with {args.teach:.0%} "
+                  f"teaches {base_mixed:.0f} vs {mixed_predict_rps:.0f} predictions/s "
+                  f"({mixed_predict_rps / base_mixed:.0%})"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

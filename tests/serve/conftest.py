@@ -24,7 +24,7 @@ def close_all() -> None:
     """Stop the background threads of every service a test opened, then close every store."""
     while _SERVICES:
         service = _SERVICES.pop()
-        if hasattr(service, "_stop"):
+        if hasattr(service, "refresher"):  # its __init__ got as far as the refresher
             service.close()
     while _STORES:
         _STORES.pop().close()

@@ -17,10 +17,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(db: str, port: int | None = None, *extra: str, timeout: float = 60.0) -> tuple[subprocess.Popen, str]:
-    """``mlcil serve`` in a subprocess; returns (process, base URL) once /v1/health answers."""
+def start_server(db: str, port: int | None = None, *extra: str, timeout: float = 60.0,
+                 env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """``mlcil serve`` in a subprocess; returns (process, base URL) once /v1/health answers.
+
+    ``env``: extra environment variables (e.g. PYTHONPATH of another source tree)."""
     port = port or free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     env.pop("MLCIL_SERVE_KEYS", None)
     proc = subprocess.Popen([sys.executable, "-m", "mlcil.cli", "serve", "--db", db, "--port", str(port), *extra],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)

@@ -327,9 +327,24 @@ def test_model_download_loads_as_a_learner(api, tmp_path):
     assert r.status_code == 200 and r.headers["content-type"] == "application/octet-stream"
     (tmp_path / "m.npz").write_bytes(r.content)
     learner = Learner.load(tmp_path / "m.npz")
+    assert list(learner.classes_) == ["cat", "dog"]  # the label names, not internal ids
     p = predict(api, api.X[:5], min_version=3)
     S = np.array([[q["scores"][n] for n in ("cat", "dog")] for q in p["predictions"]])
+    P = np.array([[q["proba"][n] for n in ("cat", "dog")] for q in p["predictions"]])
     np.testing.assert_allclose(learner.scores(api.X[:5].astype(np.float32)), S, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(learner.proba(api.X[:5].astype(np.float32)), P, rtol=0, atol=1e-6)
+
+
+def test_model_download_with_examples_but_no_label_is_409(db_url):
+    c = client(db_url)
+    assert c.post("/v1/labels", json={"name": "cat"}).status_code == 201
+    r = c.post("/v1/teach", json={"examples": [{"id": "x", "vector": [1.0, 0.5, 0.0], "labels": {"cat": 1}}]})
+    assert r.status_code == 200, r.text
+    assert c.delete("/v1/labels/cat").status_code == 200
+    r = c.get("/v1/model")
+    assert r.status_code == 409, r.text
+    err = r.json()["error"]
+    assert err["status"] == 409 and err["field"] == "labels" and "no label" in err["message"]
 
 
 def test_suspicious_examples_find_planted_label_errors(db_url):

@@ -55,10 +55,34 @@ def test_export_writes_a_learner_file(tmp_path):
     svc.create_label("a")
     X = np.random.default_rng(0).normal(size=(12, 3)).astype(np.float32)
     svc.teach(list(X), [{"a": int(x[0] > 0)} for x in X], [None] * 12)
+    svc.refresh()
+    _, S = svc.predict(X)
     svc.close()
     result = CliRunner().invoke(main, ["serve", "--db", db, "--export", str(tmp_path / "m.npz")])
     assert result.exit_code == 0, result.output
-    assert Learner.load(tmp_path / "m.npz").scores(X).shape == (12, 1)
+    learner = Learner.load(tmp_path / "m.npz")
+    assert list(learner.classes_) == ["a"]
+    np.testing.assert_allclose(learner.scores(X), S, rtol=1e-5, atol=1e-6)
+
+
+def test_export_with_examples_but_no_label_is_a_one_line_error(tmp_path):
+    import numpy as np
+
+    from mlcil.serve.service import Options, Policy, TaggingService
+    from mlcil.serve.store import Store
+
+    db = f"sqlite:///{tmp_path}/t.db"
+    svc = TaggingService(Store(db), Options(M=16), policy=Policy(background=False))
+    svc.create_label("cat")
+    svc.teach([np.ones(3, np.float32)], [{"cat": 1}], ["x"])
+    svc.forget_label("cat")
+    svc.close()
+    result = CliRunner().invoke(main, ["serve", "--db", db, "--export", str(tmp_path / "m.npz")])
+    assert result.exit_code != 0, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)  # a clean exit, no crash
+    assert "no label" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "m.npz").exists()
 
 
 def test_two_workers_share_the_port_and_the_database(tmp_path):

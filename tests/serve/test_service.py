@@ -256,7 +256,16 @@ def test_choose_lambda_and_calibration_follow_leave_one_out(db_url):
     assert svc.refresh().lam == 2.5 and reopen(db_url).model.lam == 2.5 and svc.head()["lam_fixed"]
 
 
-def test_export_is_a_learner_with_equal_scores_and_probabilities(db_url, tmp_path):
+def extreme_rows(X: np.ndarray) -> np.ndarray:
+    """Rows of X rescaled to max |x| = 1e30 and 1e-30 (float32), the others as they are."""
+    x = X.astype(np.float64)
+    top = np.abs(x).max(axis=1, keepdims=True)
+    return np.vstack([x[:4], x[4:8] / top[4:8] * 1e30, x[8:12] / top[8:12] * 1e-30]).astype(np.float32)
+
+
+def test_export_is_the_learner_file_with_label_names_and_equal_probabilities(db_url, tmp_path):
+    """The export, read by Learner.load, names its classes by the labels and scores as the service predicts,
+    rows of extreme scale included (the l2 scaling's power-of-two rescaling is the ridge core's, in both)."""
     svc = fresh(db_url)
     X, L, _ = taught(svc, np.random.default_rng(9), batches=3)
     svc.calibrate()
@@ -264,11 +273,28 @@ def test_export_is_a_learner_with_equal_scores_and_probabilities(db_url, tmp_pat
     path = svc.export_learner().save(tmp_path / "exported.npz")
     learner = Learner.load(path)
     assert learner.name == "analytic" and learner.strategy == "negative"
-    assert learner.classes_.tolist() == [lab.id for lab in model.labels]
-    probe = np.random.default_rng(10).normal(size=(16, D_IN)).astype(np.float32)
+    assert list(learner.classes_) == NAMES == model.names
+    probe = extreme_rows(np.random.default_rng(10).normal(size=(12, D_IN)))
+    assert np.abs(probe[4:8]).max() == pytest.approx(1e30, rel=1e-6)
+    assert np.abs(probe[8:12]).max() == pytest.approx(1e-30, rel=1e-6)
     _, S = svc.predict(probe)
+    P = model.proba(S)
+    assert np.abs(S).max() > 0.05  # the extreme rows are scored, not mapped to 0
     np.testing.assert_allclose(learner.scores(probe), S, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(learner.proba(probe), model.proba(S), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(learner.proba(probe), P, rtol=0, atol=1e-6)
+    # and the extreme rows score as their direction at a normal scale
+    unit = (probe.astype(np.float64) / np.abs(probe.astype(np.float64)).max(axis=1, keepdims=True)).astype(np.float32)
+    np.testing.assert_allclose(S[4:], svc.predict(unit[4:])[1], rtol=1e-4, atol=1e-5)
+
+
+def test_export_with_examples_but_no_label_is_a_conflict(db_url):
+    svc = fresh(db_url)
+    svc.create_label("cat")
+    svc.teach([np.ones(D_IN, np.float32)], [{"cat": 1}], ["x"])
+    svc.forget_label("cat")
+    with pytest.raises(Conflict, match="no label") as err:
+        svc.export_learner()
+    assert err.value.field == "labels"
 
 
 def test_extreme_components_score_like_their_direction(db_url):
