@@ -4,7 +4,7 @@ With ``memory='labels'`` and ``strategy='negative'`` the learner's statistics G 
 the union of the sessions' rows (tested to float tolerance with the frame fixed). What is left is the
 frame: the input scaling (its statistics fitted on the first session's rows) and λ (chosen by
 leave-one-out on the first session). This script measures it per seed: `joint`; `analytic` with the
-memory; the same learner with λ set to `joint`'s and W re-solved (the scaling cannot be swapped
+memory; the same learner with λ set to `joint`'s and W re-solved (``set_lambda``; the scaling cannot be swapped
 afterwards: it is inside G); the memory with ``lambda_search='gcv'`` (with the memory: the continuous
 GCV minimum of the union's statistics) against `joint` with the same rule on its rows, and the same
 memory with its scaling statistics from every session's inputs (``fit_frame``, no labels); and all of
@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-import torch
+from threadpoolctl import threadpool_limits
 
 from mlcil.bench.runner import evaluate_session
 from mlcil.data import load_dataset
@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=None, help="use the first N classes (as the accuracy suite "
                         "does for corel5k: 50)")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    threadpool_limits(limits=1)  # one BLAS thread
     ds = load_dataset(args.dataset)
     G = MEMORY + ",lambda_search=gcv"
     runs = (("joint", "joint", False), (MEMORY, "memory", False), ("joint:lambda_search=gcv", "joint, λ by GCV", False),
@@ -72,8 +72,7 @@ def main() -> None:
             results[key].append(score(learner))
             line.append(f"{key} {results[key][-1]:.2f} ({learner.scaling_}, λ {learner.lambda_:.3g})")
             if key == "memory":
-                learner.lambda_ = joint.lambda_
-                learner._solve()
+                learner.set_lambda(joint.lambda_)
                 results["memory + joint's λ"].append(score(learner))
                 line.append(f"memory + joint's λ {results[cols[2]][-1]:.2f}")
         print(" | ".join(line), flush=True)

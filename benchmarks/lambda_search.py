@@ -59,9 +59,9 @@ def default_specs(dataset: str) -> tuple[str, ...]:
 
 def run_cell(dataset: str, protocol: str, classes: int | None, spec: str, seed: int) -> dict:
     """One cell, in this process: last and average mAP (%) as `mlcil bench` reports them."""
-    import torch
+    from threadpoolctl import threadpool_limits
 
-    torch.set_num_threads(1)
+    threadpool_limits(limits=1)  # one BLAS thread (the learners run on NumPy/SciPy)
     from mlcil.bench.runner import BenchConfig, run_learner
     from mlcil.data import load_dataset
     from mlcil.protocols import Protocol
@@ -144,7 +144,7 @@ def main() -> None:
                 for spec in (args.specs.split(";") if args.specs else default_specs(d)) for seed in range(args.seeds)
                 if (d, p, spec, seed) not in done]
         print(f"{len(todo)} cells to run, {args.jobs} at a time", file=sys.stderr, flush=True)
-        env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
 
         def launch(cell) -> None:
             d, p, c, spec, seed = cell
