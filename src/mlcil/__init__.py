@@ -26,6 +26,7 @@ _EXPORTS = {
     "Analytic": "mlcil.learners", "Joint": "mlcil.learners", "Prototype": "mlcil.learners", "LDA": "mlcil.learners",
     "FineTune": "mlcil.learners", "LwF": "mlcil.learners", "Replay": "mlcil.learners",
     "PseudoLabel": "mlcil.learners", "JointSGD": "mlcil.learners", "Learner": "mlcil.learners",
+    "Calibrated": "mlcil.learners",
     "make_learner": "mlcil.learners", "REGISTRY": "mlcil.learners",
     "Dataset": "mlcil.data", "load_dataset": "mlcil.data", "list_datasets": "mlcil.data",
     "Protocol": "mlcil.protocols", "Session": "mlcil.protocols", "Stream": "mlcil.protocols",

@@ -12,6 +12,7 @@ from typing import Any
 
 from mlcil.learners.analytic import Analytic
 from mlcil.learners.base import REGISTRY, Learner, register
+from mlcil.learners.calibrated import Calibrated
 from mlcil.learners.factory import make_learner, parse_learner_spec, resolve_learner_names
 from mlcil.learners.joint import Joint
 from mlcil.learners.lda import LDA
@@ -38,5 +39,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'mlcil.learners' has no attribute {name!r}")
 
 
-__all__ = ["REGISTRY", "Analytic", "FineTune", "Joint", "JointSGD", "LDA", "Learner", "LwF", "Prototype",
+__all__ = ["REGISTRY", "Analytic", "Calibrated", "FineTune", "Joint", "JointSGD", "LDA", "Learner", "LwF", "Prototype",
            "PseudoLabel", "Replay", "make_learner", "parse_learner_spec", "register", "resolve_learner_names"]
