@@ -102,6 +102,35 @@ class Inputs:
         service.check_vectors(X32, fields[0].split("[")[0] if fields else "vectors")
         return X32
 
+    def examples(self, examples: list[Any]) -> tuple[list[np.ndarray | None], list[dict[str, int | None]],
+                                                      list[str | None]]:
+        """(vectors, known labels, ids) of a teach body's examples: a vector is None for a stored id given
+        without vector or input (a relabel); raw inputs go through the encoder."""
+        self.check_batch(len(examples), "examples")
+        rows, raw, fields, labels = [], [], [], []
+        for i, ex in enumerate(examples):
+            if ex.vector is not None and ex.input is not None:
+                raise Invalid(f"examples[{i}].vector", "give at most one of vector and input")
+            for name, value in ex.labels.items():
+                if value not in (0, 1, None):
+                    raise Invalid(f"examples[{i}].labels.{name}",
+                                  f"must be 1 (positive), 0 (negative) or null (unknown), got {value}")
+            labels.append(dict(ex.labels))
+            if ex.vector is None and ex.input is None:
+                if ex.id is None:
+                    raise Invalid(f"examples[{i}].vector", "give a vector (or input), or the id of a stored example")
+                continue
+            rows.append(ex.vector if ex.vector is not None else ex.input)
+            raw.append(ex.vector is None)
+            fields.append(f"examples[{i}].vector")
+        vectors: list[np.ndarray | None] = [None] * len(examples)
+        if rows:
+            X = self.matrix(rows, fields, raw)
+            with_vector = [i for i, ex in enumerate(examples) if ex.vector is not None or ex.input is not None]
+            for j, i in enumerate(with_vector):
+                vectors[i] = X[j]
+        return vectors, labels, [ex.id for ex in examples]
+
     def name_embedding(self, name: str, description: str | None) -> np.ndarray | None:
         """The label's name ('cooking-time' -> 'cooking time') and description embedded by the text
         encoder, d floats; None when no text encoder is configured."""

@@ -17,14 +17,18 @@ DEFAULTS = {"d": None, "M": 1024, "seed": 0, "lam": "auto", "include_x": "auto",
 
 
 class OptionError(MlcilError):
-    """An option the service refuses: ``option`` (an :class:`Options` field), the ``value`` given and, when it
-    contradicts an existing database, the ``stored`` value (else None)."""
+    """An option the service refuses: ``option`` (an :class:`Options` field) and the ``value`` given; either out
+    of range (``expected`` says what is allowed) or contradicting an existing database (``contradicts``; the
+    database's value is ``stored``). A command line names the option by its own flag."""
 
-    def __init__(self, option: str, value: Any, message: str, stored: Any = None) -> None:
+    def __init__(self, option: str, value: Any, message: str, *, expected: str | None = None,
+                 stored: Any = None, contradicts: bool = False) -> None:
         super().__init__(message)
         self.option = option
         self.value = value
+        self.expected = expected
         self.stored = stored
+        self.contradicts = contradicts
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,8 @@ class Policy:
 def validate(requested: dict[str, Any], limits: Limits) -> None:
     """Refuse requested option values out of range (:class:`OptionError` naming the field)."""
     def bad(key: str, expected: str) -> OptionError:
-        return OptionError(key, requested[key], f"{key}: expected {expected}, got {requested[key]!r}")
+        return OptionError(key, requested[key], f"{key}: expected {expected}, got {requested[key]!r}",
+                           expected=expected)
 
     if "d" in requested and not (isinstance(requested["d"], int) and 1 <= requested["d"] <= limits.max_dim):
         raise bad("d", f"1..{limits.max_dim}")
@@ -105,7 +110,7 @@ def contradiction(requested: dict[str, Any], stored: dict[str, Any], url: str) -
                                   and math.isclose(have, value, rel_tol=1e-12)):
             return OptionError(key, value, f"{key} = {value} contradicts the database {url}, created with "
                                            f"{key} = {have}; leave {key} unset (or set it to {have}), or use a new "
-                                           "database", stored=have)
+                                           "database", stored=have, contradicts=True)
     return None
 
 
