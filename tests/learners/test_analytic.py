@@ -498,3 +498,28 @@ def test_set_lambda_resolves_the_statistics_with_lambda_fixed(stream3):
     assert learner.lambda_ == lam * 7 and np.array_equal(learner.W_, W)
     with pytest.raises(MlcilError, match="not fitted"):
         Analytic(M=8).set_lambda(1.0)
+
+
+def test_files_written_with_torch_state_load_as_numpy(stream3, tmp_path):
+    """Learners saved while the state was torch tensors (meta kind 'tensor') load as NumPy, score the same
+    and learn on."""
+    import json
+
+    learner = Analytic(M=32, strategy="weighted", alpha=0.3)
+    for s in stream3.sessions[:2]:
+        learner.learn(s)
+    path = learner.save(tmp_path / "new.npz")
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    header = json.loads(str(arrays["__header__"]))
+    for key, info in header["meta"].items():  # what _flatten wrote for torch tensors
+        if info["kind"] == "array" and key.split(".")[0] in ("R_", "W_", "G_", "B_", "prior_phi_"):
+            header["meta"][key] = {"kind": "tensor", "dtype": str(arrays[key].dtype)}
+    arrays["__header__"] = np.array(json.dumps(header))
+    np.savez(tmp_path / "old.npz", **arrays)
+    old = Learner.load(tmp_path / "old.npz")
+    assert all(isinstance(g, np.ndarray) and g.dtype == np.float64 for g in old.G_)
+    assert isinstance(old.R_, np.ndarray) and old.R_.dtype == np.float32
+    np.testing.assert_array_equal(old.scores(stream3.X_test), learner.scores(stream3.X_test))
+    old.learn(stream3.sessions[2])
+    assert len(old.classes_) == 6
