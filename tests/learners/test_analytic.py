@@ -293,7 +293,8 @@ def test_dual_eigendecomposition_solves_like_the_primal():
 @pytest.mark.parametrize("params", [{"strategy": "weighted"}, {"strategy": "weighted", "memory": "labels"},
                                     {"strategy": "negative", "lambda_search": "gcv", "memory": "labels"},
                                     {"strategy": "known", "lambda_search": "sessions", "balance": True},
-                                    {"strategy": "weighted", "lambda_search": "gcv"}])
+                                    {"strategy": "weighted", "lambda_search": "gcv"},
+                                    {"strategy": "pseudo", "calibrate_later": True, "memory": "labels"}])
 def test_small_sessions_in_the_dual_equal_the_primal(stream3, params, monkeypatch):
     """Sessions with fewer rows than features (here D = 410) take their eigendecompositions and the α search in
     the n×n dual: the same scaling, λ, α, weights and scores as the D×D computations."""
@@ -317,6 +318,7 @@ def test_small_sessions_in_the_dual_equal_the_primal(stream3, params, monkeypatc
                                        list(want.values()) if isinstance(want, dict) else want, rtol=1e-7)
     assert_reproduced(dual.W_, primal.W_, rtol=1e-6)
     assert_reproduced(dual.scores(stream3.X_test), primal.scores(stream3.X_test), rtol=1e-6)
+    assert_reproduced(dual.proba(stream3.X_test), primal.proba(stream3.X_test), rtol=1e-5)  # leave-one-out calibration
 
 
 def test_one_gram_matrix_unless_absence_needs_more(stream3):
