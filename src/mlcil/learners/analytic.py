@@ -53,7 +53,7 @@ from mlcil.engines import resolve_engine
 from mlcil.errors import MlcilError, NotFittedError
 from mlcil import ridge
 from mlcil.learners import label_memory
-from mlcil.learners.base import Learner, _as_classes, register
+from mlcil.learners.base import Learner, as_classes, register
 from mlcil.metrics import average_precision
 
 STRATEGIES = ("negative", "known", "weighted", "pseudo")
@@ -941,7 +941,7 @@ class Analytic(Learner):
             raise MlcilError(f"{self.name}: learn_names needs a learned first session (it fixes φ, λ and α)")
         if not float(self.prior) > 0:
             raise MlcilError(f"{self.name}: learn_names needs prior > 0 (the weight of a name), got {self.prior}")
-        classes = _as_classes(np.asarray(classes).ravel(), f"{self.name}: learn_names: classes")
+        classes = as_classes(np.asarray(classes).ravel(), f"{self.name}: learn_names: classes")
         if (classes.dtype.kind == "U") != (self.classes_.dtype.kind == "U"):
             raise MlcilError(f"{self.name}: learn_names: classes {classes.tolist()} are not of the learner's kind "
                              f"({self.classes_[:3].tolist()}...): names and integer ids do not mix")
@@ -1073,7 +1073,7 @@ class Analytic(Learner):
             raise MlcilError(f"from_statistics: lam: expected a finite number > 0, got {lam!r}")
         model = ridge.RidgeModel.solve(fmap, stats, float(lam), calibration, thresholds)  # checks every shape
         C = model.n_classes
-        labels = _as_classes(classes, "from_statistics: classes")
+        labels = as_classes(classes, "from_statistics: classes")
         if len(labels) != C or C == 0:
             raise MlcilError(f"from_statistics: classes: expected {C} class names or ids (one per column of "
                              f"stats.B, at least one), got {len(labels)}")

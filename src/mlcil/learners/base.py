@@ -346,7 +346,7 @@ class Learner:
             start = int(known.max()) + 1 if known.size else 0
             classes = np.arange(start, start + (Y.shape[1] if Y.ndim == 2 else 0))
         t = len(getattr(self, "session_classes_", ())) if hasattr(self, "session_classes_") else 0
-        return Session(X, Y, _as_classes(classes, f"{self.name}: classes"), index, t, label_embeddings)
+        return Session(X, Y, as_classes(classes, f"{self.name}: classes"), index, t, label_embeddings)
 
     def _learn(self, X, Y: np.ndarray, classes: np.ndarray) -> None:
         raise NotImplementedError
@@ -420,7 +420,7 @@ class Learner:
         """Drop ``classes`` (names or ids as in ``classes_``); exact where the learner allows it."""
         if not self.is_fitted:
             raise NotFittedError(f"{self.name}: not fitted yet, nothing to forget; call learn(X, Y) first")
-        classes = _as_classes(np.atleast_1d(np.asarray(classes)), f"{self.name}: forget: classes")
+        classes = as_classes(np.atleast_1d(np.asarray(classes)), f"{self.name}: forget: classes")
         if classes.dtype.kind != self.classes_.dtype.kind and not (
                 classes.dtype.kind in "iu" and self.classes_.dtype.kind in "iu"):
             raise MlcilError(f"{self.name}: forget: classes {classes.tolist()} are not of the learner's kind "
@@ -447,7 +447,7 @@ class Learner:
     def _check_session(self, session: Session):
         if not isinstance(session, Session):
             raise MlcilError(f"{self.name}: learn expects X and Y, or a mlcil Session; got {type(session).__name__}")
-        classes = _as_classes(session.classes, f"{self.name}: session.classes")
+        classes = as_classes(session.classes, f"{self.name}: session.classes")
         X = check_features(session.X, f"{self.name}: session.X", d=getattr(self, "n_features_", None))
         Y = check_labels(session.Y, f"{self.name}: session.Y", n=X.shape[0], L=len(classes))
         if X.shape[0] == 0:
@@ -514,7 +514,7 @@ class Learner:
             raise MlcilError(f"load: {path}: its parameters do not fit this mlcil's {target.__name__} ({exc}); "
                              f"it was written by mlcil {header.get('mlcil_version', '< 0.1')}") from None
         try:
-            learner._classes = _as_classes(arrays.pop("_classes"), f"load: {path}: classes")
+            learner._classes = as_classes(arrays.pop("_classes"), f"load: {path}: classes")
             state = _unflatten(arrays, header["meta"], tensors=target.uses_torch)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise MlcilError(f"load: {path} is corrupt: its learned state is incomplete ({type(exc).__name__}: "
@@ -628,7 +628,7 @@ def _copy_params(params: dict[str, Any]) -> dict[str, Any]:
 MAX_CLASS_NAME = 256
 
 
-def _as_classes(classes, what: str) -> np.ndarray:
+def as_classes(classes, what: str) -> np.ndarray:
     """Class labels as a 1-d array: int64 ids, or names (a NumPy str array). Clear errors otherwise."""
     arr = np.asarray(classes)
     if arr.ndim != 1:

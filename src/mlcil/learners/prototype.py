@@ -8,7 +8,7 @@ import scipy.sparse as sp
 from mlcil.decide.calibration import apply_platt, fit_platt
 from mlcil.engines import resolve_engine
 from mlcil.errors import MlcilError
-from mlcil.learners.base import Learner, _as_classes, register
+from mlcil.learners.base import Learner, as_classes, register
 from mlcil.ridge import check_budget, rows_per_chunk
 
 
@@ -101,7 +101,7 @@ class Prototype(Learner):
 
         if not self.is_fitted:
             raise MlcilError(f"{self.name}: learn_names needs a learned first session")
-        classes = _as_classes(np.atleast_1d(np.asarray(classes)), f"{self.name}: learn_names classes")
+        classes = as_classes(np.atleast_1d(np.asarray(classes)), f"{self.name}: learn_names classes")
         if len(classes) == 0 or len(np.unique(classes)) != len(classes) or np.isin(classes, self.classes_).any():
             raise MlcilError(f"{self.name}: learn_names expects new, distinct classes, got {classes.tolist()}")
         E = check_features(np.asarray(label_embeddings, dtype=np.float32), f"{self.name}: label_embeddings",
