@@ -1,5 +1,7 @@
 """RidgeModel, the one solved model, against direct numpy references (np.linalg.solve, an explicit sigmoid)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -28,6 +30,8 @@ def test_solve_scores_and_default_probabilities_equal_numpy():
     W = np.linalg.solve(Phi.T @ Phi + 0.3 * np.eye(fmap.D), Phi.T @ Y)
     np.testing.assert_allclose(model.W, W, rtol=1e-7, atol=1e-9)
     assert model.W.dtype == np.float64 and model.n_classes == 3 and model.lam == 0.3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        model.lam = 1.0
     S = model.scores(X)
     assert S.dtype == np.float32 and S.shape == (150, 3)
     np.testing.assert_allclose(S, Phi @ W, rtol=1e-5, atol=1e-5)
@@ -98,7 +102,10 @@ def test_bad_input_names_the_field():
         ridge.RidgeModel(fmap, model.W, 1.0, calibration={"slope": np.ones(3)})
     with pytest.raises(MlcilError, match="stats: G is"):
         ridge.RidgeModel.solve(fmap, ridge.Stats.zeros(4, 3), 1.0)
-    with pytest.raises(MlcilError, match="lam"):
-        ridge.RidgeModel.solve(fmap, st, -1.0)
+    for bad in (-1.0, float("nan"), "1"):
+        with pytest.raises(MlcilError, match="lam"):
+            ridge.RidgeModel.solve(fmap, st, bad)
+    with pytest.raises(MlcilError, match="X: expected real numbers"):
+        model.scores(np.full((2, 7), "a"))
     with pytest.raises(MlcilError, match="P: expected"):
         model.decide(np.zeros((2, 5)))

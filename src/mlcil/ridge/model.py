@@ -97,7 +97,8 @@ class RidgeModel:
             raise MlcilError(f"stats: expected a mlcil.ridge.Stats, got {type(stats).__name__}")
         if stats.D != fmap.D:
             raise MlcilError(f"stats: G is {stats.D}×{stats.D} but the feature map has D = {fmap.D} features")
-        if not np.isfinite(lam) or lam < 0:
+        if isinstance(lam, bool) or not isinstance(lam, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(lam) or lam < 0:
             raise MlcilError(f"lam: expected a finite number >= 0, got {lam!r}")
         W = ridge_solve(stats.G, stats.B, float(lam)) if stats.C else np.zeros((stats.D, 0))
         return cls(fmap, W, float(lam), calibration, thresholds)
@@ -115,7 +116,7 @@ class RidgeModel:
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] != self.fmap.d:
             raise MlcilError(f"X: expected an n×{self.fmap.d} array (dense or CSR), got shape {X.shape}")
-        if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
+        if X.dtype.kind not in "biuf":
             raise MlcilError(f"X: expected real numbers, got dtype {X.dtype}")
         return X
 
