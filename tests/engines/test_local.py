@@ -3,6 +3,9 @@ refusal of learners that cannot be distributed."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -105,3 +108,14 @@ def test_engine_is_not_kept_after_learn():
     learner = make_learner("analytic:M=16").learn(make_sessions()[0], engine=LocalEngine(blocks=2))
     assert "_engine" not in vars(learner) and learner._engine is None
     assert "_engine" not in learner._state_names()
+
+
+def test_the_engines_and_their_statistics_import_no_torch():
+    code = ("import sys, numpy as np, mlcil.engines, mlcil.engines.ray_engine as r\n"
+            "from mlcil import ridge\n"
+            "X = np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32)\n"
+            "f = ridge.FeatureMap.fit(X, M=8)\n"
+            "st = mlcil.engines.LocalEngine(blocks=3).statistics(f, X, np.ones((40, 2)))\n"
+            "assert isinstance(r.unpack(r.pack(st)).G, np.ndarray)\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

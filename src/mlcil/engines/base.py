@@ -46,7 +46,7 @@ def split_rows(n: int, blocks: int | Sequence[int]) -> list[tuple[int, int]]:
 
 
 def add(a: Any, b: Any) -> Any:
-    """a + b for additive results: tuples element by element; Stats, arrays, tensors and numbers by ``+``."""
+    """a + b for additive results: tuples element by element; Stats, arrays and numbers by ``+``."""
     if isinstance(a, tuple):
         if not isinstance(b, tuple) or len(a) != len(b):
             raise MlcilError(f"engine: cannot add results of different structure ({type(a).__name__} of "
