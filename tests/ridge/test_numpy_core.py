@@ -25,10 +25,10 @@ def test_importing_the_core_and_computing_on_cpu_never_imports_torch():
 
 
 @pytest.mark.parametrize("d, M, seed", [(1, 1, 0), (3, 5, 2), (9, 16, 3), (7, 13, 0), (17, 33, 11), (64, 96, 1),
-                                        (100, 301, 7), (768, 512, 0), (5, 7, 2 ** 32 + 9)])
+                                        (100, 301, 7), (768, 512, 0), (5, 7, 2 ** 32 + 9), (4, 9, -12345)])
 def test_gaussian_projection_reproduces_torch_randn(d, M, seed):
     """R = torch.randn(d, M, generator=manual_seed(seed)) / √d, including sizes below 16 (torch's serial
-    path) and not divisible by 16 (its recomputed tail), and a seed above 2³² (its low 32 bits)."""
+    path) and not divisible by 16 (its recomputed tail), and seeds above 2³² or negative (their low 32 bits)."""
     torch = pytest.importorskip("torch")
     expected = (torch.randn(d, M, generator=torch.Generator().manual_seed(seed), dtype=torch.float32)
                 / np.sqrt(d)).numpy()
