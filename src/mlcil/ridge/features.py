@@ -256,7 +256,7 @@ class FeatureMap:
             raise MlcilError("scaling='scale' needs scale (see fit_scaling)")
         self.include_x = bool(include_x)
         self.device = resolve_device(device)
-        self._R_device = None  # torch copy of R on the device (GPU path only)
+        self._R_device = None  # (device name, torch copy of R there): the GPU path only
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -372,15 +372,17 @@ class FeatureMap:
         Imports torch. The scaling runs in NumPy, zᵀR on the device (CSR input: on the host, by scipy).
         """
         torch = _torch()
-        dev = torch.device(resolve_device(self.device if device is None else device))
-        if self._R_device is None or self._R_device.device != dev:
-            self._R_device = torch.from_numpy(self.R).to(dev)
+        name = resolve_device(self.device if device is None else device)
+        dev = torch.device(name)
+        if self._R_device is None or self._R_device[0] != name:  # R copied to a device once
+            self._R_device = (name, torch.from_numpy(self.R).to(dev))
+        R_dev = self._R_device[1]
         Z = self.inputs(X)
         if sp.issparse(Z):
             phi = torch.from_numpy(np.maximum(np.asarray(Z @ self.R, dtype=np.float32), 0)).to(dev)
             return torch.cat([phi, torch.from_numpy(Z.toarray()).to(dev)], dim=1) if self.include_x else phi
-        Zt = torch.from_numpy(Z).to(dev)
-        phi = torch.relu(Zt @ self._R_device)
+        Zt = torch.from_numpy(Z if Z.flags.writeable else Z.copy()).to(dev)  # torch wants writable memory
+        phi = torch.relu(Zt @ R_dev)
         return torch.cat([phi, Zt], dim=1) if self.include_x else phi
 
     def chunks(self, X, chunk: int | None = None) -> Iterator[tuple[slice, np.ndarray]]:
