@@ -217,79 +217,6 @@ def test_save_load_keeps_exact_state(stream3, tmp_path):
     assert again.state_bytes == learner.state_bytes
 
 
-@pytest.mark.parametrize("alpha", [0.3, 0.0, 1.0])
-@pytest.mark.parametrize("memory", [False, True])
-def test_simulated_absence_loo_equals_refitting_without_the_row(alpha, memory):
-    """The α search's closed-form leave-one-out (primal, and in the n×n dual) equals removing the row from
-    every group and refitting. With a label memory a row is once in G_all (also a row of no group)."""
-    rng = np.random.default_rng(4)
-    n, M = 25, 5
-    phi = rng.normal(size=(n, M))
-    Y = (rng.random((n, 3)) < 0.5).astype(float)
-    Y[Y.sum(1) == 0, 0] = 1
-    Y[3] = 0  # a row in no group
-    w = rng.random(n) + 0.5
-    groups = [np.array([0]), np.array([1, 2])]
-    lam = 0.7
-
-    def group_stats(keep):
-        parts = []
-        for cols in groups:
-            rows = np.flatnonzero(Y[:, cols].any(axis=1) & keep)
-            G = (phi[rows] * w[rows, None]).T @ phi[rows]
-            B = (phi[rows] * w[rows, None]).T @ Y[np.ix_(rows, cols)]
-            parts.append((G, B, cols, Y[:, cols].any(axis=1)))
-        G_all = ((phi[keep] * w[keep, None]).T @ phi[keep]) if memory else parts[0][0] + parts[1][0]
-        return parts, G_all
-
-    parts, G_all = group_stats(np.ones(n, dtype=bool))
-    n_parts = np.ones(n) if memory else sum(p[3].astype(float) for p in parts)
-    S = Analytic._simulated_loo(parts, G_all, n_parts, alpha, lam, phi, Y, w)
-    loo = np.arange(0, n, 2)
-    dual = Analytic._simulated_loo_dual(phi @ phi.T, [(cols, member) for _, _, cols, member in parts], n_parts, alpha,
-                                        lam, loo, Y, w)
-    for i in range(n):
-        keep = np.arange(n) != i
-        sub, G_all_i = group_stats(keep)
-        for G, B, cols, _ in sub:
-            A = alpha * G_all_i + (1 - alpha) * G + lam * np.eye(M)
-            refit = phi[i] @ np.linalg.solve(A, B)
-            np.testing.assert_allclose(S[i, cols], refit, rtol=1e-9, atol=1e-12)
-            if i in loo:
-                np.testing.assert_allclose(dual[i // 2, cols], refit, rtol=1e-9, atol=1e-12)
-
-
-def test_dual_eigendecomposition_solves_like_the_primal():
-    """Fewer rows than features: the n×n dual's spectrum gives the same W, leave-one-out path and GCV as G's own
-    eigendecomposition and as numpy, a repeated row (rank n − 1) included."""
-    from mlcil import ridge
-    from mlcil.learners.analytic import SessionSpectrum
-
-    rng = np.random.default_rng(7)
-    n, D = 30, 80
-    phi = np.abs(rng.normal(size=(n, D)))
-    phi[5] = phi[4]
-    w = rng.random(n) + 0.5
-    Y = (rng.random((n, 3)) < 0.4).astype(float)
-    G = (phi * w[:, None]).T @ phi
-    B = (phi * w[:, None]).T @ Y
-    sub = np.arange(0, n, 3)
-    dual = SessionSpectrum.dual(phi, Y, w, sub)
-    primal = SessionSpectrum.primal(G, B, phi[sub])
-    lambdas = ridge.lambda_grid(G, 7)
-    for lam in lambdas:
-        want = np.linalg.solve(G + lam * np.eye(D), B)
-        assert_reproduced(dual.solve(lam), want, rtol=1e-9)
-        assert_reproduced(primal.solve(lam), want, rtol=1e-9)
-    want = ridge.loo_path_scores(G, B, phi[sub], Y[sub], lambdas, w[sub])
-    for spectrum in (dual, primal):
-        got = ridge.loo_path_scores(G, spectrum.B, spectrum.phi, Y[sub], lambdas, w[sub], spectrum.eig)
-        assert_reproduced(got, want, rtol=1e-8)
-    yy, m = float(w @ (Y ** 2).sum(1)), float(w.sum())
-    np.testing.assert_allclose(ridge.gcv_curve(G, dual.B, yy, m, lambdas, max_dof=1.0, eig=dual.eig),
-                               ridge.gcv_curve(G, B, yy, m, lambdas, max_dof=1.0), rtol=1e-8)
-
-
 @pytest.mark.parametrize("params", [{"strategy": "weighted"}, {"strategy": "weighted", "memory": "labels"},
                                     {"strategy": "negative", "lambda_search": "gcv", "memory": "labels"},
                                     {"strategy": "known", "lambda_search": "sessions", "balance": True},
@@ -298,13 +225,13 @@ def test_dual_eigendecomposition_solves_like_the_primal():
 def test_small_sessions_in_the_dual_equal_the_primal(stream3, params, monkeypatch):
     """Sessions with fewer rows than features (here D = 410) take their eigendecompositions and the α search in
     the n×n dual: the same scaling, λ, α, weights and scores as the D×D computations."""
-    import mlcil.learners.analytic as analytic
+    import mlcil.ridge.absence as absence
 
     sessions = [split_session(s, np.arange(s.n) < 150) for s in stream3.sessions]
     dual = Analytic(M=400, **params)
     for s in sessions:
         dual.learn(s)
-    monkeypatch.setattr(analytic, "use_dual", lambda n, D: False)
+    monkeypatch.setattr(absence, "use_dual", lambda n, D: False)
     primal = Analytic(M=400, **params)
     for s in sessions:
         primal.learn(s)

@@ -1,0 +1,133 @@
+"""λ selection for :class:`~mlcil.learners.analytic.Analytic` (``lambda_search``).
+
+- 'first': λ maximising the closed-form leave-one-out mAP of the first session, on a log grid
+  (:func:`mlcil.ridge.lambda_grid`, :func:`mlcil.ridge.choose_lambda`).
+- 'sessions': after every later session, its own leave-one-out mAP curve is added to the evidence of the
+  sessions before, weighted by its number of classes (:func:`add_session_evidence`).
+- 'gcv': each session's generalised cross-validation from its statistics alone (:func:`session_gcv`), summed;
+  with a label memory and one system for every class, the GCV of the union instead (:func:`union_counts`,
+  :func:`mlcil.ridge.gcv_minimum`), re-chosen after merge and forgetting too.
+
+Pure functions on arrays, and :class:`LambdaSelection`, the learner's thin methods over them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlcil import ridge
+from mlcil.learners import label_memory
+
+#: values of ``lambda_search``: λ chosen on the first session only, or re-chosen after every session
+#: (from leave-one-out mAP, or from GCV on each session's statistics).
+LAMBDA_SEARCHES = ("first", "sessions", "gcv")
+#: the λ grid of ``lambda_search='gcv'``: (points, log10 low, log10 high) × the first session's mean
+#: eigenvalue. Wider and finer than the leave-one-out grid: a GCV curve costs no mAP per point.
+GCV_GRID = (25, -5.0, 3.0)
+
+
+def target_sums(Y: np.ndarray, weights: np.ndarray | None) -> tuple[float, float]:
+    """(Σ w‖y‖², Σ w) of a block of rows (Y n×C, weights (n,) or None = 1): GCV's sum of squared targets
+    and its row count."""
+    Yf = np.asarray(Y, dtype=np.float64)
+    w = np.ones(Yf.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
+    return float(w @ (Yf ** 2).sum(axis=1)), float(w.sum())
+
+
+def session_gcv(G: np.ndarray, B: np.ndarray, Y: np.ndarray, weights: np.ndarray | None, grid: np.ndarray,
+                eig: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """GCV curve (:func:`mlcil.ridge.gcv_curve`) of one session's rows and given labels on the λ ``grid``:
+    the session alone (G_s D×D, B_s D×C, Σ w‖y‖², Σ w), rows of other sessions not read as negatives; finite
+    only where the effective degrees of freedom stay at most half its rows. Summed over the classes.
+    A session too small for any λ of the grid (under about 7 rows) gives zeros: no evidence, rather than
+    ruling every λ out for the whole stream."""
+    yy, n = target_sums(Y, weights)
+    curve = ridge.gcv_curve(G, B, yy, n, grid, eig=eig)
+    return curve if np.isfinite(curve).any() else np.zeros(len(curve))
+
+
+def union_counts(Y: np.ndarray | None, weights: np.ndarray | None, memory: dict | None,
+                 prior: np.ndarray | None) -> tuple[float, float]:
+    """(Σ w‖y‖², Σ w) of the union's rows: from the label memory (its positive bits and examples; absent
+    labels are 0 targets), or, without one (``Joint``: its one session is the union), from Y. The name
+    prior's pseudo-examples (weights β per class, one positive each) count as rows."""
+    if memory is not None:
+        yy = float(label_memory.label_bits(memory).sum())
+        n = float(label_memory.session_bits(memory).any(axis=1).sum())
+    else:
+        yy, n = target_sums(Y, weights)
+    if prior is not None:
+        yy, n = yy + float(np.sum(prior)), n + float(np.sum(prior))
+    return yy, n
+
+
+def grid_argmax(grid: np.ndarray, evidence: np.ndarray) -> float:
+    """The ``grid`` λ with the most evidence; ties (a flat curve: no evidence yet) go to the larger λ."""
+    evidence = np.asarray(evidence)
+    return float(grid[len(evidence) - 1 - int(np.argmax(evidence[::-1]))])
+
+
+def add_session_evidence(grid: np.ndarray, maps: np.ndarray, evidence: np.ndarray, lam: float,
+                         n_classes: int) -> tuple[float, np.ndarray]:
+    """'sessions': add one session's leave-one-out mAP curve ``maps`` (one per ``grid`` λ, NaN where
+    undefined) to the ``evidence`` of the sessions before, weighted by its ``n_classes``; returns
+    (λ with the most evidence, evidence). A curve with no finite point is no evidence: λ stays ``lam``."""
+    if not np.isfinite(maps).any():
+        return lam, evidence
+    evidence = evidence + np.nan_to_num(maps, nan=np.nanmin(maps)) * n_classes
+    return float(grid[int(np.argmax(evidence))]), evidence
+
+
+class LambdaSelection:
+    """The learner's λ methods (mixed into :class:`~mlcil.learners.analytic.Analytic`)."""
+
+    def _choose_lambda(self, G, B, phi_sub, Y_sub: np.ndarray, w_sub, eig=None) -> float:
+        """λ maximising leave-one-out mAP on the first session (one eigendecomposition of G for the grid,
+        ``eig`` when already computed)."""
+        lambdas = ridge.lambda_grid(G, self.n_lambdas)
+        lam, maps = ridge.choose_lambda(G, B, phi_sub, Y_sub, lambdas, w_sub, eig)
+        self.lambda_map_ = maps.tolist()
+        self.lambda_grid_ = np.asarray(lambdas)
+        return lam
+
+    @staticmethod
+    def _target_sums(Y: np.ndarray, weights) -> tuple[float, float]:
+        return target_sums(Y, weights)
+
+    def _session_gcv(self, G: np.ndarray, B: np.ndarray, Y: np.ndarray, weights, eig=None) -> np.ndarray:
+        """:func:`session_gcv` on the learner's λ grid."""
+        return session_gcv(G, B, Y, weights, self.lambda_grid_, eig)
+
+    def _union_gcv(self, alpha: float | None = None) -> bool:
+        """Whether λ minimises the GCV of the union of the sessions (``lambda_search='gcv'``, a label memory,
+        and one system for every class: 'negative', or 'weighted' with α = 1). The learner then solves
+        :class:`~mlcil.learners.Joint`'s ridge problem on the rows seen, and G_all, B and the memory's label bits
+        are its sufficient statistics: λ is a function of them alone (:func:`mlcil.ridge.gcv_minimum`, a
+        continuous minimum, so it does not depend on the grid's points), merge and forgetting re-choose it, and
+        it equals ``Joint(lambda_search='gcv')``'s on the same rows and frame."""
+        return self.lambda_search == "gcv" and bool(self.memory) and not self._per_session(alpha)
+
+    def _union_counts(self, Y: np.ndarray, weights, memory: dict | None, prior: np.ndarray | None):
+        return union_counts(Y, weights, memory, prior)
+
+    def _reselect_union_lambda(self) -> None:
+        """After merge or forgetting: λ re-chosen from the union's statistics (see :meth:`_union_gcv`)."""
+        if self._union_gcv() and self.memory:
+            yy, n = union_counts(None, None, self.memory_, getattr(self, "prior_weight_", None))
+            self.lambda_, curve = ridge.gcv_minimum(self._gram_all(), np.concatenate(self.B_, axis=1), yy, n,
+                                                    self.lambda_grid_)
+            self.lambda_evidence_ = -curve
+
+    def _gcv_lambda(self, evidence: np.ndarray) -> float:
+        """The grid λ with the most evidence; ties (a flat curve: no evidence yet) go to the larger λ."""
+        return grid_argmax(self.lambda_grid_, evidence)
+
+    def _reselect_lambda(self, base: np.ndarray, B_new: np.ndarray, phi_sub: np.ndarray, Y_sub: np.ndarray,
+                         w_sub, evidence: np.ndarray, lam: float, eig=None) -> tuple[float, np.ndarray]:
+        """λ after a later session (``lambda_search='sessions'``): this session's leave-one-out mAP of its
+        own classes on its own rows, for every λ of the first session's grid (one eigendecomposition of
+        the system without λ, ``base``; ``eig``: its eigendecomposition when already computed), added to the
+        evidence (:func:`add_session_evidence`). Returns (λ, evidence)."""
+        lambdas = np.asarray(self.lambda_grid_)
+        _, maps = ridge.choose_lambda(base, B_new, phi_sub, Y_sub, lambdas, w_sub, eig)
+        return add_session_evidence(lambdas, maps, evidence, lam, Y_sub.shape[1])
