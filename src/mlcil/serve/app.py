@@ -19,8 +19,8 @@ included):
 - ``GET  /v1/model`` (admin) — the model as an ``Analytic`` learner file (``Learner.load``).
 - ``GET  /metrics`` (read) — Prometheus metrics.
 
-A route's key scope is a ``Security`` dependency (:mod:`mlcil.serve.security`), checked before the
-body is read (401/403); the body limit (413) and request metrics are middleware
+With API keys configured, a route's key scope is a ``Security`` dependency (:mod:`mlcil.serve.security`)
+of its router, checked before the body is read (401/403); the body limit (413) and request metrics are middleware
 (:mod:`mlcil.serve.middleware`). JSON bodies are parsed strictly (duplicate keys, NaN and Infinity
 are malformed JSON).
 """
@@ -32,22 +32,19 @@ import gc
 import json
 import os
 import sys
-from typing import Any
-
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.openapi.utils import get_openapi
 
 from mlcil.serve.auth import KeyRing
 from mlcil.serve.batcher import Batcher
-from mlcil.serve.deps import Encoder, Settings
+from mlcil.serve.deps import Encoder, Inputs, Settings
 from mlcil.serve.metrics import Metrics
 from mlcil.serve.middleware import BodyLimit, Observe
 from mlcil.serve.options import Limits, Options, Policy
 from mlcil.serve.repository import Store
 from mlcil.serve.routes import ROUTERS
-from mlcil.serve.routing import install_error_handlers
-from mlcil.serve.security import AUTH_STATUSES
+from mlcil.serve.routing import auth_responses, install_error_handlers
+from mlcil.serve.security import requires
 from mlcil.serve.service import TaggingService
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -55,24 +52,6 @@ MAX_BATCH = 1024
 DESCRIPTION = ("Add a label, teach it with a few embeddings, every client sees it within the refresh bound; exact "
                "relabelling and forgetting. The library's Analytic model: random features + ridge through "
                "sufficient statistics, calibrated probabilities.")
-
-
-def _openapi_without_auth(app: FastAPI):
-    """The spec of an app without keys: no security scheme, no 401/403 (auth is off, nothing is claimed)."""
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-            spec.get("components", {}).pop("securitySchemes", None)
-            for operations in spec.get("paths", {}).values():
-                for op in operations.values():
-                    op.pop("security", None)
-                    for code in AUTH_STATUSES:
-                        op.get("responses", {}).pop(str(code), None)
-            app.openapi_schema = spec
-        return app.openapi_schema
-
-    return openapi
 
 
 def create_app(db: str | Store | TaggingService = "sqlite:///tagger.db", *, options: Options | None = None,
@@ -109,16 +88,17 @@ def create_app(db: str | Store | TaggingService = "sqlite:///tagger.db", *, opti
     app.state.settings = Settings(encoder=encoder, names=names, max_batch=max_batch)
     app.state.metrics = metrics
     app.state.batcher = Batcher(service, metrics.batch_rows.observe)
+    app.state.inputs = Inputs(service, app.state.settings)
     install_error_handlers(app)
-    for router in ROUTERS:
-        app.include_router(router)
+    for router in ROUTERS:  # a router of a scope gets its Security dependency and 401/403 when keys are set
+        scope = router.route_class.scope_needed if app.state.keys else None
+        app.include_router(router, dependencies=[requires(scope)] if scope else None,
+                           responses=auth_responses() if scope else None)
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     routes = [r for r in app.router.routes if hasattr(r, "path")] + [r for router in ROUTERS for r in router.routes]
     app.add_middleware(Observe, routes=routes, count=metrics.count)
     if cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=cors_origins, allow_methods=["*"], allow_headers=["*"])
-    if not app.state.keys:
-        app.openapi = _openapi_without_auth(app)
     return app
 
 

@@ -1,7 +1,9 @@
 """Shared dependencies of the routers: the service, the app's settings, metrics, batcher, and input checks.
 
 Everything a route needs hangs on ``app.state`` (set once by :func:`mlcil.serve.app.create_app`);
-routes get it through ``Depends(...)``, never through closures.
+routes get it through ``Depends(...)``, never through closures. The dependencies are ``async``: they
+do no I/O, and FastAPI would run a plain ``def`` dependency in the thread pool (a thread hop per
+dependency per request).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
-from fastapi import Depends, Request
+from fastapi import Request
 
 from mlcil.serve.batcher import Batcher
 from mlcil.serve.errors import Invalid, TooLarge
@@ -30,19 +32,19 @@ class Settings:
     max_batch: int = 1024
 
 
-def get_service(request: Request) -> TaggingService:
+async def get_service(request: Request) -> TaggingService:
     return request.app.state.service
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
-def get_batcher(request: Request) -> Batcher:
+async def get_batcher(request: Request) -> Batcher:
     return request.app.state.batcher
 
 
@@ -147,5 +149,5 @@ class Inputs:
         return vec[0]
 
 
-def get_inputs(service: TaggingService = Depends(get_service), settings: Settings = Depends(get_settings)) -> Inputs:
-    return Inputs(service, settings)
+async def get_inputs(request: Request) -> Inputs:
+    return request.app.state.inputs

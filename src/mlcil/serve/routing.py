@@ -1,8 +1,11 @@
 """HTTP plumbing shared by every router: strict JSON bodies, the route class, error bodies and status codes.
 
-- :class:`StrictRoute` parses JSON bodies strictly (duplicate keys, NaN and ±Infinity are
-  malformed JSON: 400) and checks the route's API-key scope (:mod:`mlcil.serve.security`) before
-  the body is read.
+- :func:`router` makes an ``APIRouter`` for the routes of one API-key scope ('read', 'write',
+  'admin'; None = open): its route class (:class:`StrictRoute`) checks the scope
+  (:mod:`mlcil.serve.security`) before the body is read and parses JSON bodies strictly
+  (duplicate keys, NaN and ±Infinity are malformed JSON: 400). With keys configured,
+  :func:`mlcil.serve.app.create_app` includes each scoped router with its ``Security`` dependency
+  and the 401/403 answers (:func:`auth_responses`), so OpenAPI shows the schemes.
 - :func:`responses` declares a route's error answers with their body model, so clients can trust the spec.
 - :func:`install_error_handlers` maps each kind of :class:`~mlcil.serve.errors.ServiceError` to its
   status (:data:`STATUS`) and every error to ``{"error": {"status", "field", "message"}}``.
@@ -16,14 +19,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, APIRouter
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mlcil.serve import schemas as S
 from mlcil.serve.errors import (Conflict, Invalid, NotFound, NotReady, ServiceError, StorageFull, TooLarge,
                                 Unavailable)
 from mlcil.serve.middleware import error_response
-from mlcil.serve.security import AUTH_STATUSES, Forbidden, Scope, Unauthorized, authorise
+from mlcil.serve.security import AUTH_STATUSES, Forbidden, Unauthorized, authorise
 
 #: HTTP status of each kind of service error
 STATUS = {Invalid: 422, NotFound: 404, Conflict: 409, TooLarge: 413, Unavailable: 503, StorageFull: 507,
@@ -35,10 +38,14 @@ DESCRIPTIONS = {400: "Malformed JSON", 401: "Missing or unknown API key", 403: "
                 507: "The database is full: nothing was written"}
 
 
-def responses(*codes: int, auth: bool = True) -> dict:
-    """OpenAPI error answers of a route: ``codes`` + 413, 422, 500 (+ 401, 403 with ``auth``), each an ErrorBody."""
-    codes_ = set(codes) | {413, 422, 500} | (set(AUTH_STATUSES) if auth else set())
-    return {c: {"model": S.ErrorBody, "description": DESCRIPTIONS[c]} for c in sorted(codes_)}
+def responses(*codes: int) -> dict:
+    """OpenAPI error answers of a route: ``codes`` + 413, 422, 500, each an ErrorBody."""
+    return {c: {"model": S.ErrorBody, "description": DESCRIPTIONS[c]} for c in sorted(set(codes) | {413, 422, 500})}
+
+
+def auth_responses() -> dict:
+    """The 401 and 403 answers of a route behind an API key."""
+    return {c: {"model": S.ErrorBody, "description": DESCRIPTIONS[c]} for c in AUTH_STATUSES}
 
 
 # ---- strict JSON -------------------------------------------------------------------------------
@@ -76,14 +83,10 @@ class _StrictRequest(Request):
 
 
 class StrictRoute(APIRoute):
-    """A route whose API-key scope is checked before its body is read, and whose JSON body is parsed by
-    :func:`strict_loads`. The scope is the one its ``Security(requires(...))`` dependency declares."""
+    """A route whose API-key scope (:attr:`scope_needed`, None = open) is checked before its body is read, and
+    whose JSON body is parsed by :func:`strict_loads`. Routers of one scope use :func:`router`."""
 
-    @property
-    def scope_needed(self) -> str | None:
-        """The API-key scope the route declares (None: open)."""
-        return next((d.dependency.needed for d in self.dependencies
-                     if isinstance(getattr(d, "dependency", None), Scope)), None)
+    scope_needed: str | None = None
 
     def get_route_handler(self):
         handler = super().get_route_handler()
@@ -95,6 +98,16 @@ class StrictRoute(APIRoute):
             return await handler(_StrictRequest(request.scope, request.receive))
 
         return strict
+
+
+_ROUTE_CLASSES: dict[str | None, type[StrictRoute]] = {None: StrictRoute}
+
+
+def router(scope: str | None) -> APIRouter:
+    """An ``APIRouter`` whose routes need an API key of ``scope`` ('read', 'write', 'admin'; None = open)."""
+    if scope not in _ROUTE_CLASSES:
+        _ROUTE_CLASSES[scope] = type(f"StrictRoute_{scope}", (StrictRoute,), {"scope_needed": scope})
+    return APIRouter(route_class=_ROUTE_CLASSES[scope])
 
 
 # ---- errors ------------------------------------------------------------------------------------

@@ -1,10 +1,10 @@
-"""API-key security as FastAPI dependencies: each route declares ``Security(requires(scope))``.
+"""API-key security as FastAPI dependencies: ``Security(requires(scope))`` on the routers of a scope.
 
 The dependency reads the key from ``Authorization: Bearer <key>`` or ``X-API-Key`` (declared
 through :class:`~fastapi.security.HTTPBearer` and :class:`~fastapi.security.APIKeyHeader`, so the
 OpenAPI spec shows both schemes) and checks its scope against the app's :class:`KeyRing`
-(``app.state.keys``; empty = auth off). :class:`~mlcil.serve.routing.StrictRoute` runs the same
-check before the request body is read, so a client without a key never makes the server read
+(``app.state.keys``; empty = auth off: the routers are then included without it, and OpenAPI claims
+no scheme). :class:`~mlcil.serve.routing.StrictRoute` runs the same check before the request body is read, so a client without a key never makes the server read
 (or parse) its body: no key and a malformed or oversized body is a 401.
 """
 
@@ -64,7 +64,7 @@ class Scope:
     def __init__(self, needed: str) -> None:
         self.needed = needed
 
-    def __call__(self, request: Request, _bearer: HTTPAuthorizationCredentials | None = Security(bearer),
+    async def __call__(self, request: Request, _bearer: HTTPAuthorizationCredentials | None = Security(bearer),
                  _key: str | None = Security(api_key)) -> str | None:
         return authorise(request, self.needed)
 

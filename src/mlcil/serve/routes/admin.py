@@ -7,21 +7,19 @@ import os
 import tempfile
 
 import numpy as np
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 from fastapi.responses import Response
 
 from mlcil.serve import schemas as S
 from mlcil.serve.deps import get_service
 from mlcil.serve.errors import Invalid
-from mlcil.serve.routing import StrictRoute, responses
-from mlcil.serve.security import requires
+from mlcil.serve.routing import responses, router
 from mlcil.serve.service import TaggingService
 
-router = APIRouter(route_class=StrictRoute)
+admin = router("admin")
 
 
-@router.post("/v1/lambda", response_model=S.LambdaOut, responses=responses(400, 409, 503, 507),
-             dependencies=[requires("admin")])
+@admin.post("/v1/lambda", response_model=S.LambdaOut, responses=responses(400, 409, 503, 507))
 def set_lambda(body: S.LambdaIn, service: TaggingService = Depends(get_service)) -> dict:
     if body.value is not None:
         if body.lambdas is not None:
@@ -36,10 +34,9 @@ def set_lambda(body: S.LambdaIn, service: TaggingService = Depends(get_service))
     return out
 
 
-@router.get("/v1/model", responses={200: {"content": {"application/octet-stream": {}},
-                                          "description": "An Analytic learner file (mlcil.learners.Learner.load)"},
-                                    **responses(409, 503)},
-            dependencies=[requires("admin")])
+@admin.get("/v1/model", responses={200: {"content": {"application/octet-stream": {}},
+                                         "description": "An Analytic learner file (mlcil.learners.Learner.load)"},
+                                   **responses(409, 503)})
 def export_model(service: TaggingService = Depends(get_service)) -> Response:
     learner = service.export_learner()
     with tempfile.TemporaryDirectory() as tmp:

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 
 from mlcil.serve import schemas as S
 from mlcil.serve.deps import Inputs, get_inputs, get_metrics, get_service
 from mlcil.serve.metrics import Metrics
-from mlcil.serve.routing import StrictRoute, responses
-from mlcil.serve.security import requires
+from mlcil.serve.routing import responses, router
 from mlcil.serve.service import TaggingService
 
-router = APIRouter(route_class=StrictRoute)
+write = router("write")
+admin = router("admin")
 
 
-@router.post("/v1/teach", response_model=S.Taught, responses=responses(400, 409, 503, 507),
-             dependencies=[requires("write")])
+@write.post("/v1/teach", response_model=S.Taught, responses=responses(400, 409, 503, 507))
 def teach(body: S.TeachIn, service: TaggingService = Depends(get_service), inputs: Inputs = Depends(get_inputs),
           metrics: Metrics = Depends(get_metrics)) -> dict:
     vectors, labels, ids = inputs.examples(body.examples)
@@ -24,8 +23,7 @@ def teach(body: S.TeachIn, service: TaggingService = Depends(get_service), input
     return {"ids": ids, "version": version}
 
 
-@router.post("/v1/forget", response_model=S.Forgotten, responses=responses(400, 404, 503, 507),
-             dependencies=[requires("admin")])
+@admin.post("/v1/forget", response_model=S.Forgotten, responses=responses(400, 404, 503, 507))
 def forget_examples(body: S.ForgetIn, service: TaggingService = Depends(get_service),
                     inputs: Inputs = Depends(get_inputs)) -> dict:
     inputs.check_batch(len(body.ids), "ids")

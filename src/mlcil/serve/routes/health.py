@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import Response
 
 from mlcil.serve import schemas as S
 from mlcil.serve.deps import Settings, get_metrics, get_service, get_settings
 from mlcil.serve.metrics import CONTENT_TYPE, Metrics
-from mlcil.serve.routing import StrictRoute, responses
-from mlcil.serve.security import requires
+from mlcil.serve.routing import responses, router
 from mlcil.serve.service import TaggingService
 
-router = APIRouter(route_class=StrictRoute)
+public = router(None)
+read = router("read")
 
 
-@router.get("/v1/health", response_model=S.Health, responses=responses(503, auth=False))
+@public.get("/v1/health", response_model=S.Health, responses=responses(503))
 def health(request: Request, service: TaggingService = Depends(get_service),
            settings: Settings = Depends(get_settings), metrics: Metrics = Depends(get_metrics)) -> dict:
     head = service.head()
@@ -27,8 +27,7 @@ def health(request: Request, service: TaggingService = Depends(get_service),
             "encoder": settings.encoder is not None}
 
 
-@router.get("/metrics", responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
-                                   **responses(auth=True)},
-            dependencies=[requires("read")])
+@read.get("/metrics", responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
+                                 **responses()})
 def metrics_text(service: TaggingService = Depends(get_service), metrics: Metrics = Depends(get_metrics)) -> Response:
     return Response(metrics.text(service), media_type=CONTENT_TYPE)

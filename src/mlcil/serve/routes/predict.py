@@ -8,21 +8,19 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 from fastapi.responses import JSONResponse, Response
 
 from mlcil.serve import schemas as S
 from mlcil.serve.batcher import Batcher
-from mlcil.serve.deps import Inputs, get_batcher, get_inputs, get_service
+from mlcil.serve.deps import Inputs, get_batcher, get_inputs
 from mlcil.serve.errors import Conflict, Invalid
-from mlcil.serve.routing import StrictRoute, responses
-from mlcil.serve.security import requires
-from mlcil.serve.service import TaggingService
+from mlcil.serve.routing import responses, router
 
 #: predictions of at most this many rows are computed on the event loop (cheaper than a thread hop)
 INLINE_ROWS = 16
 
-router = APIRouter(route_class=StrictRoute)
+read = router("read")
 
 
 def answer(model, scores, threshold: float | None, top_k: int | None) -> dict:
@@ -35,10 +33,10 @@ def answer(model, scores, threshold: float | None, top_k: int | None) -> dict:
          "scores": dict(zip(names, scores[i].tolist()))} for i in range(len(scores))]}
 
 
-@router.post("/v1/predict", response_model=S.PredictOut, responses=responses(400, 409, 503),
-             dependencies=[requires("read")])
-async def predict(body: S.PredictIn, service: TaggingService = Depends(get_service),
-                  inputs: Inputs = Depends(get_inputs), batcher: Batcher = Depends(get_batcher)) -> Response:
+@read.post("/v1/predict", response_model=S.PredictOut, responses=responses(400, 409, 503))
+async def predict(body: S.PredictIn, inputs: Inputs = Depends(get_inputs),
+                  batcher: Batcher = Depends(get_batcher)) -> Response:
+    service = inputs.service
     if (body.vectors is None) == (body.inputs is None):
         raise Invalid("vectors", "give exactly one of vectors and inputs")
     rows = body.vectors if body.vectors is not None else body.inputs
