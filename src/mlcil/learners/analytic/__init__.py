@@ -1,6 +1,7 @@
 """``Analytic``: exact, exemplar-free multi-label continual learning (DESIGN.md §3.1), one concept per module.
 
-- :mod:`.learner`: the class :class:`Analytic` (parameters, learning, solve, scores, merge/spawn, forgetting).
+- :mod:`.learner`: the class :class:`Analytic` (parameters, learning, solve, scores, ``from_statistics``).
+- :mod:`.exact`: spawn, merge, forgetting classes and examples (exact).
 - :mod:`.frame`: feature map, input scaling, state budget. :mod:`.lambdas`: λ selection.
 - :mod:`.absence`: label-absence strategies (α search, pseudo-labels). :mod:`.prior`: the name prior.
 - :mod:`.memory`: the label memory (its table: :mod:`mlcil.learners.label_memory`).

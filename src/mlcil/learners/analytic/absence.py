@@ -104,6 +104,22 @@ class LabelAbsence:
             self.alpha_scores_ = scores
         return alpha
 
+    def _add_pseudo_labels(self, X, weights, recall, G_list: list, B_list: list, G_fresh) -> np.ndarray | None:
+        """'pseudo', after the first session: the old classes' pseudo-labels on this session's rows, from the
+        model before it, join each earlier session's B (``B_list``, in place); with a label memory only on rows
+        whose labels are unknown, whose φφᵀ then joins K_s (``G_list``; :meth:`_memory_pseudo`, which returns
+        the rows × sessions mask of what it pseudo-labelled). Returns that mask, or None."""
+        if not (self.strategy == "pseudo" and self.is_fitted):
+            return None
+        if self.memory:
+            return self._memory_pseudo(X, recall, G_list, B_list, G_fresh)
+        _, B_pseudo = self._stats(X, self._pseudo_labels(X), weights, gram=False)
+        col = 0
+        for s, cls in enumerate(self.session_classes_):
+            B_list[s] += B_pseudo[:, col:col + len(cls)]
+            col += len(cls)
+        return None
+
     def _pseudo_labels(self, X) -> np.ndarray:
         """n × len(classes_) pseudo-labels of the old classes by the current model (:func:`pseudo_labels`)."""
         S = self.scores(X)

@@ -6,12 +6,13 @@ session s, W_{C_s} = (α G_all + (1 − α) K_s + λI)⁻¹ B_s (:mod:`mlcil.rid
 add, learning session by session equals one fit on the union with the same partial labels, learners fed
 disjoint data merge exactly, and examples or classes are forgotten exactly.
 
-This module holds the parameters, learning, the solve, scores, leave-one-out, ``from_statistics``,
-``set_lambda``, spawn/merge and forgetting. Each other concept is its own module of this package, mixed
-into the class: :mod:`.frame` (feature map, scaling, budget), :mod:`.lambdas` (λ selection),
-:mod:`.absence` (α search, pseudo-labels), :mod:`.prior` (name prior), :mod:`.memory` (label memory),
-:mod:`.calibration` (later recalibration). What each option does and what it measured:
-``docs/learners/analytic.md``.
+This module holds the parameters, learning, the solve, scores, leave-one-out, ``from_statistics`` and
+``set_lambda``. Each other concept is its own module of this package, mixed into the class: :mod:`.frame`
+(feature map, scaling, budget), :mod:`.lambdas` (λ selection), :mod:`.absence` (α search, pseudo-labels),
+:mod:`.prior` (name prior), :mod:`.memory` (label memory), :mod:`.calibration` (later recalibration),
+:mod:`.exact` (spawn, merge, forgetting). Everything is NumPy/SciPy (torch only for a GPU ``device``, inside
+the ridge core); scores and probabilities go through the one solved model, :class:`mlcil.ridge.RidgeModel`
+(:attr:`Analytic.model_`). What each option does and what it measured: ``docs/learners/analytic.md``.
 """
 
 from __future__ import annotations
@@ -28,16 +29,19 @@ from mlcil.errors import MlcilError, NotFittedError
 from mlcil.learners import label_memory
 from mlcil.learners.analytic.absence import PSEUDO_CALIBRATIONS, STRATEGIES, LabelAbsence
 from mlcil.learners.analytic.calibration import LaterCalibration
+from mlcil.learners.analytic.exact import ExactOperations
 from mlcil.learners.analytic.frame import SCALING_CHOICES, Frame
 from mlcil.learners.analytic.lambdas import GCV_GRID, LAMBDA_SEARCHES, LambdaSelection
 from mlcil.learners.analytic.memory import MEMORIES, MEMORY_KEYS, LabelMemory
 from mlcil.learners.analytic.prior import NamePrior
 from mlcil.learners.base import Learner, as_classes, register
 from mlcil.ridge import absence as ridge_absence
+from mlcil.ridge.absence import SessionSpectrum, absence_system, weighted_solve
 
 
 @register("analytic")
-class Analytic(Frame, LambdaSelection, LabelAbsence, NamePrior, LabelMemory, LaterCalibration, Learner):
+class Analytic(Frame, LambdaSelection, LabelAbsence, NamePrior, LabelMemory, LaterCalibration, ExactOperations,
+               Learner):
     """Random-feature ridge learner through sufficient statistics (the flagship).
 
     Args:
@@ -83,8 +87,9 @@ class Analytic(Frame, LambdaSelection, LabelAbsence, NamePrior, LabelMemory, Lat
             no row is kept; one eigendecomposition per session; :func:`mlcil.ridge.gcv_curve`), summed
             over the sessions, on a 25-point grid (10⁻⁵..10³ × the first session's mean eigenvalue)
             restricted to the λ whose effective degrees of freedom stay at most half the session's rows
-            (:data:`mlcil.ridge.GCV_MAX_DOF`; GCV rewards interpolation beyond). With ``memory='labels'`` and one system for every class ('negative', or 'weighted' with α = 1) the
-            learner solves ``joint``'s problem on the rows seen, so λ minimises the GCV of that union
+            (:data:`mlcil.ridge.GCV_MAX_DOF`; GCV rewards interpolation beyond). With ``memory='labels'``
+            and one system for every class ('negative', or 'weighted' with α = 1) the learner solves
+            ``joint``'s problem on the rows seen, so λ minimises the GCV of that union
             instead (G_all, B, the memory's label bits and example count), over a continuous λ (the grid
             brackets it, golden section refines it: :func:`mlcil.ridge.gcv_minimum`), re-chosen after merge
             and forgetting too: it equals ``Joint(lambda_search='gcv')``'s λ on the same rows and frame.
@@ -247,7 +252,6 @@ class Analytic(Frame, LambdaSelection, LabelAbsence, NamePrior, LabelMemory, Lat
             self._model = cached = (parts, self.lambda_, model)
         return cached[2]
 
-
     # ---- learning ------------------------------------------------------------------------
     def _learn(self, X, Y: np.ndarray, classes: np.ndarray) -> None:
         self._check_params()
@@ -256,6 +260,7 @@ class Analytic(Frame, LambdaSelection, LabelAbsence, NamePrior, LabelMemory, Lat
         weights = ridge.imbalance_weights(Y) if self.balance else None
         self._check_memory(X.shape[1], extra_sessions=1)
         recall = None  # with a label memory: (memory after this session, record of each row, first-seen rows)
+        G_fresh = None  # with a label memory: the Gram matrix of the rows seen for the first time
         if frame_new:
             G_new, B_new = self._set_frame(X, Y, weights)
             G_fresh = G_new
@@ -274,12 +279,13 @@ class Analytic(Frame, LambdaSelection, LabelAbsence, NamePrior, LabelMemory, Lat
         G_own, B_own = G_new, B_new  # this session's own statistics, before a name prior
         spectrum: list = []
 
-        def own() -> ridge_absence.SessionSpectrum:
+        def own() -> SessionSpectrum:
             """G_own diagonalised once, B_own and the held-out rows in its coordinates (in the n×n dual when the
             session has fewer rows than features)."""
             if not spectrum:
-                spectrum.append(ridge_absence.SessionSpectrum.dual(self._features(X), Y, weights, sub)
-                                if ridge_absence.use_dual(X.shape[0], G_own.shape[0]) else ridge_absence.SessionSpectrum.primal(G_own, B_own, phi_sub))
+                dual = ridge_absence.use_dual(X.shape[0], G_own.shape[0])  # (looked up here: tests turn it off)
+                spectrum.append(SessionSpectrum.dual(self._features(X), Y, weights, sub) if dual
+                                else SessionSpectrum.primal(G_own, B_own, phi_sub))
             return spectrum[0]
 
         evidence = getattr(self, "lambda_evidence_", None)
@@ -303,17 +309,8 @@ class Analytic(Frame, LambdaSelection, LabelAbsence, NamePrior, LabelMemory, Lat
         G_list = list(getattr(self, "G_", []))  # (entries are replaced below, never changed in place)
         B_list = [b.copy() for b in getattr(self, "B_", [])]  # pseudo-labels add to these in place
         G_seen = getattr(self, "G_seen_", None)
-        pseudo_bits = None
         # pseudo-labels for old classes on this session's rows, from the model before this session
-        if self.strategy == "pseudo" and self.is_fitted:
-            if self.memory:
-                pseudo_bits = self._memory_pseudo(X, recall, G_list, B_list, G_fresh)
-            else:
-                _, B_pseudo = self._stats(X, self._pseudo_labels(X), weights, gram=False)
-                col = 0
-                for s, cls in enumerate(self.session_classes_):
-                    B_list[s] += B_pseudo[:, col:col + len(cls)]
-                    col += len(cls)
+        pseudo_bits = self._add_pseudo_labels(X, weights, recall, G_list, B_list, G_fresh)
         per_session = self._per_session(alpha)
         if self.memory and per_session:  # G_s per session and the Gram of every example seen, once
             G_list.append(G_new)
@@ -342,7 +339,7 @@ class Analytic(Frame, LambdaSelection, LabelAbsence, NamePrior, LabelMemory, Lat
                     lam, evidence = self._reselect_lambda(G_new, own().B, own().phi, Y[sub], w_sub, evidence, lam,
                                                           own().eig)
                 else:
-                    lam, evidence = self._reselect_lambda(ridge_absence.absence_system(G_all, G_new if per_session else G_all, alpha,
+                    lam, evidence = self._reselect_lambda(absence_system(G_all, G_new if per_session else G_all, alpha,
                                                                          0.0), B_new, phi_sub, Y[sub], w_sub,
                                                           evidence, lam)
         # with α = 0 (and no pseudo-labels) a session's weights never change afterwards: every later solve must
@@ -352,7 +349,7 @@ class Analytic(Frame, LambdaSelection, LabelAbsence, NamePrior, LabelMemory, Lat
             loo = ridge.loo_path_scores(G_new, own().B, own().phi, Y_sub, [lam], w_sub, own().eig)[0]
             factor, solve_last = None, (lambda B: W_new)  # noqa: E731  (the first session: B is B_own)
         else:
-            factor = ridge.Factor(ridge_absence.absence_system(G_all, G_new if per_session else G_all, alpha, 0.0, copy=False), lam)
+            factor = ridge.Factor(absence_system(G_all, G_new if per_session else G_all, alpha, 0.0, copy=False), lam)
             W_new = factor.solve(B_new)
             loo = ridge.loo_scores(factor.L, W_new, phi_sub, Y_sub, w_sub)
             solve_last = factor.solve
@@ -423,7 +420,7 @@ class Analytic(Frame, LambdaSelection, LabelAbsence, NamePrior, LabelMemory, Lat
         for s, B in enumerate(self.B_):
             if B.shape[1]:
                 parts.append(last(B) if last is not None and s == len(self.B_) - 1 else
-                             ridge_absence.weighted_solve(G_all, Ks[s], B, self.alpha_, self.lambda_))
+                             weighted_solve(G_all, Ks[s], B, self.alpha_, self.lambda_))
         self.W_ = np.concatenate(parts, axis=1) if parts else np.zeros((G_all.shape[0], 0))
 
 
@@ -471,7 +468,7 @@ class Analytic(Frame, LambdaSelection, LabelAbsence, NamePrior, LabelMemory, Lat
         else:
             G_all = self._gram_all()
             K = self._known_grams()[s] if self._per_session() else G_all
-            L = ridge.Factor(ridge_absence.absence_system(G_all, K, self.alpha_ if self._per_session() else 1.0, 0.0, copy=False),
+            L = ridge.Factor(absence_system(G_all, K, self.alpha_ if self._per_session() else 1.0, 0.0, copy=False),
                              self.lambda_).L
         col = sum(len(c) for c in self.session_classes_[:s])
         W = self.W_[:, col:col + len(classes)]
@@ -573,142 +570,6 @@ class Analytic(Frame, LambdaSelection, LabelAbsence, NamePrior, LabelMemory, Lat
         except BaseException:
             self.lambda_, self.W_ = before
             raise
-        return self
-
-    # ---- exact operations ----------------------------------------------------------------
-    def spawn(self) -> Self:
-        """An empty learner with this learner's frame (R, standardisation, λ, α).
-
-        Feed it other data for the same sessions and :meth:`merge` it back: the result is
-        exactly the learner fed both (distributed or federated learning).
-        """
-        if not self.has_frame:
-            raise MlcilError(f"{self.name}: spawn needs a frame; learn a first session")
-        twin = type(self)(**self.get_params())
-        for key in ("n_features_", "include_x_", "scaling_", "shift_", "scale_", "R_", "lambda_", "alpha_"):
-            setattr(twin, key, getattr(self, key))
-        if hasattr(self, "frame_rows_"):  # (learners saved before it existed have none)
-            twin.frame_rows_ = self.frame_rows_
-        if hasattr(self, "lambda_grid_"):  # the grid λ is re-chosen on (lambda_search='sessions'); no evidence yet
-            twin.lambda_grid_ = self.lambda_grid_
-            twin.lambda_evidence_ = np.zeros(len(self.lambda_grid_))
-        return twin
-
-    def merge(self, other: "Analytic") -> Self:
-        """Add ``other``'s statistics to this learner's (same frame, same sessions); exact.
-
-        Calibration and thresholds stay this learner's. Not exact for 'pseudo' (its labels
-        depend on each learner's model) or with ``balance`` (weights depend on each shard).
-        With a label memory both learners must have one, and each example must have been fed to one
-        of them only (shard by example, e.g. ``ridge.row_digests(X) % n_shards``): an example in both
-        would count twice in G, and no input is kept to correct it, so that is refused.
-        With ``lambda_search='gcv'`` and a label memory (one system for every class) λ is re-chosen from the
-        merged statistics, exactly as one learner fed both shards. Otherwise, with ``lambda_search='sessions'``
-        or ``'gcv'``, each learner re-chose λ on its own rows; the merged learner takes λ from their summed
-        evidence (the statistics still add exactly; λ is then the one the
-        pooled per-shard curves favour, not necessarily the one a single learner would have chosen).
-        """
-        if not isinstance(other, Analytic):
-            raise MlcilError(f"{self.name}: merge expects an Analytic learner, got {type(other).__name__}")
-        searched = self.lambda_search == other.lambda_search and self.lambda_search in ("sessions", "gcv")
-        same_lambda = self.lambda_ == other.lambda_ or (searched and np.array_equal(self.lambda_grid_,
-                                                                                    other.lambda_grid_))
-        if not self.feature_map.same_as(other.feature_map) or not same_lambda or self.alpha_ != other.alpha_:
-            raise MlcilError(f"{self.name}: merge needs the same frame (feature map, λ, α); create the other learner "
-                             "with spawn()")
-        if self.strategy != other.strategy:
-            raise MlcilError(f"{self.name}: merge needs the same strategy")
-        if self.session_classes_ != other.session_classes_:
-            raise MlcilError(
-                f"{self.name}: merge needs the same sessions; got {self.session_classes_} and {other.session_classes_}"
-            )
-        if self.memory or other.memory:
-            merged_memory = self._merged_memory(other)
-        other_G, other_B = other._without_prior()
-        self.G_ = [a + b for a, b in zip(self.G_, other_G)]
-        self.B_ = [a + b for a, b in zip(self.B_, other_B)]
-        if self.memory:
-            self.memory_ = merged_memory
-            if hasattr(self, "G_seen_"):
-                self.G_seen_ = self.G_seen_ + other._seen_without_prior()
-        self.session_rows_ = [a + b for a, b in zip(self.session_rows_, other.session_rows_)]
-        if self._union_gcv():  # λ from the merged union's statistics, as one learner fed both shards
-            self._reselect_union_lambda()
-        elif searched and hasattr(other, "lambda_evidence_"):
-            # each learner chose λ on its own rows: λ from their pooled evidence (the statistics add exactly)
-            self.lambda_evidence_ = getattr(self, "lambda_evidence_", 0.0) + other.lambda_evidence_
-            if not np.array_equal(self.lambda_evidence_, other.lambda_evidence_) or self.lambda_ != other.lambda_:
-                self.lambda_ = (self._gcv_lambda(self.lambda_evidence_) if self.lambda_search == "gcv" else
-                                float(self.lambda_grid_[int(np.argmax(self.lambda_evidence_))]))
-        self._solve()
-        return self
-
-
-    def _forget(self, keep: np.ndarray) -> None:
-        """Drop classes: their columns of B go, the rows they came with stay as data.
-
-        Exactly equals a learner fed the same sessions with those label columns removed.
-        """
-        sizes = [len(c) for c in self.session_classes_]
-        weights = getattr(self, "prior_weight_", None)
-        if weights is not None:  # a forgotten class's name pseudo-example leaves G too
-            col = 0
-            self.G_ = list(self.G_)
-            for s, k in enumerate(sizes):
-                cols = np.zeros(len(keep), dtype=bool)
-                cols[col:col + k] = ~keep[col:col + k]
-                if weights[cols].any():
-                    g = s if self._per_session() else 0
-                    self.G_[g] = self.G_[g] - self._prior_gram(cols)
-                col += k
-            self.prior_phi_ = self.prior_phi_[np.flatnonzero(keep)]
-            self.prior_weight_ = weights[keep]
-        col, B_list, sessions = 0, [], []
-        for B, cls in zip(self.B_, self.session_classes_):
-            k = len(cls)
-            mask = keep[col:col + k]
-            B_list.append(B[:, mask])
-            sessions.append([c for c, m in zip(cls, mask) if m])
-            col += k
-        self.B_, self.session_classes_ = B_list, sessions
-        if self.memory:  # their label bits go too
-            self.memory_ = label_memory.select_classes(self.memory_, keep)
-        self.calibration_, self.thresholds_ = select_calibration(self.calibration_, keep), self.thresholds_[keep]
-        if hasattr(self, "calib_data_"):
-            col, data = 0, []
-            for d, k in zip(self.calib_data_, sizes):
-                mask = keep[col:col + k]
-                data.append({"scores": d["scores"][:, mask], "labels": d["labels"][:, mask], "weights": d["weights"]})
-                col += k
-            self.calib_data_ = data
-        self._reselect_union_lambda()
-        self._solve()
-
-    def forget_examples(self, X, Y=None, classes=None, ids=None) -> Self:
-        """Subtract examples learned in the session of ``classes``: exact unlearning.
-
-        X n×d and Y n×len(classes) must be the rows and labels that session was given
-        (``classes`` in the same order as learned). Equals a learner never fed them.
-
-        With a label memory, rows are checked against it (an unknown row or other labels raise,
-        and nothing changes), and ``Y`` and ``classes`` may be left out: each example is then
-        forgotten from every session it was learned in, with the labels the memory holds. ``ids``:
-        the examples' ids when ``memory_key='index'``.
-        """
-        if self.strategy == "pseudo" or self.balance:
-            raise MlcilError(f"{self.name}: forget_examples is exact only without pseudo-labels and balance weights")
-        if self.memory:
-            return self._forget_remembered(X, Y, classes, ids)
-        if Y is None or classes is None:
-            raise MlcilError(f"{self.name}: forget_examples needs Y and classes (the session the rows were learned "
-                             "in); only a learner with memory='labels' can find them itself")
-        X, Y, s = self._session_rows(X, Y, classes, "forget_examples")
-        G, B = self._stats(X, Y, None)
-        g_index = s if self._per_session() else 0
-        self.G_[g_index] = self.G_[g_index] - G
-        self.B_[s] = self.B_[s] - B
-        self.session_rows_[s] -= int(X.shape[0])
-        self._solve()
         return self
 
     def _after_load(self) -> None:
