@@ -132,3 +132,17 @@ def test_dual_eigendecomposition_solves_like_the_primal():
     yy, m = float(w @ (Y ** 2).sum(1)), float(w.sum())
     np.testing.assert_allclose(ridge.gcv_curve(G, dual.B, yy, m, lambdas, max_dof=1.0, eig=dual.eig),
                                ridge.gcv_curve(G, B, yy, m, lambdas, max_dof=1.0), rtol=1e-8)
+
+
+def test_unweighted_dual_spectrum_solves_like_numpy():
+    rng = np.random.default_rng(8)
+    n, D = 12, 20
+    phi = rng.normal(size=(n, D))
+    Y = (rng.random((n, 2)) < 0.5).astype(float)
+    spectrum = SessionSpectrum.dual(phi, Y, None, np.arange(0, n, 2))
+    assert np.allclose(spectrum.eig[1], np.eye(n))  # coordinates of G's eigenvectors: (s, I)
+    np.testing.assert_allclose(np.sort(spectrum.eig[0]), np.sort(np.linalg.eigvalsh(phi @ phi.T)), rtol=1e-9,
+                               atol=1e-9)
+    for lam in (0.01, 1.0):
+        want = np.linalg.solve(phi.T @ phi + lam * np.eye(D), phi.T @ Y)
+        assert_reproduced(spectrum.solve(lam), want, rtol=1e-9)
