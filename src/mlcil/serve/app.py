@@ -37,7 +37,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from mlcil.serve.auth import KeyRing
 from mlcil.serve.batcher import Batcher
-from mlcil.serve.deps import Encoder, Inputs, Settings
+from mlcil.serve.deps import Encoder, Inputs, Scoring, Settings
 from mlcil.serve.metrics import Metrics
 from mlcil.serve.middleware import BodyLimit, Observe
 from mlcil.serve.options import Limits, Options, Policy
@@ -89,6 +89,7 @@ def create_app(db: str | Store | TaggingService = "sqlite:///tagger.db", *, opti
     app.state.metrics = metrics
     app.state.batcher = Batcher(service, metrics.batch_rows.observe)
     app.state.inputs = Inputs(service, app.state.settings)
+    app.state.scoring = Scoring(app.state.inputs, app.state.batcher)
     install_error_handlers(app)
     for router in ROUTERS:  # a router of a scope gets its Security dependency and 401/403 when keys are set
         scope = router.route_class.scope_needed if app.state.keys else None

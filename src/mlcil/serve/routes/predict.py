@@ -12,8 +12,7 @@ from fastapi import Depends
 from fastapi.responses import JSONResponse, Response
 
 from mlcil.serve import schemas as S
-from mlcil.serve.batcher import Batcher
-from mlcil.serve.deps import Inputs, get_batcher, get_inputs
+from mlcil.serve.deps import Scoring, get_scoring
 from mlcil.serve.errors import Conflict, Invalid
 from mlcil.serve.routing import responses, router
 
@@ -34,8 +33,8 @@ def answer(model, scores, threshold: float | None, top_k: int | None) -> dict:
 
 
 @read.post("/v1/predict", response_model=S.PredictOut, responses=responses(400, 409, 503))
-async def predict(body: S.PredictIn, inputs: Inputs = Depends(get_inputs),
-                  batcher: Batcher = Depends(get_batcher)) -> Response:
+async def predict(body: S.PredictIn, scoring: Scoring = Depends(get_scoring)) -> Response:
+    inputs, batcher = scoring
     service = inputs.service
     if (body.vectors is None) == (body.inputs is None):
         raise Invalid("vectors", "give exactly one of vectors and inputs")
