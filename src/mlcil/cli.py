@@ -280,6 +280,7 @@ def serve(db, host, port, keys_file, generate_key, dim, M, lam, seed, include_x,
         return
     import uvicorn
 
+    from mlcil.serve.options import OptionError
     from mlcil.serve.service import Options, Policy, TaggingService
     from mlcil.serve.store import Store
 
@@ -298,7 +299,10 @@ def serve(db, host, port, keys_file, generate_key, dim, M, lam, seed, include_x,
     policy = {"refresh_interval": refresh_interval}
     store = Store(db)
     created = store.created
-    service = TaggingService(store, options, policy=Policy(background=False, **policy))  # checks flags vs database
+    try:
+        service = TaggingService(store, options, policy=Policy(background=False, **policy))  # checks flags vs database
+    except OptionError as exc:
+        raise MlcilError(_serve_option_message(exc, db)) from None
     o, state = service.options, service.model
     if export_path is not None:
         from mlcil.serve.errors import ServiceError
@@ -326,6 +330,20 @@ def serve(db, host, port, keys_file, generate_key, dim, M, lam, seed, include_x,
         "policy": policy, "encoder": encoder})
     uvicorn.run("mlcil.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level="warning", access_log=False, timeout_graceful_shutdown=10)
+
+
+#: the `serve` flag of each service option (a mlcil.serve.options.Options field)
+SERVE_FLAGS = {"d": "--dim", "M": "--features", "seed": "--seed", "lam": "--lam", "include_x": "--include-x",
+               "scaling": "--scaling"}
+
+
+def _serve_option_message(exc, db: str) -> str:
+    """A refused service option (mlcil.serve.options.OptionError) in the words of the `serve` flags."""
+    flag = SERVE_FLAGS.get(exc.option, exc.option)
+    if exc.contradicts:
+        return (f"{flag} {exc.value} contradicts the database {db}, created with {exc.option} = {exc.stored}; "
+                f"start without {flag} (or with {flag} {exc.stored}), or use a new database")
+    return f"{flag}: expected {exc.expected}, got {exc.value!r}"
 
 
 def _notifier(quiet: bool):

@@ -31,19 +31,6 @@ def test_bad_database_url_and_keys_file_are_one_line_errors(tmp_path):
     assert result.exit_code == 2 and "SHA-256" in result.output
 
 
-def _cli_names_service_options() -> bool:
-    """Whether mlcil.cli turns the service's OptionError (which names Options fields, not flags) into flag words."""
-    import inspect
-
-    import mlcil.cli
-
-    return "OptionError" in inspect.getsource(mlcil.cli)
-
-
-# The service no longer holds command-line text; cli.py maps its fields to flags (patch in the serve refactor's
-# report). Until that lands this test is an expected failure; strict: once it passes, the marker goes.
-@pytest.mark.xfail(not _cli_names_service_options(), strict=True,
-                   reason="cli.py does not yet map mlcil.serve.options.OptionError to its --flags")
 def test_restart_with_contradicting_flags_is_a_one_line_error(tmp_path):
     from mlcil.serve.service import Options, Policy, TaggingService
     from mlcil.serve.store import Store

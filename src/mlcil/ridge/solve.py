@@ -36,8 +36,8 @@ class Factor:
         A = _shifted(G, lam)
         if not np.isfinite(A).all():
             raise MlcilError("ridge: G has NaN or infinite entries")
-        try:
-            L = scipy.linalg.cholesky(A, lower=True, overwrite_a=True, check_finite=False)
+        try:  # NumPy's Cholesky releases the GIL (SciPy's holds it: a service's predictions froze during refreshes)
+            L = np.linalg.cholesky(A)
         except np.linalg.LinAlgError:
             raise NotPositiveDefinite(f"ridge: G + λI is not positive definite at λ = {lam:g}") from None
         self.L, self.lam = L, float(lam)
