@@ -102,3 +102,20 @@ def test_audit_forks_no_worker_pool_by_default(monkeypatch):
     P = np.clip(Y * 0.8 + rng.random(Y.shape) * 0.2, 0, 1)
     result = find_label_errors(Y, P)
     assert result.quality.shape == (400,) and result.suspect.shape == (400, 5)
+
+
+def test_one_class_with_one_given_value_ranks_by_self_confidence():
+    """Every row given the same value (all positive, or all negative): nothing for cleanlab to contrast, so
+    quality is the probability of the given value and a row is flagged below 0.5 (what the service's audit
+    of a label with only positives uses)."""
+    from mlcil.decide.audit import find_label_errors
+
+    proba = np.array([0.9, 0.2, 0.6, 0.45])
+    for value in (1, 0):
+        Y = np.full((4, 1), value, dtype=np.uint8)
+        result = find_label_errors(Y, proba[:, None])
+        expected = proba if value else 1 - proba
+        np.testing.assert_allclose(result.quality, expected)
+        np.testing.assert_array_equal(result.flagged, expected < 0.5)
+        np.testing.assert_array_equal(result.suspect[:, 0], expected < 0.5)
+        np.testing.assert_array_equal(result.ranking, np.argsort(expected, kind="stable"))

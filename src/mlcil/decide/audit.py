@@ -96,6 +96,12 @@ def find_label_errors(Y: np.ndarray, proba: np.ndarray, n_jobs: int = 1) -> Audi
         empty = np.zeros(n, dtype=bool)
         return AuditResult(np.ones(n), empty, np.zeros((n, C), bool), np.arange(n))
     P = np.clip(P, 1e-6, 1 - 1e-6)
+    if C == 1 and (Y.all() or not Y.any()):
+        # one class with one given value for every row (all positive, or all negative) leaves nothing to
+        # contrast: quality is the self-confidence (the probability of the given value), flagged below 0.5
+        quality = np.where(Y[:, 0].astype(bool), P[:, 0], 1 - P[:, 0])
+        flagged = quality < 0.5
+        return AuditResult(quality, flagged, flagged[:, None].copy(), np.argsort(quality, kind="stable"))
     if C == 1:  # cleanlab's multi-label functions need two columns; a lone class is a binary problem
         P2, Y2 = np.hstack([P, 1 - P]), np.hstack([Y, 1 - Y])
         sub = find_label_errors(Y2, P2, n_jobs)

@@ -98,19 +98,11 @@ def check_label_name(name: str, field_: str = "name", max_len: int = 200) -> Non
 
 
 def _rank(y: np.ndarray, proba: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(quality, flagged, order) of n examples given one label's values y (bool) and out-of-sample P(y = 1).
-
-    Two given values: the library's audit (:func:`mlcil.decide.audit.find_label_errors`, one class,
-    ``n_jobs=1``: a web server must not fork). One given value only (every example positive, or every
-    one negative) leaves cleanlab nothing to contrast: quality is the self-confidence (P of the given
-    value) and an example is flagged when it is below 0.5.
-    """
+    """(quality, flagged, order) of n examples given one label's values y (bool) and out-of-sample P(y = 1):
+    the library's audit (:func:`mlcil.decide.audit.find_label_errors`, one class, ``n_jobs=1``: a web server
+    must not fork)."""
     from mlcil.decide.audit import find_label_errors
 
-    if len(y) and (y.all() or not y.any()):
-        p = np.clip(np.asarray(proba, dtype=np.float64), 1e-6, 1 - 1e-6)
-        quality = np.where(y, p, 1 - p)
-        return quality, quality < 0.5, np.argsort(quality, kind="stable")
     result = find_label_errors(y[:, None].astype(np.uint8), np.asarray(proba, dtype=np.float64)[:, None], n_jobs=1)
     return result.quality, result.flagged, result.ranking
 
