@@ -114,3 +114,15 @@ def test_prototype_prior_is_a_weighted_pseudo_positive(data):
     want = E / np.linalg.norm(E, axis=1, keepdims=True)
     got = zero.scores(X)[:, 2:]
     np.testing.assert_allclose(got, (X / np.linalg.norm(X, axis=1, keepdims=True)) @ want.T, rtol=1e-5, atol=1e-6)
+
+
+def test_prior_with_a_label_memory_and_one_shared_system(data):
+    """A label memory with one system for every class ('negative') keeps no Gram of a later session's rows; the
+    names' pseudo-examples still join G as new rows: the same W as the names given as real, new examples."""
+    X, Y, E, s0, s1 = data
+    kw = dict(M=32, strategy="negative", memory="labels", memory_key="index")
+    a = Analytic(prior=2.0, **kw).learn(s0).learn(s1)
+    ref = rows_session(X[200:], Y[200:, 2:], E, [2, 3], weight=2)
+    ref.index = np.arange(200, 200 + len(ref.Y))  # new ids: the names are examples never seen before
+    b = Analytic(prior=0.0, **kw).learn(s0).learn(ref)
+    assert_reproduced(a.W_, b.W_, rtol=1e-6)

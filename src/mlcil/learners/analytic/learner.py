@@ -302,10 +302,15 @@ class Analytic(Frame, LambdaSelection, LabelAbsence, NamePrior, LabelMemory, Lat
             alpha = self._choose_alpha(X, Y, weights, lam)
         else:
             lam, alpha = (self._gcv_lambda(evidence) if gcv and not union else self.lambda_), self.alpha_
-        G_named, B_new, prior_phi = self._name_prior(G_new, B_new, len(classes))
-        if self.memory and prior_phi is not None:  # the names' pseudo-examples are new rows of the memory's Gram
-            G_fresh = G_fresh + (G_named - G_new)
-        G_new = G_named
+        if G_new is None:  # a label memory with one shared system keeps no Gram of this session's rows
+            G_prior, B_new, prior_phi = self._name_prior(0.0, B_new, len(classes))
+            if prior_phi is not None:  # the names' pseudo-examples are new rows of the memory's Gram
+                G_fresh = G_fresh + G_prior
+        else:
+            G_named, B_new, prior_phi = self._name_prior(G_new, B_new, len(classes))
+            if self.memory and prior_phi is not None:  # the names' pseudo-examples are new rows of the memory's Gram
+                G_fresh = G_fresh + (G_named - G_new)
+            G_new = G_named
         G_list = list(getattr(self, "G_", []))  # (entries are replaced below, never changed in place)
         B_list = [b.copy() for b in getattr(self, "B_", [])]  # pseudo-labels add to these in place
         G_seen = getattr(self, "G_seen_", None)
