@@ -110,3 +110,13 @@ def shared_data() -> Path:
             pytest.fail(message + "; CI=true, so this is an error, not a skip")
         pytest.skip(message)
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def clean():
+    """Well-separated multi-label data (800 × 10, 4 labels), labels a deterministic function of X: the
+    audit's tests plant errors in it (tests/decide/test_audit.py, tests/bench/test_audit.py)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(800, 10)).astype(np.float32)
+    Y = (X[:, :4] > 0.3).astype(np.uint8)
+    return X, Y

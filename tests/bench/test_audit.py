@@ -12,15 +12,6 @@ from mlcil.learners import Analytic, make_learner
 from mlcil.protocols import Protocol, Session
 
 
-@pytest.fixture(scope="module")
-def clean():
-    """Well-separated multi-label data: labels are a deterministic function of X."""
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(800, 10)).astype(np.float32)
-    Y = (X[:, :4] > 0.3).astype(np.uint8)
-    return X, Y
-
-
 def test_loo_audit_recovers_planted_errors(clean):
     X, Y = clean
     noisy = inject_label_noise(Y, drop=0.05, flip=0.02, seed=0)

@@ -9,15 +9,6 @@ from mlcil.decide.audit import (audit_quality, audit_scores, find_label_errors, 
 from mlcil.errors import MlcilError
 
 
-@pytest.fixture(scope="module")
-def clean():
-    """Well-separated multi-label data: labels are a deterministic function of X."""
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(800, 10)).astype(np.float32)
-    Y = (X[:, :4] > 0.3).astype(np.uint8)
-    return X, Y
-
-
 def test_inject_label_noise_rates(clean):
     _, Y = clean
     noisy = inject_label_noise(Y, drop=0.1, flip=0.02, seed=3)

@@ -193,24 +193,3 @@ def test_eigh_runs_lapack_with_one_thread(monkeypatch):
     ridge.eigh(np.eye(4))
     assert seen and all(n == 1 for n in seen[0])
     assert [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"] == before
-
-
-def test_cuda_device_equals_the_cpu_path():
-    """On a machine with a GPU: φ, statistics and scores of a 'cuda' map come back as NumPy, equal to the CPU's."""
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA device")
-    rng = np.random.default_rng(5)
-    X = rng.normal(size=(500, 12)).astype(np.float32)
-    Y = (rng.random((500, 3)) < 0.3).astype(np.uint8)
-    cpu = ridge.FeatureMap.fit(X, M=64, scaling="standardize", include_x=True)
-    gpu = cpu.to("cuda")
-    assert gpu.device == "cuda" and gpu.same_as(cpu)
-    phi = gpu(X)
-    assert isinstance(phi, np.ndarray) and phi.dtype == np.float32
-    np.testing.assert_allclose(phi, cpu(X), rtol=1e-4, atol=1e-4)
-    st_gpu, st_cpu = ridge.partial_statistics(gpu, X, Y), ridge.partial_statistics(cpu, X, Y)
-    assert isinstance(st_gpu.G, np.ndarray)
-    np.testing.assert_allclose(st_gpu.G, st_cpu.G, rtol=1e-4, atol=1e-4 * np.abs(st_cpu.G).max())
-    W = ridge.ridge_solve(st_cpu.G, st_cpu.B, 1.0)
-    np.testing.assert_allclose(gpu.predict(X, W), cpu.predict(X, W), rtol=1e-4, atol=1e-4)
