@@ -122,3 +122,19 @@ def test_the_service_without_torch(tmp_path):
         print("ok")
     ''')
     assert out.strip().endswith("ok")
+
+
+def test_bench_defaults_need_no_torch():
+    """`mlcil bench <dataset>` with no --learners runs on the core install: its default learners are closed form."""
+    out = run_blocked('''
+        import click
+        from mlcil.bench import BenchConfig
+        from mlcil.cli import bench
+        from mlcil.learners import REGISTRY, resolve_learner_names
+        default = next(p.default for p in bench.params if p.name == "learners")
+        for specs in (default, ",".join(BenchConfig().learners)):
+            for spec in resolve_learner_names(specs):
+                assert REGISTRY.needs(spec.split(":")[0]) is None, spec
+        print("ok")
+    ''')
+    assert out.strip().endswith("ok")

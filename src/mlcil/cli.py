@@ -77,9 +77,9 @@ def main() -> None:
 @click.option("--protocol", "-p", default="B0-C10", show_default=True,
               help="Session split B<base>-C<increment>: B0-C10 = 10 new classes per session; "
                    "B40-C10 = 40 classes first, then 10 per session.")
-@click.option("--learners", "-l", cls=_LearnersOption, default="joint,finetune", show_default=True,
+@click.option("--learners", "-l", cls=_LearnersOption, default="joint,analytic", show_default=True,
               help="Comma-separated learner names, each optionally with options "
-                   "(e.g. 'joint:M=4096,balance=true'); 'all' = every registered learner.")
+                   "(e.g. 'joint:M=4096,balance=true'); 'all' = every learner this installation can run (the gradient heads need the torch extra).")
 @click.option("--seeds", "-s", default=3, show_default=True, type=click.IntRange(1),
               help="Number of seeds (0..N-1); each seeds the learners and, where used, the class order "
                    "and the train/test split.")
@@ -141,7 +141,7 @@ def bench(dataset, protocol, learners, seeds, order, n_classes, few_shot, test_s
     state size, mean ± std over seeds, and the last session's decisions three ways (global
     threshold, tuned per-class thresholds, top-k) with the calibration error (ECE).
 
-    Example: mlcil bench scene --protocol B0-C2 --learners joint,finetune --seeds 3
+    Example: mlcil bench scene --protocol B0-C2 --learners joint,analytic,prototype --seeds 3
     """
     from mlcil.bench import BenchConfig, markdown_table, run_benchmark, write_report
     from mlcil.data import load_dataset
