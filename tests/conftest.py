@@ -120,3 +120,17 @@ def clean():
     X = rng.normal(size=(800, 10)).astype(np.float32)
     Y = (X[:, :4] > 0.3).astype(np.uint8)
     return X, Y
+
+
+def assert_audit_finds_planted_errors(noisy: np.ndarray, Y: np.ndarray, result) -> None:
+    """An audit of ``noisy`` (``Y`` with planted errors) ranks and flags the planted rows far above chance,
+    and its suspect tags are the planted cells more often than not (an :class:`mlcil.decide.audit.AuditResult`)."""
+    from mlcil.decide.audit import audit_quality
+
+    truth = (noisy != Y).any(axis=1)
+    quality = audit_quality(truth, result)
+    assert quality["precision_at_k"] > 0.6  # chance would be truth.mean() ~ 0.07
+    assert quality["flag_recall"] > 0.6
+    cells = noisy != Y
+    assert (result.suspect & cells).sum() > 0.5 * (result.suspect.sum())
+    assert ((result.missing(noisy) | result.wrong(noisy)) == result.suspect).all()
