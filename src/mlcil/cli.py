@@ -79,7 +79,7 @@ def main() -> None:
                    "B40-C10 = 40 classes first, then 10 per session.")
 @click.option("--learners", "-l", cls=_LearnersOption, default="joint,analytic", show_default=True,
               help="Comma-separated learner names, each optionally with options "
-                   "(e.g. 'joint:M=4096,balance=true'); 'all' = every learner this installation can run (the gradient heads need the torch extra).")
+                   "(e.g. 'joint:M=4096,balance=true'); 'all' = every learner this install can run.")
 @click.option("--seeds", "-s", default=3, show_default=True, type=click.IntRange(1),
               help="Number of seeds (0..N-1); each seeds the learners and, where used, the class order "
                    "and the train/test split.")
