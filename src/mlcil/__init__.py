@@ -40,9 +40,8 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'mlcil' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(module), name)
-    if name not in ("FineTune", "LwF", "Replay", "PseudoLabel", "JointSGD"):
-        globals()[name] = value
+    value = getattr(importlib.import_module(module), name)  # a torch learner without torch raises here
+    globals()[name] = value
     return value
 
 

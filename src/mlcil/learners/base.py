@@ -345,7 +345,7 @@ class Learner:
                                  f"({known[:3].tolist()}...): name the new ones, learn(X, Y, classes=[...])")
             start = int(known.max()) + 1 if known.size else 0
             classes = np.arange(start, start + (Y.shape[1] if Y.ndim == 2 else 0))
-        t = len(getattr(self, "session_classes_", ())) if hasattr(self, "session_classes_") else 0
+        t = len(getattr(self, "session_classes_", ()))
         return Session(X, Y, as_classes(classes, f"{self.name}: classes"), index, t, label_embeddings)
 
     def _learn(self, X, Y: np.ndarray, classes: np.ndarray) -> None:
@@ -672,16 +672,6 @@ def _to_device(value: Any, device: Any) -> Any:
     if type(value) in (list, tuple):
         return type(value)(_to_device(v, device) for v in value)
     return value
-
-
-def _has_tensor(value: Any) -> bool:
-    if _is_tensor(value):
-        return True
-    if isinstance(value, dict):
-        return any(_has_tensor(v) for v in value.values())
-    if type(value) in (list, tuple):
-        return any(_has_tensor(v) for v in value)
-    return False
 
 
 def _nbytes(value) -> int:
