@@ -8,9 +8,13 @@ every session, W = (A + γI)⁻¹C, with
   sigmoid(φᵀW) > 0.7 (the paper's threshold);
 - sample weights ω_i = mean over i's positive classes of n_c^(−½), rescaled so the per-class factors
   average 1 (their "weighted analytic classifier"; n_c counts positives seen so far).
-Its public configuration uses H = 8192 and γ = 1000 (VOC); γ = 1 is ACIL's usual value. This file is a
-re-implementation from the paper's description and its public configuration (not its code), on mlcil's
-streams and metrics, so both learners see identical sessions and test sets.
+Its public configuration uses H = 8192 and γ = 1000 (VOC); γ = 1 is ACIL's usual value. The head is now
+mlcil's `l3a` learner (``mlcil.learners.l3a.L3A``, written from the paper's description and its public
+configuration, not its code); this script runs it on mlcil's streams and metrics, so both learners see
+identical sessions and test sets. ``reference_head`` keeps the script's former head (its buffer weights
+given), against which tests/learners/test_l3a.py checks the learner. Before the learner, the buffer weights
+were drawn by torch's generator; the learner draws them with NumPy's, so a seed gives another random buffer
+than the tables made before (benchmarks/results/l3a_head.md says which rows are which).
 
     MLCIL_DATA=../shared/data python benchmarks/l3a_head.py --seeds 3 > benchmarks/results/l3a_head.md
 
@@ -24,45 +28,32 @@ import itertools
 import time
 
 import numpy as np
-import torch
 
 from mlcil.bench import BenchConfig, run_benchmark
 from mlcil.data import load_dataset
+from mlcil.learners.l3a import L3A
 from mlcil.metrics import mean_average_precision
 from mlcil.protocols import Protocol
 
 SUITE = [("scene", "B2-C1"), ("emotions", "B2-C1"), ("yeast", "B0-C3"), ("medical", "B0-C9"), ("tmc2007-500", "B0-C4")]
 
 
-def l3a_weights(Y: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """ω per row: mean over the row's positive classes of the normalised n_c^(−½) (rows without a positive: 1)."""
-    inv = np.where(counts > 0, 1.0 / np.maximum(counts, 1), 0.0) ** 0.5
-    norm = len(inv) * inv / max(inv.sum(), 1e-12)
-    k = Y.sum(axis=1)
-    return np.where(k > 0, (Y @ norm) / np.maximum(k, 1), 1.0)
-
-
-def run_head(stream, hidden: int, gamma: float, standardize: bool, pseudo: bool, weighted: bool, seed: int,
-             device: str = "cpu") -> float:
-    """Last mAP of the L3A-style head on one stream (float64 throughout; the weights are drawn on the CPU, so a
-    seed gives the same head on every device)."""
-    d = stream.X_test.shape[1]
-    gen = torch.Generator().manual_seed(seed)
-    bound = 1.0 / np.sqrt(d)
-    Wb = ((torch.rand(d, hidden, generator=gen, dtype=torch.float64) * 2 - 1) * bound).to(device)
-    bb = ((torch.rand(hidden, generator=gen, dtype=torch.float64) * 2 - 1) * bound).to(device)
-    f64 = {"dtype": torch.float64, "device": device}
+def reference_head(stream, hidden: int, gamma: float, standardize: bool, pseudo: bool, weighted: bool,
+                   Wb: np.ndarray, bb: np.ndarray) -> np.ndarray:
+    """The script's former head (float64), given its buffer weights ``Wb`` (d×H) and ``bb`` (H,): the
+    classifier weights after the last session (H×C). Kept as the reference the `l3a` learner is tested
+    against (tests/learners/test_l3a.py); the script itself now runs the learner."""
     first = np.asarray(stream.sessions[0].X.toarray() if hasattr(stream.sessions[0].X, "toarray")
                        else stream.sessions[0].X, dtype=np.float64)
     mu, sd = (first.mean(0), np.where(first.std(0) > 1e-12, first.std(0), 1.0)) if standardize else (0.0, 1.0)
 
     def phi(X):
         X = np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float64)
-        return torch.relu(torch.as_tensor((X - mu) / sd, device=device) @ Wb + bb)
+        return np.maximum((X - mu) / sd @ Wb + bb, 0.0)
 
-    A = torch.zeros(hidden, hidden, **f64)
-    C = torch.zeros(hidden, 0, **f64)
-    W = torch.zeros(hidden, 0, **f64)
+    A = np.zeros((hidden, hidden))
+    C = np.zeros((hidden, 0))
+    W = np.zeros((hidden, 0))
     counts = np.zeros(0)
     for session in stream:
         P = phi(session.X)
@@ -70,20 +61,28 @@ def run_head(stream, hidden: int, gamma: float, standardize: bool, pseudo: bool,
         Y = np.zeros((session.n, k_old + session.Y.shape[1]))
         Y[:, k_old:] = session.Y
         if pseudo and k_old:
-            Y[:, :k_old] = (torch.sigmoid(P @ W).cpu().numpy() > 0.7)
+            Y[:, :k_old] = 1 / (1 + np.exp(-(P @ W))) > 0.7
         counts = np.concatenate([counts, np.zeros(session.Y.shape[1])]) + Y.sum(axis=0)
-        w = torch.as_tensor(l3a_weights(Y, counts) if weighted else np.ones(session.n), device=device)
+        inv = np.where(counts > 0, 1.0 / np.maximum(counts, 1), 0.0) ** 0.5
+        norm = len(inv) * inv / max(inv.sum(), 1e-12)
+        k = Y.sum(axis=1)
+        w = np.where(k > 0, (Y @ norm) / np.maximum(k, 1), 1.0) if weighted else np.ones(session.n)
         A += P.T @ (P * w[:, None])
-        C = torch.cat([C, torch.zeros(hidden, session.Y.shape[1], **f64)], dim=1)
-        C += P.T @ (torch.as_tensor(Y, device=device) * w[:, None])
-        M = A.clone()
-        M.diagonal().add_(gamma)
-        W = torch.cholesky_solve(C, torch.linalg.cholesky(M))
-    t = len(stream) - 1
-    rows = stream.test_rows(t)
-    S = (phi(stream.X_test[rows]) @ W).cpu().numpy()
+        C = np.concatenate([C, np.zeros((hidden, session.Y.shape[1]))], axis=1)
+        C += P.T @ (Y * w[:, None])
+        W = np.linalg.solve(A + gamma * np.eye(hidden), C)
+    return W
+
+
+def run_head(stream, hidden: int, gamma: float, standardize: bool, pseudo: bool, weighted: bool, seed: int) -> float:
+    """Last mAP of mlcil's `l3a` learner (this setting) on one stream."""
+    learner = L3A(hidden=hidden, gamma=gamma, pseudo_threshold=0.7 if pseudo else None, weighted=weighted,
+                  standardize=standardize, seed=seed)
+    for session in stream:
+        learner.learn(session)
+    rows = stream.test_rows(len(stream) - 1)
     seen = np.concatenate([s.classes for s in stream.sessions])
-    return float(mean_average_precision(stream.Y_test[rows][:, seen], S)[0])
+    return float(mean_average_precision(stream.Y_test[rows][:, seen], learner.scores(stream.X_test[rows]))[0])
 
 
 def main() -> None:
@@ -93,10 +92,7 @@ def main() -> None:
     parser.add_argument("--hidden", default="2048,8192")
     parser.add_argument("--gamma", default="1,1000")
     parser.add_argument("--analytic", default="analytic", help="';'-separated mlcil learner specs to compare")
-    parser.add_argument("--device", default="cpu", help="torch device of the L3A head (cpu, cuda); `analytic` runs on "
-                        "the CPU either way")
     args = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     settings = list(itertools.product([int(h) for h in args.hidden.split(",")],
                                       [float(g) for g in args.gamma.split(",")], (False, True)))
     print("last mAP (%), mean ± std over seeds; L3A-style head: H hidden units, γ ridge, raw or standardised "
@@ -112,7 +108,7 @@ def main() -> None:
         ds = load_dataset(name)
         cells = []
         for h, g, s in settings:
-            vals = [run_head(Protocol(protocol, seed=seed).build(ds), h, g, s, True, True, seed, args.device)
+            vals = [run_head(Protocol(protocol, seed=seed).build(ds), h, g, s, True, True, seed)
                     for seed in range(args.seeds)]
             cells.append(100 * np.array(vals))
         report = run_benchmark(ds, BenchConfig(protocol=protocol, learners=tuple(specs),

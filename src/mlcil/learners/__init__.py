@@ -15,6 +15,7 @@ from mlcil.learners.base import REGISTRY, Learner, register
 from mlcil.learners.calibrated import Calibrated
 from mlcil.learners.factory import make_learner, parse_learner_spec, resolve_learner_names
 from mlcil.learners.joint import Joint
+from mlcil.learners.l3a import L3A
 from mlcil.learners.lda import LDA
 from mlcil.learners.prototype import Prototype
 
@@ -39,5 +40,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'mlcil.learners' has no attribute {name!r}")
 
 
-__all__ = ["REGISTRY", "Analytic", "Calibrated", "FineTune", "Joint", "JointSGD", "LDA", "Learner", "LwF", "Prototype",
-           "PseudoLabel", "Replay", "make_learner", "parse_learner_spec", "register", "resolve_learner_names"]
+__all__ = ["REGISTRY", "Analytic", "Calibrated", "FineTune", "Joint", "JointSGD", "L3A", "LDA", "Learner", "LwF",
+           "Prototype", "PseudoLabel", "Replay", "make_learner", "parse_learner_spec", "register", "resolve_learner_names"]

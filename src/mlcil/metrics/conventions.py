@@ -19,8 +19,10 @@ name           AP ties                    classes without a positive   decision 
 also L3A's. ``multilane`` and ``l3a`` are the two codebases that differ from it: MULTI-LANE
 in its AP (torchmetrics, order-free, classes without a positive left out), L3A only in
 returning 0 rather than NaN for undefined overall scores (and in reporting F1 at threshold
-0.525: pass ``--threshold 0.525`` to match it). The threshold value itself is not part of a
-convention.
+0.525: pass ``--threshold 0.525`` to match it). A convention's ``threshold`` records the decision
+threshold its codebase reports CF1/OF1 at, where it has its own (``l3a``: 0.525; None for the
+others, which use the report's, 0.8 by default); it is a recorded value, and a report applies it
+only when asked to.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ class MetricConvention:
         undefined: value of OP, OR, OF1 when their denominator is 0: ``"zero"`` or ``"nan"``
             (``"nan"`` exists only with ``cf1="mean-f1"``, as in KRT and CSC).
         follows: the codebases whose evaluation this convention reproduces (for reports).
+        threshold: the probability threshold that codebase reports CF1/OF1 at, where it has one
+            of its own (L3A: 0.525), else None (the report's threshold).
     """
 
     name: str
@@ -65,8 +69,11 @@ class MetricConvention:
     cf1: str
     undefined: str
     follows: str
+    threshold: float | None = None
 
     def __post_init__(self) -> None:
+        if self.threshold is not None and (isinstance(self.threshold, bool) or not 0 < self.threshold < 1):
+            raise MlcilError(f"threshold: expected a probability in (0, 1) or None, got {self.threshold!r}")
         for attr, allowed in (("ties", ("order-free", "row-order")), ("no_positive", ("exclude", "zero")),
                               ("cf1", ("harmonic", "mean-f1")), ("undefined", ("zero", "nan"))):
             if getattr(self, attr) not in allowed:
@@ -124,7 +131,7 @@ CONVENTIONS: dict[str, MetricConvention] = {
         MetricConvention("multilane", ties="order-free", no_positive="exclude", strict=True, cf1="mean-f1",
                          undefined="zero", follows="MULTI-LANE"),
         MetricConvention("l3a", ties="row-order", no_positive="zero", strict=True, cf1="mean-f1",
-                         undefined="zero", follows="L3A; it reports F1 at threshold 0.525"),
+                         undefined="zero", follows="L3A; it reports F1 at threshold 0.525", threshold=0.525),
     )
 }
 
