@@ -8,6 +8,7 @@ import scipy.sparse as sp
 
 from mlcil.errors import MlcilError
 from mlcil.learners.base import Learner, register
+from mlcil.ridge import check_budget
 
 #: F1 threshold L3A reports its CF1/OF1 at (its codebase's decision threshold on σ(score)).
 L3A_F1_THRESHOLD = 0.525
@@ -103,10 +104,10 @@ class L3A(Learner):
     # ---- the buffer layer -----------------------------------------------------------------
     def _init_buffer(self, X) -> None:
         d, H = X.shape[1], int(self.hidden)
-        state = 8 * (H * H + d * H)
-        if state > 16 * 2**30:
-            raise MlcilError(f"l3a: hidden={H} needs {state / 2**30:.1f} GiB of state (H×H float64); "
-                             "choose a smaller hidden (the paper uses 4096 to 8192)")
+        check_budget("l3a", {"statistics A (H×H float64)": 8 * H * H, "its factor": 8 * H * H,
+                             "buffer weights (d×H float64, twice)": 16 * d * H,
+                             "a block of φ": 8 * H * min(_CHUNK_ROWS, X.shape[0])},
+                     hint="choose a smaller hidden (the paper uses 4096 to 8192)")
         rng = np.random.default_rng(self.seed)
         bound = 1.0 / np.sqrt(d)
         self.W_ = rng.uniform(-bound, bound, size=(d, H))
@@ -120,8 +121,11 @@ class L3A(Learner):
     def _phi(self, X) -> np.ndarray:
         """n×H buffer features (float64). The standardisation folds into W and b, so a CSR X is
         never densified: ((x − μ)/σ) W + b = x (W/σ) + (b − (μ/σ) W)."""
-        Wf = self.W_ / self.sd_[:, None]
-        bf = self.b_ - (self.mu_ / self.sd_) @ self.W_
+        folded = vars(self).get("_folded")
+        if folded is None or folded[0] is not self.W_:
+            folded = (self.W_, self.W_ / self.sd_[:, None], self.b_ - (self.mu_ / self.sd_) @ self.W_)
+            self._folded = folded
+        _, Wf, bf = folded
         Z = sp.csr_matrix(X, dtype=np.float64) @ Wf if sp.issparse(X) else np.asarray(X, dtype=np.float64) @ Wf
         return np.maximum(np.asarray(Z) + bf, 0.0)
 
