@@ -93,7 +93,7 @@ def markdown(report: dict) -> str:
         "",
         markdown_table(report),
         "",
-        "mAP, CF1, OF1 and forgetting in %; forgetting on the full test set (DESIGN.md §4); learn s = total "
+        "mAP, CF1, OF1 and forgetting in %; forgetting on the full test set (docs/concepts/metrics.md); learn s = total "
         "learning time over all sessions; state = learner state after the last session." + _nan_note(report),
         "",
         "## Decisions after the last session (%)",
