@@ -71,6 +71,91 @@ def take_rows(X, rows: np.ndarray):
     return X[rows]
 
 
+class TokenFeatures(np.ndarray):
+    """n×d float32 pooled features (a plain ndarray to every learner) that also carry the same rows'
+    token features: T (n×t×d', float16, e.g. per-token or per-patch hidden states) and a mask (n×t
+    bool, True = a real token).
+
+    Row indexing (``X[rows]``, ``X[rows, :]``, slices, boolean masks) keeps the tokens of the selected
+    rows without copying them (a row index into the source arrays, which may be memory-mapped);
+    any other indexing or reshaping gives a plain ndarray. ``np.asarray(X)`` is the plain pooled
+    matrix, so learners that ignore tokens (and :func:`check_features`) see nothing else. Learners
+    that use tokens (``krt``, ``csc``) read them with :func:`token_features`.
+    """
+
+    def __new__(cls, X: np.ndarray, T: np.ndarray, mask: np.ndarray, rows: np.ndarray | None = None) -> "TokenFeatures":
+        obj = np.asarray(X).view(cls)
+        obj._source = (T, mask)
+        obj._rows = np.arange(obj.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
+        return obj
+
+    def __array_finalize__(self, obj) -> None:
+        rows = getattr(obj, "_rows", None)
+        keep = rows is not None and self.ndim == 2 and obj is not None and self.shape[0] == len(rows)
+        self._source = getattr(obj, "_source", None) if keep else None
+        self._rows = rows if keep else None
+
+    def __getitem__(self, key):
+        out = super().__getitem__(key)
+        if not isinstance(out, TokenFeatures):
+            return out
+        rows_key, cols = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
+        full_cols = all(isinstance(c, slice) and c == slice(None) for c in cols) and len(cols) <= 1
+        if out.ndim != 2 or self._source is None or not full_cols or rows_key is None or rows_key is Ellipsis:
+            return out.view(np.ndarray) if out.ndim != 2 or not full_cols or self._source is None else out
+        out._source, out._rows = self._source, self._rows[rows_key]
+        return out
+
+    @property
+    def has_tokens(self) -> bool:
+        return self._source is not None and self._rows is not None and len(self._rows) == self.shape[0]
+
+    def tokens(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(T, mask)`` of these rows: n×t×d' float16 and n×t bool (copies)."""
+        if not self.has_tokens:
+            raise MlcilError("TokenFeatures: these rows lost their token features (not a row selection)")
+        T, mask = self._source
+        return np.asarray(T[self._rows], dtype=np.float16), np.asarray(mask[self._rows], dtype=bool)
+
+    def __reduce__(self):
+        T, mask = self.tokens() if self.has_tokens else (None, None)
+        return (_rebuild_token_features, (np.asarray(self), T, mask))
+
+
+def _rebuild_token_features(X, T, mask):
+    return X if T is None else TokenFeatures(X, T, mask)
+
+
+def token_features(X) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(T, mask)`` carried by ``X`` (a :class:`TokenFeatures`, or a Session whose X is one); None when
+    ``X`` carries no token features."""
+    X = getattr(X, "X", X)
+    if isinstance(X, TokenFeatures) and X.has_tokens:
+        return X.tokens()
+    return None
+
+
+def check_tokens(T: Any, mask: Any, n: int, name: str = "T") -> tuple[np.ndarray, np.ndarray]:
+    """Validate token features: T n×t×d' floats (kept float16; a memory map stays mapped), mask n×t
+    bool (default: all True). Raises :class:`MlcilError` naming the field and the expected shape."""
+    if not isinstance(T, np.ndarray) or T.ndim != 3:
+        raise MlcilError(f"{name}: expected token features of shape (n, t, d) (float16), got "
+                         f"{getattr(T, 'shape', type(T).__name__)}")
+    if not np.issubdtype(T.dtype, np.floating):
+        raise MlcilError(f"{name}: expected float16 token features, got dtype {T.dtype}")
+    if T.dtype != np.float16:
+        T = T.astype(np.float16)
+    if T.shape[0] != n:
+        raise MlcilError(f"{name}: expected {n} rows (one per example), got {T.shape[0]}")
+    if mask is None:
+        mask = np.ones(T.shape[:2], dtype=bool)
+    mask = np.asarray(mask)
+    if mask.shape != T.shape[:2] or mask.dtype != bool:
+        raise MlcilError(f"{name} mask: expected a bool array of shape {T.shape[:2]} (n, t), got "
+                         f"{mask.dtype} {mask.shape}")
+    return T, mask
+
+
 @dataclass
 class Dataset:
     """A multi-label dataset.
@@ -83,6 +168,10 @@ class Dataset:
         split: n strings ('train', 'test', ...) or None where the source has no official split.
         name: short name (registry name or file stem).
         meta: free-form provenance (path, citation, ...).
+        T: optional token features, n×t×d' float16 (per-token or per-patch states of the encoder
+            that made X; ``mlcil embed --tokens``), carried with X (a :class:`TokenFeatures`) so
+            that the rows a protocol selects keep them; learners other than ``krt``/``csc`` ignore them.
+        mask: n×t bool, True where T holds a real token (default: all True).
     """
 
     X: Any
@@ -91,13 +180,25 @@ class Dataset:
     split: np.ndarray | None = None
     name: str = "dataset"
     meta: dict = field(default_factory=dict)
+    T: np.ndarray | None = field(default=None, repr=False)
+    mask: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        if self.T is None and isinstance(self.X, TokenFeatures) and self.X.has_tokens:
+            self.T, self.mask = self.X.tokens()
         if isinstance(self.X, list):
             n = len(self.X)
         else:
             self.X = check_features(self.X, f"{self.name}: X")
             n = self.X.shape[0]
+        if self.T is not None:
+            if isinstance(self.X, list) or sp.issparse(self.X):
+                raise MlcilError(f"{self.name}: T: token features go with dense embeddings X, not "
+                                 f"{'raw inputs' if isinstance(self.X, list) else 'a sparse matrix'}")
+            self.T, self.mask = check_tokens(self.T, self.mask, n, f"{self.name}: T")
+            self.X = TokenFeatures(self.X, self.T, self.mask)
+        elif self.mask is not None:
+            raise MlcilError(f"{self.name}: mask given without token features T")
         self.Y = check_labels(self.Y, f"{self.name}: Y", n=n)
         self.label_names = [str(s) for s in self.label_names]
         if len(self.label_names) != self.Y.shape[1]:
@@ -138,7 +239,13 @@ class Dataset:
         return Dataset(
             take_rows(self.X, rows), self.Y[rows], list(self.label_names),
             None if self.split is None else self.split[rows], self.name, dict(self.meta),
+            None if self.T is None else self.T[rows], None if self.mask is None else self.mask[rows],
         )
+
+    @property
+    def has_tokens(self) -> bool:
+        """True when the dataset carries token features (``T``, ``mask``)."""
+        return self.T is not None
 
     def __repr__(self) -> str:
         d = "raw" if self.is_raw else self.d

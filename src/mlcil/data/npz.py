@@ -10,6 +10,10 @@ Keys of a dataset file (``np.load(path)`` works without pickle):
 - ``feature_names`` (optional): d strings, kept in ``Dataset.meta['feature_names']``;
 - ``encoder`` (optional): the full id of the encoder that made X (``mlcil embed``), kept in
   ``Dataset.meta['encoder']``.
+
+Token features (optional, ``mlcil embed --tokens``) are saved beside the file, as two plain ``.npy``
+files that :func:`read_npz` memory-maps (a learner that ignores them never reads them):
+``<stem>.tokens.npy`` (T: n×t×d float16) and ``<stem>.tokens-mask.npy`` (n×t bool).
 """
 
 from __future__ import annotations
@@ -80,11 +84,46 @@ def _read_csr(z: Any, path: Path) -> sp.csr_matrix:
     return X
 
 
+def token_paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    """The two files that hold a dataset file's token features: ``<stem>.tokens.npy`` and ``<stem>.tokens-mask.npy``."""
+    path = Path(path)
+    stem = _stem(path)
+    return path.with_name(f"{stem}.tokens.npy"), path.with_name(f"{stem}.tokens-mask.npy")
+
+
+def _read_tokens(path: Path, n: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    t_path, m_path = token_paths(path)
+    if not t_path.is_file():
+        return None, None
+    if not m_path.is_file():
+        raise MlcilError(f"{t_path}: token features without their mask ({m_path.name} is missing)")
+    try:
+        T = np.load(t_path, mmap_mode="r", allow_pickle=False)
+        mask = np.load(m_path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise MlcilError(f"{t_path}: unreadable token features ({exc})") from None
+    if T.ndim != 3 or T.shape[0] != n:
+        raise MlcilError(f"{t_path}: expected token features of shape ({n}, t, d), got {T.shape}")
+    return T, mask
+
+
+def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, array, allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def read_npz(path: str | os.PathLike, name: str | None = None) -> Dataset:
     """Read a dataset in mlcil's ``.npz`` format (see the module docstring).
 
     X comes back as float32 ndarray (n x d) or, for the CSR layout, ``scipy.sparse.csr_matrix``
-    (never densified). Every problem (missing key, NaN/inf in X, non-binary Y, mismatched
+    (never densified). Token features saved beside the file (:func:`token_paths`) come back
+    memory-mapped as ``Dataset.T`` / ``Dataset.mask``. Every problem (missing key, NaN/inf in X, non-binary Y, mismatched
     lengths) raises :class:`MlcilError` whose message starts with the file path.
     """
     path = Path(path)
@@ -106,8 +145,9 @@ def read_npz(path: str | os.PathLike, name: str | None = None) -> Dataset:
         meta["feature_names"] = feature_names
     if encoder is not None:
         meta["encoder"] = encoder
+    T, mask = _read_tokens(path, X.shape[0]) if not sp.issparse(X) else (None, None)
     try:
-        return Dataset(X, Y, label_names, split, name or _stem(path), meta)
+        return Dataset(X, Y, label_names, split, name or _stem(path), meta, T=T, mask=mask)
     except MlcilError as exc:
         raise MlcilError(f"{path}: {exc}") from None
 
@@ -116,7 +156,8 @@ def write_npz(dataset: Dataset, path: str | os.PathLike, compress: bool = True) 
     """Write a feature Dataset in mlcil's ``.npz`` format, atomically (temp file + rename).
 
     Dense X is stored as ``X``; CSR X as the ``X_*`` parts. ``meta['feature_names']`` is kept
-    when it has d entries. Raw datasets (X a list of texts) cannot be stored here: use JSON-lines.
+    when it has d entries. Token features (``dataset.T``) go beside it (:func:`token_paths`), written
+    before the ``.npz`` so that a reader never finds a dataset file whose tokens are still missing. Raw datasets (X a list of texts) cannot be stored here: use JSON-lines.
     """
     path = Path(path)
     if dataset.is_raw:
@@ -141,6 +182,13 @@ def write_npz(dataset: Dataset, path: str | os.PathLike, compress: bool = True) 
     if isinstance(dataset.meta.get("encoder"), str):
         arrays["encoder"] = np.asarray(dataset.meta["encoder"], dtype=str)
     path.parent.mkdir(parents=True, exist_ok=True)
+    t_path, m_path = token_paths(path)
+    if dataset.T is not None:
+        _save_npy_atomic(t_path, np.asarray(dataset.T, dtype=np.float16))
+        _save_npy_atomic(m_path, np.asarray(dataset.mask, dtype=bool))
+    else:  # a dataset without tokens replaces one that had them: no stale tokens beside it
+        t_path.unlink(missing_ok=True)
+        m_path.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
