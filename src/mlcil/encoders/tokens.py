@@ -47,10 +47,22 @@ def _budget(max_bytes: int | None) -> int:
         return int(max_bytes)
     env = os.environ.get("MLCIL_TOKEN_BUDGET")
     if env:
-        from mlcil.ridge.memory import parse_size
-
-        return int(parse_size(env, "MLCIL_TOKEN_BUDGET"))
+        return _parse_size(env)
     return DEFAULT_MAX_BYTES
+
+
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+
+
+def _parse_size(text: str) -> int:
+    """``'512MB'``, ``'4GiB'``, ``'1000000'`` -> bytes."""
+    value = text.strip().lower().replace(" ", "")
+    number = value.rstrip("kmgib")
+    unit = value[len(number):]
+    try:
+        return int(float(number) * _UNITS[unit])
+    except (ValueError, KeyError):
+        raise MlcilError(f"MLCIL_TOKEN_BUDGET: expected a size such as 4GB or 512MiB, got {text!r}") from None
 
 
 def check_token_budget(n: int, max_tokens: int, dim: int, max_bytes: int | None = None,
