@@ -125,8 +125,13 @@ def bad_requests():
         ("patch", "/v1/labels/cow", json.dumps({"threshold": 0.2}), 404, "name"),
         ("patch", "/v1/labels/cat", json.dumps({}), 422, "body"),
         ("patch", "/v1/labels/cat", json.dumps({"threshold": 3}), 422, "threshold"),
-        ("post", "/v1/forget", json.dumps({"ids": ["e1", "nope"]}), 404, "ids[1]"),
-        ("post", "/v1/forget", json.dumps({"ids": ["e1", "n\x00pe"]}), 404, "ids[1]"),
+        # an id not stored is no error (a retried forget is harmless: test_forget_is_idempotent), one that can
+        # never be stored is
+        ("post", "/v1/forget", json.dumps({"ids": ["e1", " nope"]}), 422, "ids[1]"),
+        ("post", "/v1/forget", json.dumps({"ids": ["e1", "n\x00pe"]}), 422, "ids[1]"),
+        ("post", "/v1/forget", json.dumps({"ids": ["e1", "\udfff"]}), 422, "ids[1]"),
+        ("post", "/v1/teach", '{"examples": [{"vector": [1, 2, 3, 4, 5, 6, 7, 8], "labels": {"\\ud800": 1}}]}', 422,
+         "examples[0].labels"),
         ("post", "/v1/forget", json.dumps({"ids": []}), 422, "ids"),
         ("post", "/v1/lambda", json.dumps({"value": 0}), 422, "value"),
         ("post", "/v1/lambda", '{"value": NaN}', 400, "body"),

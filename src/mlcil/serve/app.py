@@ -35,9 +35,10 @@ import sys
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from mlcil.serve import schemas as S
 from mlcil.serve.auth import KeyRing
 from mlcil.serve.batcher import Batcher
-from mlcil.serve.deps import Encoder, Inputs, Scoring, Settings
+from mlcil.serve.deps import MAX_INPUT_CHARS, MAX_REQUEST_CHARS, Encoder, Inputs, Scoring, Settings
 from mlcil.serve.metrics import Metrics
 from mlcil.serve.middleware import BodyLimit, Observe
 from mlcil.serve.options import Limits, Options, Policy
@@ -46,6 +47,7 @@ from mlcil.serve.routes import ROUTERS
 from mlcil.serve.routing import auth_responses, install_error_handlers
 from mlcil.serve.security import requires
 from mlcil.serve.service import TaggingService
+from mlcil.serve.versions import VersionWaiters
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_BATCH = 1024
@@ -57,14 +59,16 @@ DESCRIPTION = ("Add a label, teach it with a few embeddings, every client sees i
 def create_app(db: str | Store | TaggingService = "sqlite:///tagger.db", *, options: Options | None = None,
                keys: KeyRing | None = None, encoder: Encoder | None = None, max_body_bytes: int = MAX_BODY_BYTES,
                max_batch: int = MAX_BATCH, cors_origins: list[str] | None = None, limits: Limits | None = None,
-               policy: Policy | None = None, names: Encoder | None = None) -> FastAPI:
+               policy: Policy | None = None, names: Encoder | None = None, max_input_chars: int = MAX_INPUT_CHARS,
+               max_request_chars: int = MAX_REQUEST_CHARS) -> FastAPI:
     """The FastAPI app over a database URL (or an open store / service).
 
     keys: API keys (None or empty = auth disabled). encoder: raw inputs (list) -> n×d
     embeddings, used for ``input``/``inputs``; None = vectors only. names: texts (list of str) ->
     n×d embeddings by the text encoder that embeds the inputs: a label created then gets a name
     example from its name and description (zero-shot scores before its first example); None = off.
-    max_body_bytes, max_batch: request limits (413). cors_origins: allowed origins (None = CORS off).
+    max_body_bytes, max_batch: request limits (413). max_input_chars, max_request_chars: the encoder's work per raw
+    input and per request, in characters (413 before anything is embedded). cors_origins: allowed origins (None = CORS off).
     limits, policy: see :class:`~mlcil.serve.options.Limits` and :class:`~mlcil.serve.options.Policy`.
     """
     if isinstance(db, TaggingService):
@@ -85,12 +89,15 @@ def create_app(db: str | Store | TaggingService = "sqlite:///tagger.db", *, opti
     metrics = Metrics()
     app.state.service = service
     app.state.keys = keys or KeyRing()
-    app.state.settings = Settings(encoder=encoder, names=names, max_batch=max_batch)
+    app.state.settings = Settings(encoder=encoder, names=names, max_batch=max_batch, max_input_chars=max_input_chars,
+                                  max_request_chars=max_request_chars)
     app.state.metrics = metrics
     app.state.batcher = Batcher(service, metrics.batch_rows.observe)
     app.state.inputs = Inputs(service, app.state.settings)
-    app.state.scoring = Scoring(app.state.inputs, app.state.batcher)
+    app.state.waiters = VersionWaiters(service)
+    app.state.scoring = Scoring(app.state.inputs, app.state.batcher, app.state.waiters)
     install_error_handlers(app)
+    _state_limits_in_openapi(app, app.state.settings, service.limits)
     for router in ROUTERS:  # a router of a scope gets its Security dependency and 401/403 when keys are set
         scope = router.route_class.scope_needed if app.state.keys else None
         app.include_router(router, dependencies=[requires(scope)] if scope else None,
@@ -101,6 +108,59 @@ def create_app(db: str | Store | TaggingService = "sqlite:///tagger.db", *, opti
     if cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=cors_origins, allow_methods=["*"], allow_headers=["*"])
     return app
+
+
+def _array_of(prop: dict) -> dict | None:
+    """The array schema of a property (itself, or its ``anyOf`` array branch)."""
+    if prop.get("type") == "array":
+        return prop
+    return next((b for b in prop.get("anyOf", ()) if b.get("type") == "array"), None)
+
+
+def _state_limits_in_openapi(app: FastAPI, settings: Settings, limits: Limits) -> None:
+    """Make ``app.openapi()`` state the limits this app enforces (they depend on its settings): items per request
+    (maxItems = max_batch), numbers per vector (maxItems = the dimension limit), characters per input, id and name
+    patterns and lengths, label keys, the ``suspicious`` limit, and the path's label name."""
+    base = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec = base()
+        c = spec["components"]["schemas"]
+        vector = {"minItems": 1, "maxItems": limits.max_dim}
+        name = {"maxLength": limits.max_name, "minLength": 1}
+        _array_of(c["TeachIn"]["properties"]["examples"])["maxItems"] = settings.max_batch
+        ids = _array_of(c["ForgetIn"]["properties"]["ids"])
+        ids["maxItems"] = settings.max_batch
+        ids["items"].update(name, pattern=S.ID_PATTERN)
+        predict = c["PredictIn"]["properties"]
+        rows = _array_of(predict["vectors"])
+        rows["maxItems"] = settings.max_batch
+        rows["items"].update(vector)
+        _array_of(predict["inputs"])["maxItems"] = settings.max_batch
+        _array_of(predict["inputs"])["items"] = {"maxLength": settings.max_input_chars,
+                                                 "description": "A raw input (text): at most max_input_chars "
+                                                                "characters; max_request_chars in all the inputs."}
+        ex = c["ExampleIn"]["properties"]
+        _array_of(ex["vector"]).update(vector)
+        ex["input"].update(maxLength=settings.max_input_chars)
+        ex["id"]["anyOf"][0].update(name)
+        ex["labels"]["additionalProperties"]["anyOf"][0].update(minimum=0, maximum=1)
+        ex["labels"].update(maxProperties=limits.max_labels,
+                            propertyNames={**name, "pattern": S.LABEL_PATTERN})
+        c["LabelIn"]["properties"]["name"]["maxLength"] = limits.max_name
+        for path in ("/v1/labels/{name}", "/v1/labels/{name}/suspicious"):
+            for op in spec["paths"][path].values():
+                for param in op.get("parameters", ()):
+                    if param["name"] == "name":
+                        param["schema"].update(name, pattern=S.LABEL_PATTERN)
+                    if param["name"] == "limit":
+                        param["schema"].update(minimum=1, maximum=settings.max_batch)
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi
 
 
 def limit_threads(threads: int) -> None:
@@ -132,5 +192,7 @@ def app_from_env() -> FastAPI:
     limit_threads(int(cfg.get("threads", 1)))
     return create_app(cfg["db"], options=Options(**cfg.get("options", {})), keys=keys, encoder=encoder, names=names,
                       max_body_bytes=int(cfg.get("max_body_bytes", MAX_BODY_BYTES)),
-                      max_batch=int(cfg.get("max_batch", MAX_BATCH)), cors_origins=cfg.get("cors") or None,
+                      max_batch=int(cfg.get("max_batch", MAX_BATCH)),
+                      max_input_chars=int(cfg.get("max_input_chars", MAX_INPUT_CHARS)),
+                      max_request_chars=int(cfg.get("max_request_chars", MAX_REQUEST_CHARS)), cors_origins=cfg.get("cors") or None,
                       policy=Policy(**cfg.get("policy", {})))

@@ -8,6 +8,7 @@ dependency per request).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
 
@@ -18,18 +19,35 @@ from mlcil.serve.batcher import Batcher
 from mlcil.serve.errors import Invalid, TooLarge
 from mlcil.serve.metrics import Metrics
 from mlcil.serve.service import TaggingService
+from mlcil.serve.versions import VersionWaiters
 
 Encoder = Callable[[list], np.ndarray]
 F32_MAX = float(np.finfo(np.float32).max)
 
 
+#: default most characters of one raw input (a text) given to the encoder
+MAX_INPUT_CHARS = 2048
+#: default most characters of all the raw inputs of one request together
+MAX_REQUEST_CHARS = 32768
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Per-app request settings: encoder of raw inputs and of label names (None = off), batch limit."""
+    """Per-app request settings: encoder of raw inputs and of label names (None = off), batch limit, and the
+    encoder's work bounds: characters per raw input and per request (checked before anything is embedded)."""
 
     encoder: Encoder | None = None
     names: Encoder | None = None
     max_batch: int = 1024
+    max_input_chars: int = MAX_INPUT_CHARS
+    max_request_chars: int = MAX_REQUEST_CHARS
+
+
+def input_chars(value: Any) -> int:
+    """Characters of a raw input: a string's length; any other JSON value's compact JSON text length."""
+    if isinstance(value, str):
+        return len(value)
+    return len(json.dumps(value, separators=(",", ":")))
 
 
 async def get_service(request: Request) -> TaggingService:
@@ -58,6 +76,21 @@ class Inputs:
         if n > self.settings.max_batch:
             raise TooLarge(field, f"batch of {n} over the limit of {self.settings.max_batch}")
 
+    def check_encoder_work(self, inputs: list[Any], fields: list[str]) -> None:
+        """The encoder's bounds, before it runs: at most ``max_input_chars`` characters per input and
+        ``max_request_chars`` in all (413 naming the input and the bound)."""
+        per, total_max = self.settings.max_input_chars, self.settings.max_request_chars
+        total = 0
+        for value, field in zip(inputs, fields):
+            size = input_chars(value)
+            if size > per:
+                raise TooLarge(field, f"{size} characters, over the limit of {per} characters per input "
+                                      "(max_input_chars)")
+            total += size
+            if total > total_max:
+                raise TooLarge(field, f"the inputs up to this one have {total} characters, over the limit of "
+                                      f"{total_max} characters per request (max_request_chars): send fewer per request")
+
     def matrix(self, rows: list[Any], fields: list[str], raw: list[bool]) -> np.ndarray:
         """Embeddings n×d float32 from vectors or (where ``raw``) the encoder; finite, one d."""
         service, encoder = self.service, self.settings.encoder
@@ -68,6 +101,7 @@ class Inputs:
                 raise Invalid(fields[i].replace("vector", "input"),
                               "raw inputs need an encoder; none is configured (send embedding vectors)")
             idx = [i for i in range(n) if raw[i]]
+            self.check_encoder_work([rows[i] for i in idx], [fields[i].replace("vector", "input") for i in idx])
             try:
                 enc = np.asarray(encoder([rows[i] for i in idx]), dtype=np.float32)
             except Exception as exc:  # the encoder rejected the input: a client error
@@ -150,11 +184,12 @@ async def get_inputs(request: Request) -> Inputs:
 
 
 class Scoring(NamedTuple):
-    """What ``/v1/predict`` needs: the input checks and the micro-batcher, as one dependency (each dependency
+    """What ``/v1/predict`` needs: the input checks, the micro-batcher and the version waiters, as one dependency (each dependency
     FastAPI solves per request costs about 3% of a batch-1 prediction's CPU time, measured)."""
 
     inputs: Inputs
     batcher: Batcher
+    waiters: VersionWaiters
 
 
 async def get_scoring(request: Request) -> Scoring:

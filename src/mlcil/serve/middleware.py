@@ -24,7 +24,11 @@ METHODS = {"GET", "POST", "PATCH", "DELETE", "PUT", "HEAD", "OPTIONS"}
 
 def error_response(status: int, field: str, message: str) -> JSONResponse:
     """The service's error body ``{"error": {"status", "field", "message"}}``."""
-    return JSONResponse({"error": {"status": status, "field": field, "message": message}}, status_code=status)
+    def text(value: str) -> str:  # a lone surrogate echoed from the input must not break the answer
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+    return JSONResponse({"error": {"status": status, "field": text(field), "message": text(message)}},
+                        status_code=status)
 
 
 class BodyLimit:

@@ -30,6 +30,7 @@ import os
 import sqlite3
 from collections import defaultdict
 import threading
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -38,6 +39,8 @@ from urllib.parse import quote
 from mlcil.errors import MlcilError
 from mlcil.serve.errors import StorageFull, Unavailable
 
+#: SQLite is rewritten (VACUUM) after a forget when less than this share of the file holds data
+COMPACT_BELOW = 0.7
 #: version of the table layout below, stored in ``config``; another value is refused at open
 FORMAT = 2
 
@@ -110,6 +113,10 @@ class Store:
         self._idle: list = []
         self._pool_lock = threading.Lock()
         self._identity: tuple[int, int] | None = None
+        self.db_id: str | None = None  # the database's random id (config 'db_id'): a restored copy has the same
+        #: bumped each time the SQLite file was re-adopted (a restored copy): holders of state rebuild it
+        self.generation = 0
+        self.writes_in_flight = 0
         if url.startswith(("postgresql://", "postgres://")):
             self.dialect = "postgresql"
             self.path = None
@@ -160,6 +167,7 @@ class Store:
         """A pooled connection for one transaction; the caller ends the transaction."""
         with self._pool_lock:
             conn = self._idle.pop() if self._idle else None
+            generation = self.generation
         if conn is None:
             try:
                 conn = self._connect()
@@ -179,7 +187,7 @@ class Store:
             raise
         finally:
             with self._pool_lock:
-                keep = healthy and len(self._idle) < self.max_idle
+                keep = healthy and len(self._idle) < self.max_idle and generation == self.generation
                 if keep:
                     self._idle.append(conn)
             if not keep:
@@ -206,31 +214,71 @@ class Store:
         return statement.format(blob="BLOB", bigint="INTEGER", without_rowid=" WITHOUT ROWID")
 
     def _check_identity(self) -> None:
-        """Raise :class:`Unavailable` when the SQLite file at ``path`` is not the one opened at start."""
+        """Raise :class:`Unavailable` when the SQLite file at ``path`` is not the one opened at start.
+
+        A copy of that database put back at ``path`` (a restored backup: same ``db_id`` in its config)
+        is re-adopted: the pooled connections to the old file are dropped and :attr:`generation` is
+        bumped, so that the service rebuilds its state from the restored file."""
         if self.dialect != "sqlite" or self._identity is None:
             return
         try:
             st = os.stat(self.path)
         except OSError:
             raise Unavailable("db", f"the database file {self.path} was deleted while the service runs; nothing was "
-                                    "written (restore it, or restart the service to start a new one)") from None
+                                    "written (restore a copy of it at the same path: the service adopts it, or "
+                                    "restart the service to start a new one)") from None
         if (st.st_dev, st.st_ino) != self._identity:
-            raise Unavailable("db", f"the database file {self.path} was replaced while the service runs; nothing "
-                                    "was written (restart the service to open the new file)")
+            if self._readopt(st):
+                return
+            raise Unavailable("db", f"the database file {self.path} was replaced while the service runs by "
+                                    "another database; nothing was written (put a copy of the original back, or "
+                                    "restart the service to open the new file)")
+
+    def _readopt(self, st) -> bool:
+        """Adopt the file now at ``path`` when it is a copy of this database (same ``db_id``); True if adopted."""
+        with self._pool_lock:
+            if (st.st_dev, st.st_ino) == self._identity:
+                return True  # another thread adopted it meanwhile
+            try:
+                conn = self._connect()
+                try:
+                    row = conn.execute("SELECT value FROM config WHERE key = 'db_id'").fetchone()
+                finally:
+                    self._close(conn)
+            except Exception:  # not a database of ours (or unreadable)
+                return False
+            if row is None or self.db_id is None or json.loads(row[0]) != self.db_id:
+                return False
+            stale, self._idle = self._idle, []
+            self._identity = (st.st_dev, st.st_ino)
+            self.generation += 1
+        for old in stale:
+            self._close(old)
+        return True
 
     # ---- transactions --------------------------------------------------------------------
     @contextmanager
     def write(self) -> Iterator["Tx"]:
         """A write transaction holding the database-wide writer lock; commits on success."""
         self._check_identity()
-        with self._connection() as conn:
-            conn.execute("BEGIN IMMEDIATE" if self.dialect == "sqlite" else "BEGIN")
-            tx = Tx(self, conn)
-            if self.dialect == "postgresql":
-                tx.one("SELECT version FROM model WHERE id = 1 FOR UPDATE")
-            yield tx
-            self._check_identity()  # never acknowledge a write that went to a deleted file
-            conn.execute("COMMIT")
+        with self._pool_lock:
+            self.writes_in_flight += 1
+        try:
+            generation = self.generation
+            with self._connection() as conn:
+                conn.execute("BEGIN IMMEDIATE" if self.dialect == "sqlite" else "BEGIN")
+                tx = Tx(self, conn)
+                if self.dialect == "postgresql":
+                    tx.one("SELECT version FROM model WHERE id = 1 FOR UPDATE")
+                yield tx
+                self._check_identity()  # never acknowledge a write that went to a deleted file
+                if generation != self.generation:
+                    raise Unavailable("db", "the database file was restored from a copy during this write; "
+                                            "nothing was written, retry")
+                conn.execute("COMMIT")
+        finally:
+            with self._pool_lock:
+                self.writes_in_flight -= 1
 
     @contextmanager
     def read(self) -> Iterator["Tx"]:
@@ -251,12 +299,34 @@ class Store:
             return "no transaction" in str(exc).lower()
 
     def vacuum(self) -> None:
-        """Give the pages freed by deleted rows back to the file system (SQLite; PostgreSQL autovacuums)."""
+        """Reclaim the space of deleted rows (after a forget or a snapshot).
+
+        SQLite: free pages go back to the file system (``incremental_vacuum``), and when less than
+        :data:`COMPACT_BELOW` of the file's bytes hold data (pages left half-empty by forgetting every
+        other example: the free list stays empty), the file is rewritten (``VACUUM``), so the file
+        stays within 1 / COMPACT_BELOW of the bytes it needs. PostgreSQL: ``VACUUM`` of the tables
+        rows are deleted from, so the next inserts reuse their space (the tables stay within their
+        largest size; trailing empty pages go back to the file system)."""
         if self.dialect != "sqlite":
+            with self._connection() as conn:
+                conn.execute("VACUUM examples, known, events, snapshots")
             return
         with self._connection() as conn:
             conn.execute("PRAGMA incremental_vacuum")
+            if self.fill_ratio(conn) < COMPACT_BELOW:
+                conn.execute("VACUUM")
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    @staticmethod
+    def fill_ratio(conn) -> float:
+        """SQLite: the share of the file's bytes that hold data (1.0 when unknown: no ``dbstat``)."""
+        try:
+            used = conn.execute("SELECT SUM(pgsize - unused) FROM dbstat").fetchone()[0] or 0
+        except sqlite3.Error:  # SQLite built without the dbstat table
+            return 1.0
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        size = conn.execute("PRAGMA page_size").fetchone()[0]
+        return float(used) / max(pages * size, 1)
 
     def size_bytes(self) -> int:
         """Bytes the database takes on disk (SQLite: file + WAL; PostgreSQL: the service's tables)."""
@@ -287,6 +357,10 @@ class Store:
             created = cur.rowcount == 1
             if created:
                 conn.execute(self.sql("INSERT INTO config (key, value) VALUES ('format', ?)"), (str(FORMAT),))
+            # the database's identity (a restored copy keeps it; older databases get one now)
+            conn.execute(self.sql("INSERT INTO config (key, value) VALUES ('db_id', ?) ON CONFLICT (key) DO NOTHING"),
+                         (json.dumps(uuid.uuid4().hex),))
+            self.db_id = json.loads(conn.execute(self.sql("SELECT value FROM config WHERE key = 'db_id'")).fetchone()[0])
             conn.execute("COMMIT")
         finally:
             if self.dialect == "sqlite":
@@ -337,7 +411,7 @@ class Tx:
     # ---- config and the model row ----------------------------------------------------------
     def config(self) -> dict[str, Any]:
         """The ``config`` table (JSON values), without the table format."""
-        return {k: json.loads(v) for k, v in self.all("SELECT key, value FROM config") if k != "format"}
+        return {k: json.loads(v) for k, v in self.all("SELECT key, value FROM config") if k not in ("format", "db_id")}
 
     def insert_config(self, values: dict[str, Any]) -> None:
         """Write the frame of a new database (JSON values)."""

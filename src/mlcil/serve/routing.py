@@ -21,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.routing import APIRoute, APIRouter
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from mlcil.serve import schemas as S
 from mlcil.serve.errors import (Conflict, Invalid, NotFound, NotReady, ServiceError, StorageFull, TooLarge,
@@ -82,9 +83,39 @@ class _StrictRequest(Request):
         return self._json
 
 
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return False
+    except UnicodeEncodeError:
+        return True
+
+
+def surrogate_field(value: Any, field: str = "") -> str | None:
+    """The field ('ids[0]', 'examples[0].labels') of the first string — value or object key — of a parsed JSON
+    body that holds a lone UTF-16 surrogate (not Unicode text: no database, no encoder takes it), or None."""
+    if isinstance(value, str):
+        return (field or "body") if _has_surrogate(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if _has_surrogate(key):
+                return field or "body"
+            found = surrogate_field(item, f"{field}.{key}" if field else key)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            if isinstance(item, (str, dict, list)):
+                found = surrogate_field(item, f"{field}[{i}]")
+                if found is not None:
+                    return found
+    return None
+
+
 class StrictRoute(APIRoute):
     """A route whose API-key scope (:attr:`scope_needed`, None = open) is checked before its body is read, and
-    whose JSON body is parsed by :func:`strict_loads`. Routers of one scope use :func:`router`."""
+    whose JSON body is parsed by :func:`strict_loads`; a string with a lone UTF-16 surrogate (only a ``\\udXXX``
+    escape can make one) anywhere in the body is a 422 naming its field. Routers of one scope use :func:`router`."""
 
     scope_needed: str | None = None
 
@@ -95,7 +126,19 @@ class StrictRoute(APIRoute):
         async def strict(request: Request) -> Response:
             if needed is not None:
                 authorise(request, needed)
-            return await handler(_StrictRequest(request.scope, request.receive))
+            strict_request = _StrictRequest(request.scope, request.receive)
+            if request.method in ("POST", "PUT", "PATCH"):
+                body = await strict_request.body()
+                if b"\\ud" in body or b"\\uD" in body:  # a surrogate escape: look where (rare, so parse twice)
+                    try:
+                        parsed = strict_loads(body)
+                    except (ValueError, UnicodeDecodeError):
+                        parsed = None  # malformed: FastAPI answers 400
+                    field = surrogate_field(parsed)
+                    if field is not None:
+                        raise Invalid(field, "contains a lone UTF-16 surrogate (\\ud800-\\udfff escape): not "
+                                             "valid Unicode text")
+            return await handler(strict_request)
 
         return strict
 
@@ -119,6 +162,18 @@ def field_of(loc: tuple | list) -> str:
     return out or "body"
 
 
+def allowed_methods(routes: list, scope: dict) -> set[str]:
+    """The methods of every route (included routers' too) whose path matches the request's."""
+    methods: set[str] = set()
+    for route in routes:
+        inner = getattr(getattr(route, "original_router", None), "routes", None)
+        if inner is not None:
+            methods |= allowed_methods(inner, scope)
+        elif getattr(route, "methods", None) and route.matches(scope)[0] != Match.NONE:
+            methods |= set(route.methods)
+    return methods
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Every error as ``{"error": {"status", "field", "message"}}`` with its status."""
 
@@ -136,4 +191,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        return error_response(exc.status_code, "path" if exc.status_code in (404, 405) else "body", str(exc.detail))
+        response = error_response(exc.status_code, "path" if exc.status_code in (404, 405) else "body",
+                                  str(exc.detail))
+        if exc.status_code == 405:  # RFC 9110: a 405 names the methods the path has (every route of it)
+            methods = allowed_methods(request.app.router.routes, request.scope)
+            if methods:
+                response.headers["Allow"] = ", ".join(sorted(methods))
+        return response

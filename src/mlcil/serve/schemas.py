@@ -11,6 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 STRICT = ConfigDict(strict=True, extra="forbid")
 NAME_MAX = 200
+_CTRL = "\\u0000-\\u001f\\u007f"
+#: an id: no control character, no leading or trailing white space (what the service checks)
+ID_PATTERN = f"^[^{_CTRL}\\s](?:[^{_CTRL}]*[^{_CTRL}\\s])?$"
+#: a label name: an id without '/' or '\\' (it is a URL path segment; '.' and '..' are refused too)
+LABEL_PATTERN = f"^[^{_CTRL}\\s/\\\\](?:[^{_CTRL}/\\\\]*[^{_CTRL}\\s/\\\\])?$"
 
 
 class _Body(BaseModel):
@@ -33,21 +38,27 @@ class ErrorBody(BaseModel):
 
 # ---- requests --------------------------------------------------------------------------------
 class LabelIn(_Body):
-    name: str = Field(min_length=1, max_length=NAME_MAX, description="Unique label name; no '/', '\\', control "
-                                                                      "characters, not '.' or '..'.")
-    description: str | None = Field(None, max_length=2000, description="Free text (kept for zero-shot scoring).")
+    name: str = Field(min_length=1, max_length=NAME_MAX, json_schema_extra={"pattern": LABEL_PATTERN},
+                      description="Unique label name; no '/', '\\', control characters, leading or trailing white "
+                                  "space, not '.' or '..'.")
+    description: str | None = Field(None, max_length=2000, json_schema_extra={"pattern": "^[^\\u0000]*$"},
+                                    description="Free text (kept for zero-shot scoring); no NUL character.")
     threshold: float | None = Field(None, ge=0.0, le=1.0, description="Decision threshold on the probability "
                                                                       "(null = 0.5).")
 
 
 class LabelPatch(_Body):
-    description: str | None = Field(None, max_length=2000)
+    model_config = ConfigDict(**STRICT, json_schema_extra={"minProperties": 1})
+
+    description: str | None = Field(None, max_length=2000, json_schema_extra={"pattern": "^[^\\u0000]*$"})
     threshold: float | None = Field(None, ge=0.0, le=1.0, description="null = back to the default 0.5.")
 
 
 class ExampleIn(_Body):
-    id: str | None = Field(None, min_length=1, max_length=NAME_MAX,
-                           description="Client id (default: a new UUID). An id already stored relabels that example.")
+    id: str | None = Field(None, min_length=1, max_length=NAME_MAX, json_schema_extra={"pattern": ID_PATTERN},
+                           description="Client id (default: a new UUID). An id already stored relabels that example "
+                                       "(a vector re-sent for it must equal the stored one within 0.1%: retries are "
+                                       "harmless).")
     vector: list[float] | None = Field(None, description="Embedding, d numbers (may be omitted to relabel a stored id).")
     input: Any = Field(None, description="Raw input for the configured encoder (instead of vector).")
     labels: dict[str, int | None] = Field(default_factory=dict, description="Known labels: 1 = positive, "
@@ -55,25 +66,29 @@ class ExampleIn(_Body):
 
 
 class TeachIn(_Body):
-    examples: list[ExampleIn]
+    examples: list[ExampleIn] = Field(min_length=1, description="1 to the server's max_batch examples.")
 
 
 class PredictIn(_Body):
-    vectors: list[list[float]] | None = None
-    inputs: list[Any] | None = None
+    vectors: list[list[float]] | None = Field(None, min_length=1, description="1 to max_batch embeddings (or inputs).")
+    inputs: list[Any] | None = Field(None, min_length=1, description="1 to max_batch raw inputs for the encoder: at "
+                                     "most max_input_chars characters each, max_request_chars in all.")
     threshold: float | None = Field(None, ge=0.0, le=1.0, description="Decide P ≥ this for every label.")
     top_k: int | None = Field(None, ge=1, le=10000, description="Decide the k most probable labels.")
-    min_version: int | None = Field(None, ge=0, description="Wait (up to 30 s) until this process serves at least "
-                                                            "this model version, e.g. the version a teach returned.")
+    min_version: int | None = Field(None, ge=0, description="Wait (up to 30 s, without holding a worker thread) "
+                                    "until this process serves at least this model version, e.g. the version a "
+                                    "teach returned; 409 at once when no such version exists or is being written.")
 
 
 class LambdaIn(_Body):
+    model_config = ConfigDict(**STRICT, json_schema_extra={"not": {"required": ["value", "lambdas"]}})
+
     value: float | None = Field(None, gt=0.0, description="Fix λ at this value; absent = choose by leave-one-out.")
     lambdas: list[float] | None = Field(None, min_length=1, max_length=50, description="Grid to search (λ > 0).")
 
 
 class ForgetIn(_Body):
-    ids: list[str]
+    ids: list[str] = Field(min_length=1, description="1 to max_batch example ids; ids not stored are not an error.")
 
 
 # ---- responses -------------------------------------------------------------------------------
@@ -127,8 +142,11 @@ class PredictOut(BaseModel):
 
 
 class Forgotten(BaseModel):
-    forgotten: str | int
-    version: int
+    forgotten: str | int = Field(description="The label forgotten, or how many of the ids were stored and are "
+                                             "forgotten now.")
+    version: int = Field(description="The version after the forget (the current one when nothing was stored).")
+    absent: list[str] = Field([], description="POST /v1/forget: the ids that were not stored (never taught or "
+                                              "already forgotten): not an error, a retry is harmless.")
 
 
 class LambdaOut(BaseModel):

@@ -74,6 +74,21 @@ class Counters:
     db_version: int = 0
 
 
+#: a vector re-sent for a stored id is the same when ‖a − b‖ ≤ RETRY_RTOL · max(‖a‖, ‖b‖)
+RETRY_RTOL = 1e-3
+
+
+def same_vector(given, stored: bytes) -> bool:
+    """Whether a vector re-sent for a stored example is the stored one (float32 bytes), within :data:`RETRY_RTOL`
+    relative L2 distance: a text embedded in another batch differs in the last bits, never by 0.1%."""
+    a = np.asarray(given, dtype=np.float64).reshape(-1)
+    b = np.frombuffer(stored, dtype=np.float32).astype(np.float64)
+    if a.shape != b.shape:
+        return False
+    scale = max(float(np.linalg.norm(a)), float(np.linalg.norm(b)))
+    return float(np.linalg.norm(a - b)) <= RETRY_RTOL * scale
+
+
 #: id prefix of the name examples (a label's name embedding, stored as an example); reserved.
 NAME_PREFIX = "@name/"
 
@@ -122,6 +137,8 @@ class TaggingService:
         self._published = threading.Condition()
         self._state: ModelState | None = None
         self._model = Model.empty()
+        self._listeners: list = []  # called with each published model (the predict route's async waiters)
+        self._generation = store.generation
         self.refresher = Refresher(self, self.policy)
         self.refresh()
         if self.policy.background:
@@ -143,15 +160,51 @@ class TaggingService:
                 frame = {**DEFAULTS, **req}
                 if frame["d"] is not None:
                     frame["include_x"] = resolve_include_x(frame["include_x"], frame["d"])
-                    self._check_memory(frame["d"], frame["M"], frame["include_x"], "d")
+                    self._check_start_memory(frame)
                 tx.insert_config(frame)
                 if isinstance(frame["lam"], (int, float)):
                     tx.update_model(lam=float(frame["lam"]), lam_fixed=1)
                 return Options(**frame)
+            if stored.get("d") is None and req.get("d") is not None:
+                # no dimension yet (nothing taught): the requested one is the database's from now on
+                frame = {**DEFAULTS, **stored}
+                include_x = req.get("include_x", frame["include_x"])
+                frame.update(d=req["d"], include_x=resolve_include_x(include_x, req["d"]))
+                conflict = contradiction({k: v for k, v in req.items() if k not in ("d", "include_x")}, stored,
+                                         self.store.url)
+                if conflict is not None:
+                    raise conflict
+                self._check_start_memory(frame)
+                tx.set_config("d", int(frame["d"]))
+                tx.set_config("include_x", frame["include_x"])
+                stored = tx.config()
+                req = {k: v for k, v in req.items() if k not in ("d", "include_x")}
         conflict = contradiction(req, stored, self.store.url)
         if conflict is not None:
             raise conflict
         return Options(**{k: stored.get(k, DEFAULTS[k]) for k in DEFAULTS})
+
+    def _check_start_memory(self, frame: dict[str, Any]) -> None:
+        """The memory check of a frame at start: an :class:`OptionError` on M (what to lower), saying the largest M
+        that fits the budget for this d, instead of the request path's 413."""
+        d, M, include_x = frame["d"], frame["M"], frame["include_x"]
+        try:
+            self._check_memory(d, M, include_x, "d")
+        except TooLarge as exc:
+            budget = ridge.memory_budget(self.limits.memory_budget)
+            fits = 0
+            lo, hi = 1, M
+            while lo <= hi:  # the largest M within the budget (the need grows with M)
+                mid = (lo + hi) // 2
+                D = mid + (d if include_x else 0)
+                if 3 * D * D * 8 + d * mid * 4 <= budget:
+                    fits, lo = mid, mid + 1
+                else:
+                    hi = mid - 1
+            expected = (f"at most {fits} random features for d = {d}" if fits else
+                        f"a smaller d (d = {d} alone is over the budget)") + \
+                f" within the memory budget of {ridge.format_bytes(budget)} (or a larger $MLCIL_MEMORY_BUDGET)"
+            raise OptionError("M", M, exc.message, expected=expected) from None
 
     def _check_memory(self, d: int, M: int, include_x: bool, field_: str) -> None:
         D = M + (d if include_x else 0)
@@ -219,22 +272,45 @@ class TaggingService:
         start = time.perf_counter()
         with self._lock:
             with self.store.read() as tx:
+                reset = self._generation != self.store.generation  # the file was restored from a copy
+                if reset:
+                    self._state = None
+                    self.counters.db_version = 0
                 self._learn_dim(tx)
                 state = journal.advance(tx, self._state, self._feature_map())
             self._state = state
+            self._generation = self.store.generation
         self.counters.db_version = max(self.counters.db_version, state.version)
-        if state.version > self._model.version or self._model.ridge is None and self._fmap is not None:
-            self._publish(Model.build(state, self._fmap))
+        if reset or state.version > self._model.version or self._model.ridge is None and self._fmap is not None:
+            self._publish(Model.build(state, self._fmap), force=reset)
         self.counters.refreshes += 1
         self.counters.refresh_seconds += time.perf_counter() - start
         return self._model
 
-    def _publish(self, model: Model) -> None:
+    def _publish(self, model: Model, force: bool = False) -> None:
         with self._published:
-            if model.version >= self._model.version:
+            if model.version >= self._model.version or force:
                 self._model = model
             self._published.notify_all()
+        for listener in list(self._listeners):
+            listener(self._model)
 
+    def on_publish(self, listener) -> None:
+        """Call ``listener(model)`` (from the publishing thread) after each publication."""
+        self._listeners.append(listener)
+
+    def writes_in_flight(self) -> int:
+        """Write transactions of this process open now (each may add one or two versions)."""
+        return self.store.writes_in_flight
+
+    def version_can_arrive(self, version: int) -> bool:
+        """Whether model ``version`` exists or may still come: at most the database's version (one read when
+        the last one seen is lower) + 2 × this process's writes in flight (a label created with its name
+        example is two versions)."""
+        if version <= self._model.version or version <= self.counters.db_version:
+            return True
+        ahead = 2 * self.writes_in_flight()
+        return version <= self.latest_version() + ahead
     def wait_for(self, version: int, timeout: float = 30.0) -> Model:
         """The published model once it reaches ``version`` (raises :class:`NotReady` after ``timeout``)."""
         model = self._model
@@ -354,8 +430,10 @@ class TaggingService:
         ``{name: 1 | 0 | None}`` (1 positive, 0 explicit negative, None: no longer known), and an id
         (None: a new UUID). An id already stored is a **relabel**: the labels given replace the
         stored values of those labels (others stay), and its contribution changes exactly
-        (B += φ(y_new − y_old)ᵀ; G unchanged). Its vector, if given, must equal the stored one.
-        Re-sending a batch is therefore harmless: unchanged rows write nothing. When nothing
+        (B += φ(y_new − y_old)ᵀ; G unchanged). Its vector, if given, must equal the stored one within
+        :data:`RETRY_RTOL` (:func:`same_vector`: an encoder embeds one text to slightly different floats in
+        batches of other sizes); the stored vector is kept. Re-sending a batch, or any subset or
+        superset of it, is therefore harmless: unchanged rows write nothing. When nothing
         changes at all, no event is written and the current version is returned. Invalid input
         raises and writes nothing.
         """
@@ -405,8 +483,9 @@ class TaggingService:
             for i in range(n):
                 if ext[i] in stored:
                     seq, vec = stored[ext[i]]
-                    if vectors[i] is not None and np.asarray(vectors[i], np.float32).tobytes() != vec:
-                        raise Conflict(f"examples[{i}].vector", f"example {ext[i]!r} is stored with another vector; "
+                    if vectors[i] is not None and not same_vector(vectors[i], vec):
+                        raise Conflict(f"examples[{i}].vector", f"example {ext[i]!r} is stored with another vector "
+                                                                 f"(differs by more than {RETRY_RTOL:g} relative); "
                                                                  "forget it first to replace it")
                     have = known_now.get(seq, {})
                     for lid, value in wanted[i].items():
@@ -484,19 +563,34 @@ class TaggingService:
         return v
 
     def forget_examples(self, ids: list[str]) -> int:
-        """Remove examples exactly: subtract their φφᵀ and φyᵀ, delete their rows. Returns the version."""
+        """Remove examples exactly: subtract their φφᵀ and φyᵀ, delete their rows. Returns the version.
+
+        Idempotent: an id that is not stored (never taught, or already forgotten — e.g. a retry after a
+        lost reply) is not an error; it is absent afterwards, as asked. When none of the ids is stored,
+        nothing is written and the current version is returned. :meth:`forget_report` also says which ids
+        were removed. An id that could never be stored (control characters, too long) is :class:`Invalid`.
+        """
+        return self.forget_report(ids)[0]
+
+    def forget_report(self, ids: list[str]) -> tuple[int, list[str], list[str]]:
+        """:meth:`forget_examples`, returning (version, ids removed now, ids that were not stored)."""
         for i, e in enumerate(ids):
-            if not isinstance(e, str) or "\x00" in e or len(e) > self.limits.max_name:
-                raise NotFound(f"ids[{i}]", f"unknown example id {e!r}")
+            if not isinstance(e, str):
+                raise Invalid(f"ids[{i}]", "expected an example id (a string)")
+            try:
+                _check_name(e, f"ids[{i}]", self.limits.max_name)
+            except TooLarge as exc:
+                raise Invalid(exc.field, exc.message) from None
         with self.store.write() as tx:
             head = tx.model_row()
             found = tx.stored(list(ids))
-            for i, e in enumerate(ids):
-                if e not in found:
-                    raise NotFound(f"ids[{i}]", f"unknown example id {e!r}")
+            removed = list(dict.fromkeys(e for e in ids if e in found))
+            absent = list(dict.fromkeys(e for e in ids if e not in found))
+            if not removed:
+                return int(head["version"]), [], absent
             v = head["version"] + 1
             state = self._state_in(tx)
-            seqs = sorted({found[e][0] for e in ids})
+            seqs = sorted({found[e][0] for e in removed})
             fmap = self._feature_map()
             stats = state.stats
             for start in range(0, len(seqs), journal.CHUNK):
@@ -515,7 +609,7 @@ class TaggingService:
             self._after_forget(tx, new, head["next_seq"])
         self._adopt(new)
         self.store.vacuum()
-        return v
+        return v, removed, absent
 
     def set_lambda(self, lam: float) -> int:
         """Fix the ridge λ (no longer chosen by leave-one-out); returns the version."""
@@ -726,7 +820,10 @@ class TaggingService:
             raise Conflict("labels", "the model has no label: nothing to export (create a label and teach it)")
         if model.ridge is None or model.version != state.version:
             model = Model.build(state, self._fmap)
-        return to_learner(state, model, self.options.seed)
+        try:
+            return to_learner(state, model, self.options.seed)
+        except (MlcilError, ValueError) as exc:  # e.g. NotFittedError: examples but nothing the learner can fit
+            raise Conflict("labels", f"nothing to export: {exc}") from None
 
 
 __all__ = ["Counters", "DEFAULTS", "Limits", "NAME_PREFIX", "OptionError", "Options", "Policy", "REFRESH_SHARE",

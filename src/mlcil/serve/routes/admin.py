@@ -12,7 +12,8 @@ from fastapi.responses import Response
 
 from mlcil.serve import schemas as S
 from mlcil.serve.deps import get_service
-from mlcil.serve.errors import Invalid
+from mlcil.errors import MlcilError
+from mlcil.serve.errors import Conflict, Invalid
 from mlcil.serve.routing import responses, router
 from mlcil.serve.service import TaggingService
 
@@ -40,7 +41,10 @@ def set_lambda(body: S.LambdaIn, service: TaggingService = Depends(get_service))
 def export_model(service: TaggingService = Depends(get_service)) -> Response:
     learner = service.export_learner()
     with tempfile.TemporaryDirectory() as tmp:
-        path = learner.save(os.path.join(tmp, "model.npz"))
+        try:
+            path = learner.save(os.path.join(tmp, "model.npz"))
+        except MlcilError as exc:  # NotFittedError included: answered like the export's other refusals
+            raise Conflict("labels", f"nothing to export: {exc}") from None
         with open(path, "rb") as f:
             data = f.read()
     return Response(data, media_type="application/octet-stream",

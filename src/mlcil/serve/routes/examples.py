@@ -26,5 +26,9 @@ def teach(body: S.TeachIn, service: TaggingService = Depends(get_service), input
 @admin.post("/v1/forget", response_model=S.Forgotten, responses=responses(400, 404, 503, 507))
 def forget_examples(body: S.ForgetIn, service: TaggingService = Depends(get_service),
                     inputs: Inputs = Depends(get_inputs)) -> dict:
+    """Forget examples exactly. Idempotent: ids not stored (never taught, or already forgotten, e.g. by the first
+    try of a retried request) are not an error; they are listed in ``absent``. ``forgotten`` counts the examples
+    removed by this request; when none was stored, nothing is written and ``version`` is the current one."""
     inputs.check_batch(len(body.ids), "ids")
-    return {"forgotten": len(set(body.ids)), "version": service.forget_examples(list(body.ids))}
+    version, removed, absent = service.forget_report(list(body.ids))
+    return {"forgotten": len(removed), "version": version, "absent": absent}
