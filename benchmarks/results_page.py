@@ -7,8 +7,9 @@ write them); none is typed by hand. Re-measuring means re-running a benchmark an
     python benchmarks/results_page.py --check    # exit 1 if either differs from what would be generated
 
 A result file the page needs but that is missing stops the script with one line naming the file and the
-command that makes it. The README's generated block sits between ``<!-- results: headline -->`` and
-``<!-- /results -->``; the rest of the README is left alone.
+command that makes it. The README's generated blocks sit between ``<!-- results: NAME -->`` (``headline``:
+the main job's table; ``setup``: the set-up times) and ``<!-- /results -->``; the rest of the README is
+left alone.
 
 ``benchmarks/results/setup/setup.json`` holds the set-up times that no benchmark script writes (the
 install of the core and CI's install + test suite), each with the command that measured it; a time that
@@ -192,7 +193,8 @@ def headline_block() -> str:
             f"mlcil {report['versions'].get('mlcil', '?')}).")
 
 
-def setup_section() -> list[str]:
+def setup_rows() -> list[list[str]]:
+    """(command, wall time, measured by) for the README's set-up commands, the main job's bench second."""
     setup = load(SETUP)
     head = load(HEADLINE)
     rows = []
@@ -201,6 +203,19 @@ def setup_section() -> list[str]:
         rows.append([f"`{item['command']}`", "not measured at this commit" if secs is None else f"{secs:.0f} s",
                      item.get("measured_by", "")])
     rows.insert(1, [f"`{bench_command(head)}`", f"{head['wall_s']:.0f} s", f"`{HEADLINE_OUT}/report.json` (`wall_s`)"])
+    return rows
+
+
+def setup_block() -> str:
+    """The README's set-up times: one table, each time with what measured it."""
+    setup = load(SETUP)
+    return (f"Measured on {setup.get('machine', 'the CI machine')}:\n\n"
+            + table(["command", "wall time", "measured by"], setup_rows()))
+
+
+def setup_section() -> list[str]:
+    setup = load(SETUP)
+    rows = setup_rows()
     return ["## Set-up times", "",
             f"The README's two set-up commands, on {setup.get('machine', 'the CI machine')}. "
             "Each time comes from the file or command in the last column.", "",
@@ -228,7 +243,7 @@ def sweep_section() -> list[str]:
             "seconds (loading, protocol, learning and every session's evaluation) · peak resident GB. One seed: "
             "differences under a point are noise.", "",
             "<!-- ci: run by its benchmark; hours on two cores -->", "```bash",
-            "MLCIL_DATA=../data python benchmarks/sweep.py --out benchmarks/results/sweep", "```", "",
+            "MLCIL_DATA=/path/to/data python benchmarks/sweep.py --out benchmarks/results/sweep", "```", "",
             table(head, rows), ""]
 
 
@@ -246,7 +261,7 @@ def accuracy_section() -> list[str]:
            "(`--campaign disjoint`); mean ± std over 3 seeds, %. What the strategies are: "
            "[label absence](concepts/protocols.md#label-absence).", "",
            "<!-- ci: run by its benchmark; hours on two cores -->", "```bash",
-           "MLCIL_DATA=../data python benchmarks/accuracy.py --out benchmarks/results/accuracy", "```", ""]
+           "MLCIL_DATA=/path/to/data python benchmarks/accuracy.py --out benchmarks/results/accuracy", "```", ""]
     for key, title in (("last_mAP", "Last mAP"), ("avg_mAP", "Average mAP over the sessions")):
         rows = []
         for dataset in summary["field"]:
@@ -345,17 +360,20 @@ def audit_section() -> list[str]:
     rows = []
     for key, r in audit.items():
         name, method = key.split("/")
-        mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+        def mean(xs: list) -> float:  # over the sessions where the value is defined
+            ok = [x for x in xs if x is not None and not math.isnan(x)]
+            return sum(ok) / len(ok) if ok else float("nan")
+
         rows.append([name, label.get(method, method), f"{r['rows']:,}", f"{r['errors']:,}", pct(mean(r["pak"])),
                      pct(mean(r["fp"])), pct(mean(r["fr"])), f"{r['oos']:.2f}", f"{r['learn']:.2f}",
                      f"{r['clean']:.2f}"])
     return ["## Label-error audit", "",
             "Errors planted in every session (5% of positives dropped, 1% of negatives flipped, seed 0), then "
             "each session audited two ways; P@k = precision of the k lowest-quality rows (k = rows with a planted "
-            "error), flag precision / recall of the rows cleanlab flags, mean over sessions (%); seconds summed "
-            "over sessions. Details: [the audit](decisions.md#the-label-error-audit).", "",
+            "error), flag precision / recall of the rows cleanlab flags, mean over sessions (%; flag precision over the "
+            "sessions where cleanlab flags a row); seconds summed over sessions. Details: [the audit](decisions.md#the-label-error-audit).", "",
             "<!-- ci: run by its benchmark; minutes per dataset -->", "```bash",
-            "MLCIL_DATA=../data python benchmarks/audit.py --out benchmarks/results/audit.md", "```", "",
+            "MLCIL_DATA=/path/to/data python benchmarks/audit.py --out benchmarks/results/audit.md", "```", "",
             table(["dataset", "audit", "rows", "planted", "P@k", "flag precision", "flag recall",
                    "out-of-sample s", "+ learn s", "cleanlab s"], rows), ""]
 
@@ -387,7 +405,7 @@ def reproducibility_section() -> list[str]:
             "max |Δproba| · max |ΔmAP| (points); = means bit-for-bit equal. "
             "[Reproducibility](reproducibility.md) states the tolerance the tests use.", "",
             "<!-- ci: run by its benchmark; minutes -->", "```bash",
-            "MLCIL_DATA=../data python benchmarks/reproducibility.py --out benchmarks/results/reproducibility",
+            "MLCIL_DATA=/path/to/data python benchmarks/reproducibility.py --out benchmarks/results/reproducibility",
             "```", "", table(["configuration"] + [f"`{x}`" for x in learners], rows), ""]
 
 
@@ -413,7 +431,7 @@ def throughput_section() -> list[str]:
             "forward on the same batches, side by side in one run (median of the repeats); *forward share* = time "
             "inside the forward pass / pipeline wall time. Files: `benchmarks/results/embed_throughput/`.", "",
             "<!-- ci: run by its benchmark; minutes, and the GPU rows need a GPU -->", "```bash",
-            "MLCIL_DATA=../data python benchmarks/embed_throughput.py --dataset goemotions --encoder tfidf-svd:dim=256",
+            "MLCIL_DATA=/path/to/data python benchmarks/embed_throughput.py --dataset goemotions --encoder tfidf-svd:dim=256",
             "```", "",
             table(["encoder", "inputs", "device", "batch", "workers", "forward ex/s", "pipeline ex/s",
                    "pipeline / forward", "forward share"], rows), ""]
@@ -461,8 +479,8 @@ BLOCK = re.compile(r"(<!-- results: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /r
 
 
 def readme(text: str) -> str:
-    """README.md with every ``<!-- results: NAME -->`` block regenerated (only ``headline`` exists)."""
-    blocks = {"headline": headline_block}
+    """README.md with every ``<!-- results: NAME -->`` block regenerated (``headline``, ``setup``)."""
+    blocks = {"headline": headline_block, "setup": setup_block}
     names = [m.group("name") for m in BLOCK.finditer(text)]
     if "headline" not in names:
         raise SystemExit("results_page: README.md has no '<!-- results: headline -->' … '<!-- /results -->' block")
