@@ -14,6 +14,14 @@ left alone.
 ``benchmarks/results/setup/setup.json`` holds the set-up times that no benchmark script writes (the
 install of the core and CI's install + test suite), each with the command that measured it; a time that
 has not been measured at this commit is ``null`` and shown as such.
+
+Re-measuring the README's numbers at a new commit:
+
+    mlcil bench scene --protocol B0-C2 --learners joint,analytic,prototype --seeds 3 \
+        -o benchmarks/results/headline/scene-B0-C2       # the headline table and the main job's time
+    python benchmarks/install.py .                       # "seconds" of `pip install -e .` in setup.json
+    .ci/run                                              # prints "ci: install + test suite: N s": setup.json
+    python benchmarks/results_page.py
 """
 
 from __future__ import annotations
