@@ -1,7 +1,8 @@
 """Learners: one file per method on the shared :class:`Learner` base, found by registry name.
 
 The closed-form learners (``analytic``, ``joint``, ``prototype``, ``lda``) run on NumPy/SciPy.
-The gradient heads (``finetune``, ``lwf``, ``replay``, ``pseudolabel``, ``joint-sgd``) need
+The gradient heads (``finetune``, ``lwf``, ``replay``, ``pseudolabel``, ``joint-sgd``) and the token
+learners (``krt``, ``csc``) need
 PyTorch (``pip install 'mlcil[torch]'``): they are registered by name and imported on first use.
 """
 
@@ -26,6 +27,8 @@ TORCH_LEARNERS = {
     "Replay": ("mlcil.learners.replay", "replay"),
     "PseudoLabel": ("mlcil.learners.pseudolabel", "pseudolabel"),
     "JointSGD": ("mlcil.learners.joint_sgd", "joint-sgd"),
+    "KRT": ("mlcil.learners.krt", "krt"),
+    "CSC": ("mlcil.learners.csc", "csc"),
 }
 for _cls, (_module, _name) in TORCH_LEARNERS.items():
     REGISTRY.add_lazy(_name, _module, _cls, extra="torch")
@@ -40,5 +43,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'mlcil.learners' has no attribute {name!r}")
 
 
-__all__ = ["REGISTRY", "Analytic", "Calibrated", "FineTune", "Joint", "JointSGD", "L3A", "LDA", "Learner", "LwF",
+__all__ = ["CSC", "KRT", "REGISTRY", "Analytic", "Calibrated", "FineTune", "Joint", "JointSGD", "L3A", "LDA", "Learner", "LwF",
            "Prototype", "PseudoLabel", "Replay", "make_learner", "parse_learner_spec", "register", "resolve_learner_names"]
