@@ -39,6 +39,7 @@ from mlcil.serve import schemas as S
 from mlcil.serve.auth import KeyRing
 from mlcil.serve.batcher import Batcher
 from mlcil.serve.deps import MAX_INPUT_CHARS, MAX_REQUEST_CHARS, Encoder, Inputs, Scoring, Settings
+from mlcil.serve.labelstudio import router as labelstudio_router
 from mlcil.serve.metrics import Metrics
 from mlcil.serve.middleware import BodyLimit, Observe
 from mlcil.serve.options import Limits, Options, Policy
@@ -102,6 +103,7 @@ def create_app(db: str | Store | TaggingService = "sqlite:///tagger.db", *, opti
         scope = router.route_class.scope_needed if app.state.keys else None
         app.include_router(router, dependencies=[requires(scope)] if scope else None,
                            responses=auth_responses() if scope else None)
+    app.include_router(labelstudio_router)  # Label Studio's ML backend protocol, its own auth (Basic)
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     routes = [r for r in app.router.routes if hasattr(r, "path")] + [r for router in ROUTERS for r in router.routes]
     app.add_middleware(Observe, routes=routes, count=metrics.count)
