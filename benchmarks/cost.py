@@ -5,6 +5,10 @@ measured side by side in the same process.
     python benchmarks/cost.py                # full table (each configuration in a fresh process)
     python benchmarks/cost.py --n 20000 --M 1024,2048,4096 --d 128,512,1024
 
+    # each new session against scikit-learn's one-vs-rest logistic regression retrained on every row seen so far
+    # (side by side in one process, d = 384, 30 labels, 5 sessions), and a first session of 100 rows:
+    python benchmarks/cost.py --retrain --rows 1000,10000,100000
+
     # the ridge core alone, this checkout against another one's src/ side by side (fresh processes,
     # alternating, one BLAS thread each; best of --repeat):
     python benchmarks/cost.py --core --compare /tmp/mlcil_old/src --n 8000 --M 1024,2048 --d 128,512
@@ -118,6 +122,83 @@ def core_one(n: int, d: int, M: int, precision: str, classes: int = 10) -> dict:
     return out
 
 
+def topic_data(n: int, d: int = 384, labels: int = 30, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(X n×d float32 unit rows, Y n×labels uint8): sentence-embedding-like rows, each a noisy mix of one or
+    two of 2·labels topic directions; label c is on when one of its two topics is in the row (every row has one)."""
+    rng = np.random.default_rng(1234)
+    topics = rng.normal(size=(2 * labels, d))
+    owner = rng.permutation(2 * labels) % labels  # topic -> label
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, 2 * labels, size=(n, 2))
+    two = rng.random(n) < 0.4
+    X = topics[picks[:, 0]] * rng.random((n, 1)) + (topics[picks[:, 1]] * rng.random((n, 1))) * two[:, None]
+    X += 0.6 * rng.normal(size=(n, d))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    Y = np.zeros((n, labels), dtype=np.uint8)
+    Y[np.arange(n), owner[picks[:, 0]]] = 1
+    Y[np.arange(n)[two], owner[picks[two, 1]]] = 1
+    return X.astype(np.float32), Y
+
+
+def retrain_one(n: int, every: bool) -> dict:
+    """Seconds of each session of the default ``Analytic()`` on n rows (5 sessions of 6 of 30 labels, the
+    field's protocol) and of scikit-learn's one-vs-rest logistic regression retrained on every row seen so far
+    with every seen label (after each session when ``every``, else after the last only), in one process."""
+    import warnings
+
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+
+    from mlcil.data.dataset import Dataset
+    from mlcil.learners import Analytic
+    from mlcil.protocols import Protocol
+
+    X, Y = topic_data(n)
+    stream = Protocol("B0-C6", order="dataset", test_size=0.0001).build(
+        Dataset(X, Y, [f"tag{i}" for i in range(Y.shape[1])], name="topics"))
+    learner = Analytic()
+    out = {"n": n, "sessions": [], "M": None}
+    for t, session in enumerate(stream):
+        start = time.perf_counter()
+        learner.learn(session)
+        learn_s = time.perf_counter() - start
+        cell = {"rows": int(session.n), "learn_s": learn_s}
+        if every or t == len(stream) - 1:
+            joint = stream.joint_session(t)
+            start = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                OneVsRestClassifier(LogisticRegression(max_iter=100)).fit(joint.X, joint.Y)
+            cell.update(seen=int(joint.n), retrain_s=time.perf_counter() - start)
+        out["sessions"].append(cell)
+    out["M"] = int(learner.R_.shape[1])
+    X1, Y1 = topic_data(100, seed=1)
+    first = Analytic()
+    from mlcil.protocols import Session
+
+    start = time.perf_counter()
+    first.learn(Session(X1, Y1[:, :6], np.arange(6), np.arange(100)))
+    out["first100_s"] = time.perf_counter() - start
+    return out
+
+
+def retrain_table(args) -> None:
+    rows = []
+    for n in map(int, args.rows.split(",")):
+        proc = subprocess.run([sys.executable, __file__, "--retrain-one", str(n), "1" if n <= 20000 else "0"],
+                              capture_output=True, text=True, check=True)
+        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        print(f"done n={n}", file=sys.stderr, flush=True)
+    print("\n| rows | M | session | rows in session | `analytic` learn s | rows seen | LR one-vs-rest retrain s | ratio |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        for t, c in enumerate(r["sessions"]):
+            if "retrain_s" in c:
+                print(f"| {r['n']:,} | {r['M']} | {t + 1} | {c['rows']:,} | {c['learn_s']:.2f} | {c['seen']:,} | "
+                      f"{c['retrain_s']:.2f} | {c['retrain_s'] / c['learn_s']:.1f}× |")
+    print("\nfirst session of 100 rows (6 labels): " + ", ".join(f"{r['first100_s']:.2f} s" for r in rows))
+
+
 CORE_STAGES = ("projection", "features", "accumulate", "accumulate_w", "solve", "eigh")
 
 
@@ -172,7 +253,16 @@ def main() -> None:
     parser.add_argument("--compare", metavar="SRC", help="with --core: another checkout's src/ to run side by side")
     parser.add_argument("--repeat", type=int, default=3, help="with --core: runs per implementation (best kept)")
     parser.add_argument("--core-one", nargs=4, metavar=("N", "D", "M", "PRECISION"), help=argparse.SUPPRESS)
+    parser.add_argument("--retrain", action="store_true", help="each session against a logistic retrain")
+    parser.add_argument("--rows", default="1000,10000,100000", help="with --retrain: stream sizes")
+    parser.add_argument("--retrain-one", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.retrain_one:
+        print(json.dumps(retrain_one(int(args.retrain_one[0]), args.retrain_one[1] == "1")))
+        return
+    if args.retrain:
+        retrain_table(args)
+        return
     if args.core_one:
         n, d, M, precision = args.core_one
         print(json.dumps(core_one(int(n), int(d), int(M), precision)))

@@ -1,5 +1,8 @@
 """Analytic: every exact operation against a from-scratch numpy fit on the same data."""
 
+import json
+import warnings
+
 import numpy as np
 import pytest
 
@@ -26,10 +29,26 @@ def test_feature_map_is_relu_of_standardised_projection(stream3):
     learner = Analytic(M=40, scaling="standardize", include_x=True).learn(stream3.sessions[0])
     X = stream3.X_test
     Z = (np.asarray(X, np.float64) - learner.shift_) / learner.scale_
+    # clip='auto': spreads fitted on fewer than 256 rows winsorise at 3 of them
+    assert learner.clip_ == (3.0 if stream3.sessions[0].n < 256 else None)
+    if learner.clip_ is not None:
+        Z = np.clip(Z, -learner.clip_, learner.clip_)
     F = np.maximum(Z @ learner.R_.astype(np.float64), 0)
     np.testing.assert_allclose(phi(learner, X), np.hstack([F, Z]), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(learner.shift_, stream3.sessions[0].X.mean(0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(learner.scale_, stream3.sessions[0].X.std(0), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("rows, clip, expected", [(100, "auto", 3.0), (255, "auto", 3.0), (256, "auto", None),
+                                                  (100, None, None), (400, 2.5, 2.5)])
+def test_auto_clip_follows_the_rows_behind_the_scaling(rows, clip, expected):
+    data = make_dataset(n=600, d=6, L=3, seed=5)
+    X, Y = np.asarray(data.X[:rows]), data.Y[:rows]
+    learner = Analytic(M=8, scaling="standardize", clip=clip, strategy="negative").learn(X, Y)
+    assert learner.clip_ == expected and learner._clip() == expected and learner.feature_map.clip == expected
+    # 'auto' counts the rows the spreads come from: fit_frame's when given
+    framed = Analytic(M=8, scaling="standardize", strategy="negative").fit_frame(np.asarray(data.X[:300]))
+    assert framed.learn(X[:50], Y[:50]).clip_ is None
 
 
 def test_clip_winsorises_the_standardised_input_of_later_sessions(stream3, tmp_path):
@@ -165,15 +184,12 @@ def test_forget_examples_equals_never_seeing_them(strategy, stream3):
         learner.forget_examples(s1.X[:2], s1.Y[:2], [0, 5])
 
 
-@pytest.mark.parametrize("calibration", ["ridge", "platt"])
-def test_pseudo_labels_reach_old_classes(calibration, stream3):
-    learner = Analytic(M=40, strategy="pseudo", alpha=0.1, pseudo_calibration=calibration).learn(stream3.sessions[0])
+def test_pseudo_labels_reach_old_classes(stream3):
+    learner = Analytic(M=40, strategy="pseudo", alpha=0.1).learn(stream3.sessions[0])
     s1 = stream3.sessions[1]
-    # 'ridge': L3A's rule σ(s) > 0.7 on the ridge output s; 'platt': the class's own-session Platt probability
+    # L3A's rule: σ(s) > 0.7 on the ridge output s
     S = learner.scores(s1.X)
-    P = 1 / (1 + np.exp(-S)) if calibration == "ridge" else 1 / (1 + np.exp(-(learner.calibration_["a"] * S
-                                                                                + learner.calibration_["b"])))
-    expected = (P > 0.7).astype(float)
+    expected = (1 / (1 + np.exp(-S)) > 0.7).astype(float)
     assert 0 < expected.sum() < expected.size
     B_before = learner.B_[0].copy()
     learner.learn(s1)
@@ -182,6 +198,30 @@ def test_pseudo_labels_reach_old_classes(calibration, stream3):
     G = learner.G_[0] + learner.G_[1]
     W0 = np.linalg.solve(G + learner.lambda_ * np.eye(len(G)), learner.B_[0])
     np.testing.assert_allclose(learner.W_[:, :2], W0, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("option, value", [("pseudo_calibration", "platt"), ("n_lambdas", 7)])
+def test_removed_options_warn_and_saved_learners_naming_them_load(option, value, stream3, tmp_path):
+    # issue 27 removed pseudo_calibration and n_lambdas: a non-default value warns and is ignored, the old default
+    # is dropped silently, and a file written with them among its parameters still loads and scores the same
+    with pytest.warns(FutureWarning, match=option):
+        learner = Analytic(M=40, strategy="pseudo", **{option: value})
+    assert option not in learner.get_params()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Analytic(M=40, **{option: {"pseudo_calibration": "ridge", "n_lambdas": 13}[option]})
+    learner.learn(stream3.sessions[0])
+    path = learner.save(tmp_path / "a.npz")
+    with np.load(path) as f:  # rewrite the header as a learner saved before the removal would have it
+        arrays = dict(f)
+    header = json.loads(str(arrays["__header__"]))
+    header["params"][option] = value
+    arrays["__header__"] = np.array(json.dumps(header))
+    np.savez(path, **arrays)
+    with pytest.warns(FutureWarning, match=option):
+        again = Learner.load(path)
+    np.testing.assert_array_equal(again.scores(stream3.sessions[0].X), learner.scores(stream3.sessions[0].X))
+    assert len(Analytic._param_names()) == 19
 
 
 def test_calibrated_pseudo_threshold_is_per_class(stream3):
@@ -198,7 +238,7 @@ def test_float32_accumulation_close_to_float64(stream3):
 @pytest.mark.parametrize("params, match", [
     ({"strategy": "bogus"}, "strategy"), ({"alpha": 2.0}, "alpha"), ({"strategy": "known", "alpha": 0.5}, "alpha"),
     ({"precision": "float16"}, "precision"), ({"pseudo_threshold": 1.5}, "pseudo_threshold"),
-    ({"pseudo_calibration": "isotonic"}, "pseudo_calibration"), ({"lambda_search": "never"}, "lambda_search"),
+    ({"lambda_search": "never"}, "lambda_search"), ({"clip": "always"}, "clip"),
     ({"clip": 0}, "clip"), ({"clip": "3"}, "clip"), ({"clip": float("nan")}, "clip"),
 ])
 def test_bad_parameters(params, match, stream3):

@@ -29,7 +29,7 @@ def brute_force_curve(Phi_all, Phi, Y, grid):
 
 def test_lambda_is_the_argmax_of_the_class_weighted_evidence():
     stream = Protocol("B0-C2", order="dataset").build(make_dataset(n=260, d=6, L=5, seed=4))
-    learner = Analytic(M=12, scaling="none", include_x=True, strategy="negative", n_lambdas=7, lambda_search="sessions")
+    learner = Analytic(M=12, scaling="none", include_x=True, strategy="negative", lambda_search="sessions")
     learner.learn(stream.sessions[0])
     grid = learner.lambda_grid_
     phi = lambda X: learner._features(X).astype(np.float64)  # noqa: E731
@@ -259,7 +259,7 @@ def test_fit_frame_takes_the_scaling_statistics_from_unlabelled_rows():
 
     stream = Protocol("B0-C2", order="dataset").build(make_dataset(n=300, d=6, L=5, seed=7))
     union = stream.joint_session(len(stream.sessions) - 1)
-    spec = dict(M=16, scaling="standardize", include_x=True, lambda_search="gcv")
+    spec = dict(M=16, scaling="standardize", include_x=True, lambda_search="gcv", clip=None)  # (Joint's default clip)
     learner = Analytic(strategy="negative", memory="labels", **spec).fit_frame(union.X)
     for session in stream.sessions:
         learner.learn(session)

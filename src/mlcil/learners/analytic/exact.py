@@ -32,8 +32,9 @@ class ExactOperations:
         twin = type(self)(**self.get_params())
         for key in ("n_features_", "include_x_", "scaling_", "shift_", "scale_", "R_", "lambda_", "alpha_"):
             setattr(twin, key, getattr(self, key))
-        if hasattr(self, "frame_rows_"):  # (learners saved before it existed have none)
-            twin.frame_rows_ = self.frame_rows_
+        for key in ("frame_rows_", "clip_"):  # (learners saved before they existed have none)
+            if hasattr(self, key):
+                setattr(twin, key, getattr(self, key))
         if hasattr(self, "lambda_grid_"):  # the grid λ is re-chosen on (lambda_search='sessions'); no evidence yet
             twin.lambda_grid_ = self.lambda_grid_
             twin.lambda_evidence_ = np.zeros(len(self.lambda_grid_))

@@ -25,6 +25,13 @@ SCALING_SEARCH_ROWS = 8000
 #: random features used while choosing the scaling (the first columns of R): the ranking of scalings
 #: needs far fewer features than the final fit, and the search costs one eigendecomposition per candidate.
 SCALING_SEARCH_FEATURES = 512
+#: ``clip='auto'``: the per-column scalings are winsorised at this many spreads when their statistics come from
+#: fewer than :data:`AUTO_CLIP_ROWS` rows, and not at all from more. A spread fitted on few rows misses the tails
+#: (birds: 47 rows, 11 of 260 columns constant in them) and a later row far out then dominates its features;
+#: from hundreds of rows the tails are seen, and clipping only removes signal (heavy-tailed word counts:
+#: slashdot, 302 rows, loses 2.1 points at clip = 3). Measured: ``docs/learners/analytic.md``.
+AUTO_CLIP = 3.0
+AUTO_CLIP_ROWS = 256
 #: values of ``scaling`` (the ridge core's scalings, plus 'auto').
 SCALING_CHOICES = ("auto", *ridge.SCALINGS)
 
@@ -37,7 +44,7 @@ class Frame:
         """The fitted feature map φ (the ridge core's :class:`~mlcil.ridge.FeatureMap`) on ``device``."""
         cached = getattr(self, "_fmap", None)
         if cached is None or cached[0] is not self.R_ or cached[1] != self.device:
-            fmap = ridge.FeatureMap(self.R_, self.scaling_, self.shift_, self.scale_, self.include_x_, self.clip,
+            fmap = ridge.FeatureMap(self.R_, self.scaling_, self.shift_, self.scale_, self.include_x_, self._clip(),
                                     device=self.device)
             self._fmap = cached = (self.R_, self.device, fmap)
         return cached[2]
@@ -52,6 +59,20 @@ class Frame:
                                                      gram=gram)
         return (st.G if gram else None), st.B
 
+
+    def _clip(self) -> float | None:
+        """The winsorising level in use: ``clip_`` once the frame is fixed (``clip='auto'`` resolved; a learner
+        saved before 'auto' existed has only ``clip``)."""
+        if hasattr(self, "clip_"):
+            return self.clip_
+        return None if isinstance(self.clip, str) else self.clip
+
+    def _resolved_clip(self, rows: int) -> float | None:
+        """``clip`` for a frame whose scaling statistics come from ``rows`` rows ('auto': :data:`AUTO_CLIP` below
+        :data:`AUTO_CLIP_ROWS` rows, else None)."""
+        if isinstance(self.clip, str):
+            return AUTO_CLIP if rows < AUTO_CLIP_ROWS else None
+        return None if self.clip is None else float(self.clip)
 
     def _resolved_include_x(self, d: int) -> bool:
         return bool(d <= ridge.INCLUDE_X_MAX_FEATURES) if self.include_x == "auto" else bool(self.include_x)
@@ -114,6 +135,7 @@ class Frame:
         self.n_features_ = int(X.shape[1])
         self.include_x_ = self._resolved_include_x(X.shape[1])
         R = ridge.gaussian_projection(X.shape[1], int(self.M), self.seed)
+        self.clip_ = self._resolved_clip(int(pool["rows"]) if pool is not None else int(X.shape[0]))
         candidates = self._scaling_candidates(X)
         scaling = candidates[0]
         if len(candidates) > 1:
@@ -127,7 +149,7 @@ class Frame:
             R_search = R[:, :SCALING_SEARCH_FEATURES]
             for candidate in candidates:
                 shift, scale = self._scaling_statistics(X, candidate)
-                fmap = ridge.FeatureMap(R_search, candidate, shift, scale, self.include_x_, self.clip,
+                fmap = ridge.FeatureMap(R_search, candidate, shift, scale, self.include_x_, self.clip_,
                                         device=self.device)
                 st = ridge.partial_statistics(fmap, Xs, Ys, ws, precision=self.precision)
                 if ridge_absence.use_dual(len(rows), fmap.D):  # fewer rows than features: eigh in the n×n dual

@@ -21,6 +21,8 @@ from mlcil.learners import label_memory
 #: values of ``lambda_search``: λ chosen on the first session only, or re-chosen after every session
 #: (from leave-one-out mAP, or from GCV on each session's statistics).
 LAMBDA_SEARCHES = ("first", "sessions", "gcv")
+#: points of the leave-one-out λ grid ('first', 'sessions', the scaling search): 10⁻⁴..10² × the mean eigenvalue.
+N_LAMBDAS = 13
 #: the λ grid of ``lambda_search='gcv'``: (points, log10 low, log10 high) × the first session's mean
 #: eigenvalue. Wider and finer than the leave-one-out grid: a GCV curve costs no mAP per point.
 GCV_GRID = (25, -5.0, 3.0)

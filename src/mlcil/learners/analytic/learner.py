@@ -17,6 +17,7 @@ the ridge core); scores and probabilities go through the one solved model, :clas
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Self
 
 import numpy as np
@@ -31,7 +32,7 @@ from mlcil.learners.analytic.absence import PSEUDO_CALIBRATIONS, STRATEGIES, Lab
 from mlcil.learners.analytic.calibration import LaterCalibration
 from mlcil.learners.analytic.exact import ExactOperations
 from mlcil.learners.analytic.frame import SCALING_CHOICES, Frame
-from mlcil.learners.analytic.lambdas import GCV_GRID, LAMBDA_SEARCHES, LambdaSelection
+from mlcil.learners.analytic.lambdas import GCV_GRID, LAMBDA_SEARCHES, N_LAMBDAS, LambdaSelection
 from mlcil.learners.analytic.memory import MEMORIES, MEMORY_KEYS, LabelMemory
 from mlcil.learners.analytic.prior import NamePrior
 from mlcil.learners.base import Learner, as_classes, register
@@ -39,9 +40,30 @@ from mlcil.ridge import absence as ridge_absence
 from mlcil.ridge.absence import SessionSpectrum, absence_system, weighted_solve
 
 
+#: parameters removed from :class:`Analytic` (issue 27) and the one value each is now fixed at.
+REMOVED_OPTIONS = {"pseudo_calibration": "ridge", "n_lambdas": N_LAMBDAS}
+
+
+class _RemovedOptions(type(Learner)):
+    """Constructs a learner without the options it no longer has, so that a learner saved before their
+    removal still loads (``Learner.load`` passes every saved parameter back): the fixed value is dropped
+    silently, another one with a :class:`FutureWarning` naming what is used instead. A subclass that
+    keeps one of them as its own parameter (``Joint``'s ``n_lambdas``) receives it as usual."""
+
+    def __call__(cls, *args: Any, **kwargs: Any):
+        own = set(cls._param_names())
+        for key in [k for k in kwargs if k in REMOVED_OPTIONS and k not in own]:
+            value = kwargs.pop(key)
+            if value != REMOVED_OPTIONS[key]:
+                warnings.warn(f"{cls.__name__}: option {key!r} was removed (it won on no measured dataset); "
+                              f"{key}={value!r} is ignored and {REMOVED_OPTIONS[key]!r} used",
+                              FutureWarning, stacklevel=2)
+        return super().__call__(*args, **kwargs)
+
+
 @register("analytic")
 class Analytic(Frame, LambdaSelection, LabelAbsence, NamePrior, LabelMemory, LaterCalibration, ExactOperations,
-               Learner):
+               Learner, metaclass=_RemovedOptions):
     """Random-feature ridge learner through sufficient statistics (the flagship).
 
     Args:
@@ -53,38 +75,26 @@ class Analytic(Frame, LambdaSelection, LabelAbsence, NamePrior, LabelMemory, Lat
             ('none', 'standardize' or, for sparse input, 'scale', and 'l2') is scored by the same
             closed-form leave-one-out mAP that picks λ, on the first session (a sample of at most
             8000 rows, the first 512 random features), and the best is kept.
-        clip: None (default) or c > 0: winsorise the scaled input to [−c, c] spreads for the per-column
+        clip: 'auto' (default), None or c > 0: winsorise the scaled input to [−c, c] spreads for the per-column
             scalings ('standardize', 'scale'; :class:`mlcil.ridge.FeatureMap`). Their statistics come from
             the first session, and a later row tens of spreads out (a column constant in the first
-            session, a heavy tail) otherwise dominates its features. Off by default (what it gains and loses:
-            ``docs/learners/analytic.md``). See also :meth:`fit_frame`.
+            session, a heavy tail) otherwise dominates its features. 'auto': c = 3 when those statistics come
+            from fewer than 256 rows (:data:`~mlcil.learners.analytic.frame.AUTO_CLIP_ROWS`), none from more;
+            the level in use is ``clip_``. What it gains and loses: ``docs/learners/analytic.md``. See also
+            :meth:`fit_frame`.
         strategy: label-absence strategy: 'negative', 'known', 'weighted' or 'pseudo'.
         alpha: weight of absent labels as negatives (weighted/pseudo); None = choose on
             held-out rows of the first session by simulating label absence within it.
         balance: weight examples by the inverse square root of their positive classes'
             frequency within the session (L3A's sample weighting idea).
-        pseudo_threshold: probability above which an old class becomes a pseudo-positive
+        pseudo_threshold: probability σ(s) of the ridge output s (L3A's rule, over the rows of every session so
+            far) above which an old class becomes a pseudo-positive
             (0.7 as in L3A); 'calibrated' for per-class F1-optimal thresholds found on
             leave-one-out scores of the class's own session (on the Platt probability); 'soft'
             for the ridge output clipped to [0, 1] as a soft target.
-        pseudo_calibration: the probability behind pseudo-labels. 'ridge' (default): σ(s) of the
-            ridge output s, L3A's rule (σ(s) > 0.7 ⟺ s > 0.85): s is regressed on 0/1 targets over
-            the rows of every session so far, the population a new session's rows come from.
-            'platt': the class's Platt calibration, fitted on its own session only, where every row
-            carries one of that session's classes (a single-class session has no negative at all):
-            it over-predicts on later sessions and pseudo-positives flood.
-        n_lambdas: size of the log λ grid (10⁻⁴..10² × mean eigenvalue of the first session's G),
-            searched by leave-one-out mAP: closed form, all λ from one eigendecomposition.
-        lambda_search: 'first' (default): λ is chosen on the first session only; 'sessions': re-chosen
-            after every session, from the leave-one-out mAP curve of each session's own classes on its
-            own rows (one eigendecomposition per session), summed over the sessions so far weighted by
-            their numbers of classes. It helps where the first session's λ is a poor guess for the
-            stream (a small first session, later sessions with many classes) and can hurt where each
-            session's own rows score an easier discrimination than the stream's; an option, not the
-            default.
-            'gcv': re-chosen after every session by generalised cross-validation of each session's own
-            rows and given labels, computed from that session's statistics alone (G_s, B_s, Σw‖y‖², Σw:
-            no row is kept; one eigendecomposition per session; :func:`mlcil.ridge.gcv_curve`), summed
+        lambda_search: 'gcv' (default): λ re-chosen after every session by generalised cross-validation of each
+            session's own rows and given labels, computed from that session's statistics alone (G_s, B_s, Σw‖y‖²,
+            Σw: no row is kept; one eigendecomposition per session; :func:`mlcil.ridge.gcv_curve`), summed
             over the sessions, on a 25-point grid (10⁻⁵..10³ × the first session's mean eigenvalue)
             restricted to the λ whose effective degrees of freedom stay at most half the session's rows
             (:data:`mlcil.ridge.GCV_MAX_DOF`; GCV rewards interpolation beyond). With ``memory='labels'``
@@ -93,7 +103,11 @@ class Analytic(Frame, LambdaSelection, LabelAbsence, NamePrior, LabelMemory, Lat
             instead (G_all, B, the memory's label bits and example count), over a continuous λ (the grid
             brackets it, golden section refines it: :func:`mlcil.ridge.gcv_minimum`), re-chosen after merge
             and forgetting too: it equals ``Joint(lambda_search='gcv')``'s λ on the same rows and frame.
-            Not the default. Measurements of 'sessions' and 'gcv' against 'first': ``docs/learners/analytic.md``.
+            Expert options (measured cases: ``docs/learners/analytic.md``): 'first': λ maximising the
+            closed-form leave-one-out mAP of the first session on a 13-point log grid (10⁻⁴..10² × mean
+            eigenvalue of its G), kept for the stream; 'sessions': re-chosen after every session from the
+            leave-one-out mAP curve of each session's own classes on its own rows, summed over the sessions
+            weighted by their numbers of classes.
             With 'sessions' or 'gcv' and 'known' the old classes' weights change only through λ.
         loo_rows: at most this many rows per session get leave-one-out scores (λ search,
             Platt calibration, per-class thresholds); every row is learned.
@@ -154,13 +168,17 @@ class Analytic(Frame, LambdaSelection, LabelAbsence, NamePrior, LabelMemory, Lat
 
     distributable = True  # full-data passes go through the engine of learn(session, engine=...)
 
-    def __init__(self, M: int = 2048, include_x: bool | str = "auto", scaling: str = "auto", clip: float | None = None,
-                 strategy: str = "weighted",
+    # options removed by issue 27 (they won nowhere once the default was right): fixed here; a saved learner that
+    # names them still loads (:class:`_RemovedOptions`), a non-default value with a warning
+    pseudo_calibration = "ridge"
+    n_lambdas = N_LAMBDAS
+
+    def __init__(self, M: int = 2048, include_x: bool | str = "auto", scaling: str = "auto",
+                 clip: float | str | None = "auto", strategy: str = "weighted",
                  alpha: float | None = None, balance: bool = False, pseudo_threshold: Any = 0.7,
-                 pseudo_calibration: str = "ridge", n_lambdas: int = 13,
                  loo_rows: int = 2000, precision: str = "float64", calibration: str = "platt",
                  calibrate_later: bool = False, memory_budget: Any = None, memory: str | None = None,
-                 memory_key: str = "content", lambda_search: str = "first", seed: int = 0,
+                 memory_key: str = "content", lambda_search: str = "gcv", seed: int = 0,
                  device: str = "cpu", prior: float = 1.0) -> None:
         self.M = M
         self.include_x = include_x
@@ -170,8 +188,6 @@ class Analytic(Frame, LambdaSelection, LabelAbsence, NamePrior, LabelMemory, Lat
         self.alpha = alpha
         self.balance = balance
         self.pseudo_threshold = pseudo_threshold
-        self.pseudo_calibration = pseudo_calibration
-        self.n_lambdas = n_lambdas
         self.loo_rows = loo_rows
         self.precision = precision
         self.calibration = calibration
@@ -204,10 +220,11 @@ class Analytic(Frame, LambdaSelection, LabelAbsence, NamePrior, LabelMemory, Lat
             raise MlcilError(f"{self.name}: include_x must be True, False or 'auto', got {self.include_x!r}")
         if self.scaling not in SCALING_CHOICES:
             raise MlcilError(f"{self.name}: scaling must be one of {', '.join(SCALING_CHOICES)}, got {self.scaling!r}")
-        try:
-            ridge.check_clip(self.clip)
-        except MlcilError as exc:
-            raise MlcilError(f"{self.name}: {exc}") from None
+        if not (isinstance(self.clip, str) and self.clip == "auto"):
+            try:
+                ridge.check_clip(self.clip)
+            except MlcilError as exc:
+                raise MlcilError(f"{self.name}: {exc} (or 'auto')") from None
         if self.pseudo_calibration not in PSEUDO_CALIBRATIONS:
             raise MlcilError(f"{self.name}: pseudo_calibration must be 'ridge' or 'platt', got "
                              f"{self.pseudo_calibration!r}")
@@ -496,7 +513,8 @@ class Analytic(Frame, LambdaSelection, LabelAbsence, NamePrior, LabelMemory, Lat
         """A fitted learner from a feature map and ridge statistics, whose scores and probabilities equal
         ``ridge.RidgeModel.solve(fmap, stats, lam, calibration, thresholds)``'s.
 
-        The learner holds one session with every class (strategy 'negative', α = 1): it saves and loads like
+        The learner holds one session with every class (strategy 'negative', α = 1; ``lambda_search='first'``:
+        λ stays ``lam``, the statistics carry no labels to re-choose it from): it saves and loads like
         any learner, and can learn further sessions (new classes), merge, forget and
         :meth:`set_lambda` exactly. This is how statistics gathered elsewhere (the tagging service, an
         engine) become a learner.
@@ -534,12 +552,13 @@ class Analytic(Frame, LambdaSelection, LabelAbsence, NamePrior, LabelMemory, Lat
         else:
             calib = {k: v.copy() for k, v in model.calibration.items()}
         params = {"M": fmap.M, "include_x": fmap.include_x, "scaling": fmap.scaling, "clip": fmap.clip,
-                  "strategy": "negative", "calibration": "isotonic" if "x" in calib else "platt", "seed": int(seed),
+                  "strategy": "negative", "lambda_search": "first", "calibration": "isotonic" if "x" in calib else "platt", "seed": int(seed),
                   "device": fmap.device}
         learner = cls(**{k: v for k, v in params.items() if k in cls._param_names()})
         learner.n_features_ = fmap.d
         learner.include_x_ = fmap.include_x
         learner.scaling_ = fmap.scaling
+        learner.clip_ = fmap.clip
         learner.shift_ = None if fmap.shift is None else fmap.shift.copy()
         learner.scale_ = None if fmap.scale is None else fmap.scale.copy()
         learner.R_ = fmap.R.copy()

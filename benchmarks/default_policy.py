@@ -1,0 +1,174 @@
+"""Candidate default policies of ``analytic`` side by side, as functions of the statistics it keeps (issue 27).
+
+For one dataset (seed 0, the sweep's protocol B0-C⌈L/5⌉) and one frame (input scaling, clip, M) the script
+builds every session's statistics once — G_s = ΦᵀΦ, B_s = ΦᵀY, label counts, n_s — plus φ of the test set,
+and scores each λ rule by the last mAP of the final model W = (G_all + λ_c I)⁻¹ B (one system for every
+class, absent labels read as 0: the α = 1 solve that the α search picks on most datasets), from one
+eigendecomposition of G_all. mAP is a ranking measure, so calibration plays no part. λ rules:
+
+- ``loo_first``: one λ, the 13-point grid's best closed-form leave-one-out mAP on the first session (today);
+- ``gcv_sessions``: one λ, Σ_s GCV of each session's own rows (``lambda_search='gcv'``);
+- ``gcv_union``: one λ, GCV of the union (G_all, B, Σ counts, Σ n);
+- ``gcv_label``: λ per label, each label's own union GCV (the columns' RSS, one shared dof), dof ≤ n/2;
+- ``gcv_label_own``: λ per label, each label's GCV on its own session's rows (G_s, B_s);
+
+and the frames compare by the summed per-label GCV, which a learner can compute from statistics too.
+
+    MLCIL_DATA=../shared/data OMP_NUM_THREADS=1 python benchmarks/default_policy.py --datasets birds,image600 \
+        --out benchmarks/results/default_policy/screen.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mlcil import ridge
+from mlcil.data import load_dataset
+from mlcil.metrics import get_convention
+from mlcil.protocols import Protocol
+
+GRID = (25, -5.0, 3.0)
+RULES = ("loo_first", "gcv_sessions", "gcv_s80", "gcv_s95", "gcv_union", "gcv_label", "gcv_label_own")
+
+
+def protocol_for(L: int, sessions: int = 5) -> str:
+    return f"B0-C{max(1, math.ceil(L / sessions))}"
+
+
+def label_gcv(s: np.ndarray, Q: np.ndarray, yy: np.ndarray, n: float, lambdas: np.ndarray,
+              max_dof: float = ridge.GCV_MAX_DOF) -> np.ndarray:
+    """Per-label GCV (len(lambdas) × C): RSS_c(λ)/n / (1 − dof(λ)/n)², +inf beyond the dof cap.
+    s: eigenvalues of G (D,), Q = VᵀB (D×C), yy: Σ y_c² per label (C,), n rows."""
+    s = np.maximum(s, 0.0)
+    out = np.empty((len(lambdas), Q.shape[1]))
+    Q2 = Q * Q
+    for i, lam in enumerate(lambdas):
+        dof = float(np.sum(s / (s + lam)))
+        if n <= 0 or dof > max_dof * n:
+            out[i] = np.inf
+            continue
+        rss = np.maximum(yy - ((s + 2 * lam) / (s + lam) ** 2) @ Q2, 0.0)
+        out[i] = rss / n / (1.0 - dof / n) ** 2
+    return out
+
+
+def argmin_large(curve: np.ndarray, lambdas: np.ndarray) -> float:
+    """λ of the curve's minimum (ties and an all-inf curve go to the larger λ)."""
+    i = len(curve) - 1 - int(np.argmin(curve[::-1]))
+    return float(lambdas[i])
+
+
+def frame_for(X0, d: int, scaling: str, clip: float | None, M: int, seed: int = 0) -> ridge.FeatureMap:
+    include_x = d <= ridge.INCLUDE_X_MAX_FEATURES
+    shift, scale = ridge.fit_scaling(X0, scaling)
+    return ridge.FeatureMap(ridge.gaussian_projection(d, M, seed), scaling, shift, scale, include_x, clip)
+
+
+def screen(stream, fmap: ridge.FeatureMap, loo_rows: int = 2000) -> dict:
+    """Every λ rule's last mAP on one stream and frame, and the frame's summed per-label GCV."""
+    conv = get_convention("mlcil")
+    G_all, Bs, yys, ns, own = None, [], [], [], []
+    first_loo = None
+    for t, session in enumerate(stream):
+        st = ridge.partial_statistics(fmap, session.X, session.Y)
+        G_all = st.G.copy() if G_all is None else G_all + st.G
+        Bs.append(st.B)
+        Yf = np.asarray(session.Y, dtype=np.float64)
+        yys.append(Yf.sum(axis=0))
+        ns.append(float(session.n))
+        own.append((st.G, st.B, Yf.sum(axis=0), float(session.n)))
+        if t == 0:
+            rng = np.random.default_rng(7919 * 0 + 0)
+            sub = np.sort(rng.permutation(session.n)[:loo_rows])
+            first_loo = (st.G, st.B, fmap(session.X[sub]), Yf[sub])
+    grid = ridge.lambda_grid(own[0][0], *GRID)
+    B = np.concatenate(Bs, axis=1)
+    yy_all = np.concatenate([np.r_[y, np.zeros(0)] for y in yys])  # positives per label (absent rows are 0s)
+    n_all = float(sum(ns))
+    s, V = ridge.eigh(G_all)
+    Q = V.T @ B
+    lam = {}
+    # today: LOO mAP on the first session
+    G0, B0, phi0, Y0 = first_loo
+    lam["loo_first"], _ = ridge.choose_lambda(G0, B0, phi0, Y0, ridge.lambda_grid(G0, 13))
+    # Σ_s GCV of each session's own rows
+    total = np.zeros(len(grid))
+    caps = {0.8: np.zeros(len(grid)), 0.95: np.zeros(len(grid))}
+    label_own = []
+    for G_s, B_s, yy_s, n_s in own:
+        s_s, V_s = ridge.eigh(G_s)
+        Q_s = V_s.T @ B_s
+        curves = label_gcv(s_s, Q_s, yy_s, n_s, grid)  # grid × C_s
+        summed = curves.sum(axis=1)
+        total += summed if np.isfinite(summed).any() else 0.0
+        for cap in caps:
+            summed = label_gcv(s_s, Q_s, yy_s, n_s, grid, cap).sum(axis=1)
+            caps[cap] += summed if np.isfinite(summed).any() else 0.0
+        label_own += [argmin_large(curves[:, c], grid) for c in range(curves.shape[1])]
+    lam["gcv_sessions"] = argmin_large(total, grid)
+    lam["gcv_s80"], lam["gcv_s95"] = argmin_large(caps[0.8], grid), argmin_large(caps[0.95], grid)
+    curves = label_gcv(s, Q, yy_all, n_all, grid)
+    lam["gcv_union"] = argmin_large(curves.sum(axis=1), grid)
+    lam["gcv_label"] = np.array([argmin_large(curves[:, c], grid) for c in range(curves.shape[1])])
+    lam["gcv_label_own"] = np.array(label_own)
+    finite = curves[np.isfinite(curves).all(axis=1)]
+    frame_gcv = float(finite.min(axis=0).sum()) if len(finite) else float("inf")
+    phi_test = fmap(stream.X_test)
+    seen = stream.seen_classes(len(stream) - 1)
+    rows = stream.test_rows(len(stream) - 1)
+    Y_test = stream.Y_test[np.ix_(rows, seen)]
+    P = (phi_test[rows].astype(np.float64) @ V)
+    out = {"frame_gcv": frame_gcv, "D": int(fmap.D)}
+    for rule, l in lam.items():
+        l = np.broadcast_to(np.asarray(l, dtype=np.float64), (B.shape[1],))
+        S = P @ (Q / (np.maximum(s, 0)[:, None] + l[None, :]))
+        out[rule] = float(conv.mean_average_precision(Y_test, S)[0])
+        out[rule + "_lambda"] = float(np.exp(np.mean(np.log(l / grid[12]))))  # geometric mean / mid-grid
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", required=True)
+    parser.add_argument("--frames", default="standardize,standardize:3,l2,none",
+                        help="scaling[:clip] list; 'standardize' means 'scale' for sparse input")
+    parser.add_argument("--M", default="2048", help="comma-separated M values, or 'n' (M follows the first session)")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/default_policy/screen.json"))
+    args = parser.parse_args()
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    for name in args.datasets.split(","):
+        ds = load_dataset(name)
+        stream = Protocol(protocol_for(ds.L), seed=0).build(ds)
+        X0 = stream.sessions[0].X
+        sparse = ridge.features.sp.issparse(X0)
+        for frame in args.frames.split(","):
+            scaling, _, clip = frame.partition(":")
+            if scaling == "standardize" and sparse:
+                scaling = "scale"
+            for M in args.M.split(","):
+                M_val = int(M) if M != "n" else m_for_rows(stream.sessions[0].n)
+                start = time.perf_counter()
+                fmap = frame_for(X0, ds.d, scaling, float(clip) if clip else None, M_val)
+                cell = screen(stream, fmap)
+                cell.update(seconds=time.perf_counter() - start, M=M_val, scaling=scaling, clip=clip or None)
+                key = f"{name} {scaling}:{clip or '-'} M={M}"
+                results[key] = cell
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                args.out.write_text(json.dumps(results, indent=1))
+                print(key, " ".join(f"{r}={100 * cell[r]:.1f}" for r in RULES),
+                      f"gcv={cell['frame_gcv']:.4g} ({cell['seconds']:.0f}s)", flush=True)
+
+
+def m_for_rows(n: int) -> int:
+    """M that follows the first session's rows: the power of two ≥ 2n, between 256 and 2048."""
+    return int(min(2048, max(256, 2 ** math.ceil(math.log2(max(2 * n, 1))))))
+
+
+if __name__ == "__main__":
+    main()
