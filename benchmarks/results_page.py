@@ -378,8 +378,9 @@ def audit_section() -> list[str]:
     return ["## Label-error audit", "",
             "Errors planted in every session (5% of positives dropped, 1% of negatives flipped, seed 0), then "
             "each session audited two ways; P@k = precision of the k lowest-quality rows (k = rows with a planted "
-            "error), flag precision / recall of the rows cleanlab flags, mean over sessions (%; flag precision over the "
-            "sessions where cleanlab flags a row); seconds summed over sessions. Details: [the audit](decisions.md#the-label-error-audit).", "",
+            "error), flag precision / recall of the rows cleanlab flags, mean over sessions (%; flag precision over "
+            "the sessions where cleanlab flags a row); seconds summed over sessions. Details: "
+            "[the audit](decisions.md#the-label-error-audit).", "",
             "<!-- ci: run by its benchmark; minutes per dataset -->", "```bash",
             "MLCIL_DATA=/path/to/data python benchmarks/audit.py --out benchmarks/results/audit.md", "```", "",
             table(["dataset", "audit", "rows", "planted", "P@k", "flag precision", "flag recall",
@@ -439,7 +440,8 @@ def throughput_section() -> list[str]:
             "forward on the same batches, side by side in one run (median of the repeats); *forward share* = time "
             "inside the forward pass / pipeline wall time. Files: `benchmarks/results/embed_throughput/`.", "",
             "<!-- ci: run by its benchmark; minutes, and the GPU rows need a GPU -->", "```bash",
-            "MLCIL_DATA=/path/to/data python benchmarks/embed_throughput.py --dataset goemotions --encoder tfidf-svd:dim=256",
+            "MLCIL_DATA=/path/to/data python benchmarks/embed_throughput.py --dataset goemotions "
+            "--encoder tfidf-svd:dim=256",
             "```", "",
             table(["encoder", "inputs", "device", "batch", "workers", "forward ex/s", "pipeline ex/s",
                    "pipeline / forward", "forward share"], rows), ""]
