@@ -1,7 +1,7 @@
 """Load test of the tagging service with wrk, side by side with a bare FastAPI endpoint, one run.
 
-    python benchmarks/serve_load.py                       # 30 s per run, 32 connections
-    python benchmarks/serve_load.py --seconds 60 --db postgresql://...
+    python benchmarks/serve_load.py                       # SQLite (+ PostgreSQL at $MLCIL_TEST_POSTGRES_URL)
+    eval "$(.ci/postgres.sh)"; python benchmarks/serve_load.py --seconds 15 --rounds 2
     python benchmarks/serve_load.py --baseline /tmp/old/src     # also another source tree, side by side
 
 Starts, one after the other on the same machine (loopback):
@@ -10,6 +10,8 @@ Starts, one after the other on the same machine (loopback):
    (``{"vectors": list[list[float]]}``) and returns a fixed answer (uvicorn, same flags);
 2. ``mlcil serve`` on a fresh database (SQLite in a temporary folder unless --db), d = 512,
    M = 1024, 20 labels, --preload examples taught and λ chosen and calibrated before measuring;
+   and a second one on PostgreSQL (--postgres URL or $MLCIL_TEST_POSTGRES_URL: a fresh schema,
+   dropped at the end), preloaded alike;
 
 and drives each with wrk (--threads threads, --connections connections, Lua scripts for the POST
 bodies): bare predict-only, service predict-only (batch 1), service with --teach of the requests
@@ -17,7 +19,9 @@ being teaches (batch 1, a new id each), then bare again (the machine is shared: 
 bracket the load drift). With ``--baseline SRC`` a second ``mlcil serve`` runs from the source tree SRC
 (``PYTHONPATH=SRC``, its own fresh database, preloaded alike) and each round measures it right after
 this one (predict-only and mixed). Reports requests/s, latency percentiles, non-2xx, the predict rate of the
-mixed run (counted by the Lua script from the replies) and the ratios the issue asks for.
+mixed run (counted by the Lua script from the replies) and the ratios the issue asks for, per server, to
+--out (Markdown) and the .json beside it. Everything listens on 127.0.0.1; every wrk run has a
+duration and the servers are stopped (and the schema dropped) whatever happens.
 """
 
 from __future__ import annotations
@@ -163,9 +167,51 @@ def loadavg() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
+def fresh_schema(url: str) -> tuple[str, str]:
+    """(URL whose search_path is a new schema, schema name) on the PostgreSQL server at ``url``."""
+    import uuid
+
+    import psycopg
+
+    schema = "load_" + uuid.uuid4().hex[:10]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    return url + ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}", schema
+
+
+def drop_schema(url: str, schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def summary(rows: list, kind: str, teach: float) -> dict:
+    """Rates and latencies of one server over the rounds: predict-only and mixed."""
+    def total(tag: str, key: str) -> float:
+        picked = [s for t, _, s, _ in rows if t.startswith(tag + "-")]
+        return sum(s[key] for s in picked) / sum(s["seconds"] for s in picked)
+
+    def median(tag: str, key: str) -> float:
+        return float(np.median([s[key] for t, _, s, _ in rows if t.startswith(tag + "-")]))
+
+    out = {"predict_only_rps": total(f"{kind}", "requests"), "mixed_predict_rps": total(f"{kind}mixed", "ok_predict"),
+           "mixed_teach_rps": total(f"{kind}mixed", "ok_teach"),
+           "predict_only_p50_ms": median(kind, "p50_ms"), "predict_only_p99_ms": median(kind, "p99_ms"),
+           "mixed_p50_ms": median(f"{kind}mixed", "p50_ms"), "mixed_p99_ms": median(f"{kind}mixed", "p99_ms"),
+           "non2xx": sum(s["non2xx"] + s["errors"] for t, _, s, _ in rows if t.startswith((kind + "-", kind + "mixed-")))}
+    out["mixed_over_predict_only"] = out["mixed_predict_rps"] / out["predict_only_rps"]
+    out["mixed_p99_over_p50"] = out["mixed_p99_ms"] / out["mixed_p50_ms"]
+    out["goal_met"] = bool(out["mixed_over_predict_only"] >= 0.7 and out["mixed_p99_over_p50"] <= 10)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--db", default=None, help="database URL (default: a fresh SQLite file in a temp folder)")
+    ap.add_argument("--db", default=None, help="database URL of the first server (default: a fresh SQLite file)")
+    ap.add_argument("--postgres", default=os.environ.get("MLCIL_TEST_POSTGRES_URL"),
+                    help="also measure a server on this PostgreSQL (a fresh schema, dropped afterwards; default "
+                         "$MLCIL_TEST_POSTGRES_URL; 'none' = SQLite only)")
     ap.add_argument("--seconds", type=float, default=20.0, help="per wrk run")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds of bare, predict-only, mixed")
     ap.add_argument("--threads", type=int, default=2, help="wrk threads")
@@ -178,8 +224,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1, help="mlcil serve --workers")
     ap.add_argument("--refresh-interval", type=float, default=None, help="mlcil serve --refresh-interval")
     ap.add_argument("--baseline", type=Path, default=None,
-                    help="source tree (its src folder) of another mlcil to measure side by side")
-    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "serve_load.md")
+                    help="source tree (its src folder) of another mlcil to measure side by side (SQLite)")
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "serve_load.md",
+                    help="Markdown report; the same numbers go to the .json beside it")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install wrk)")
@@ -197,75 +244,82 @@ def main() -> None:
 
     rows = []
     port = free_port()
-    bare_proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port),
-                                  "--log-level", "warning", "--no-access-log"], cwd=folder,
+    bare_proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "bare_app:app", "--host", "127.0.0.1",
+                                  "--port", str(port), "--log-level", "warning", "--no-access-log"], cwd=folder,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     bare_url = f"http://127.0.0.1:{port}"
-    db = args.db or f"sqlite:///{folder}/load.db"
     extra = [] if args.refresh_interval is None else ["--refresh-interval", str(args.refresh_interval)]
-    proc, url = start_server(db, None, "--features", str(args.M), "--workers", str(args.workers), *extra, timeout=300)
-    old_proc = old_url = None
+    # (kind, what, database URL, extra environment)
+    servers = [("sqlite" if args.db is None or args.db.startswith("sqlite") else "serve",
+                "mlcil serve (SQLite)" if args.db is None or args.db.startswith("sqlite") else "mlcil serve",
+                args.db or f"sqlite:///{folder}/load.db", None)]
+    schema = None
+    if args.postgres and args.postgres != "none":
+        pg_url, schema = fresh_schema(args.postgres)
+        servers.append(("postgresql", "mlcil serve (PostgreSQL)", pg_url, None))
     if args.baseline is not None:
-        old_db = f"sqlite:///{folder}/baseline.db" if args.db is None else args.db + "_baseline"
-        old_proc, old_url = start_server(old_db, None, "--features", str(args.M), "--workers", str(args.workers),
-                                         *extra, timeout=300, env={"PYTHONPATH": str(args.baseline.resolve())})
+        servers.append(("baseline", f"baseline {args.baseline} (SQLite)", f"sqlite:///{folder}/baseline.db",
+                        {"PYTHONPATH": str(args.baseline.resolve())}))
+    procs, urls = [], {}
     try:
+        for kind, _, db, env in servers:
+            proc, url = start_server(db, None, "--features", str(args.M), "--workers", str(args.workers), *extra,
+                                     timeout=300, env=env)
+            procs.append(proc)
+            urls[kind] = url
         for _ in range(300):
             try:
                 httpx.post(bare_url + "/v1/predict", json={"vectors": [[0.0]]}, timeout=1)
                 break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        preload(url, args.preload, args.d, labels, A)
-        if old_url is not None:
-            preload(old_url, args.preload, args.d, labels, A)
+        for kind in urls:
+            preload(urls[kind], args.preload, args.d, labels, A)
         for r in range(args.rounds):  # the machine is shared: alternate, so that drift hits every kind alike
             rows.append((f"bare-{r + 1}", "bare FastAPI, predict only", wrk(
                 bare_url, luas["predict"], args.seconds, args.threads, args.connections), loadavg()))
-            rows.append((f"serve-{r + 1}", "mlcil serve, predict only", wrk(
-                url, luas["predict"], args.seconds, args.threads, args.connections), loadavg()))
-            if old_url is not None:
-                rows.append((f"baseline-{r + 1}", "baseline mlcil serve, predict only", wrk(
-                    old_url, luas["predict"], args.seconds, args.threads, args.connections), loadavg()))
-            rows.append((f"mixed-{r + 1}", f"mlcil serve, {args.teach:.0%} teach", wrk(
-                url, luas["mixed"], args.seconds, args.threads, args.connections), loadavg()))
-            if old_url is not None:
-                rows.append((f"basemixed-{r + 1}", f"baseline mlcil serve, {args.teach:.0%} teach", wrk(
-                    old_url, luas["mixed"], args.seconds, args.threads, args.connections), loadavg()))
+            for kind, what, _, _ in servers:
+                rows.append((f"{kind}-{r + 1}", f"{what}, predict only", wrk(
+                    urls[kind], luas["predict"], args.seconds, args.threads, args.connections), loadavg()))
+                rows.append((f"{kind}mixed-{r + 1}", f"{what}, {args.teach:.0%} teach", wrk(
+                    urls[kind], luas["mixed"], args.seconds, args.threads, args.connections), loadavg()))
         rows.append((f"bare-{args.rounds + 1}", "bare FastAPI, predict only", wrk(
             bare_url, luas["predict"], args.seconds, args.threads, args.connections), loadavg()))
-        health = httpx.get(url + "/v1/health", timeout=60).json()
-        metrics = httpx.get(url + "/metrics", timeout=60).text
+        health = {kind: httpx.get(url + "/v1/health", timeout=60).json() for kind, url in urls.items()}
+        metrics = {kind: httpx.get(url + "/metrics", timeout=60).text for kind, url in urls.items()}
     finally:
-        stop(proc)
-        if old_proc is not None:
-            stop(old_proc)
+        for proc in procs:
+            stop(proc)
         bare_proc.terminate()
         bare_proc.wait()
+        if schema is not None:
+            drop_schema(args.postgres, schema)
 
-    def total(kind: str, key: str) -> float:
-        picked = [s for tag, _, s, _ in rows if tag.startswith(kind)]
-        return sum(s[key] for s in picked) / sum(s["seconds"] for s in picked)
+    picked = [s for t, _, s, _ in rows if t.startswith("bare-")]
+    bare = sum(s["requests"] for s in picked) / sum(s["seconds"] for s in picked)
+    result = {"command": f"python benchmarks/serve_load.py {' '.join(sys.argv[1:])}",
+              "date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.node()}, {os.cpu_count()} cores",
+              "python": platform.python_version(), "d": args.d, "M": args.M, "labels": args.labels,
+              "preload": args.preload, "wrk": f"-t{args.threads} -c{args.connections} -d{int(args.seconds)}s",
+              "rounds": args.rounds, "teach_share": args.teach, "bare_rps": bare, "servers": {},
+              "runs": [{"run": t, "server": w, **s, "loadavg": load} for t, w, s, load in rows]}
+    for kind, what, _, _ in servers:
+        out = summary(rows, kind, args.teach)
+        out["predict_only_over_bare"] = out["predict_only_rps"] / bare
+        m = metrics[kind]
+        batch_sum = re.search(r"^mlcil_predict_batch_rows_sum (\S+)$", m, re.M)
+        batch_count = re.search(r"^mlcil_predict_batch_rows_count (\S+)$", m, re.M)
+        out["rows_per_batch"] = float(batch_sum.group(1)) / max(float(batch_count.group(1)), 1) if batch_sum else None
+        out["examples_after"] = health[kind]["examples"]
+        out["served_version"], out["db_version"] = health[kind]["version"], health[kind]["db_version"]
+        result["servers"][kind] = {"what": what, **out}
 
-    bare = total("bare", "requests")
-    serve_rps = total("serve", "requests")
-    mixed_predict_rps = total("mixed", "ok_predict")
-    mixed = {"p50_ms": float(np.median([s["p50_ms"] for t, _, s, _ in rows if t.startswith("mixed")])),
-             "p99_ms": float(np.median([s["p99_ms"] for t, _, s, _ in rows if t.startswith("mixed")])),
-             "ok_teach": sum(s["ok_teach"] for t, _, s, _ in rows if t.startswith("mixed"))}
-    serve = {"rps": serve_rps,
-             "p50_ms": float(np.median([s["p50_ms"] for t, _, s, _ in rows if t.startswith("serve")])),
-             "p99_ms": float(np.median([s["p99_ms"] for t, _, s, _ in rows if t.startswith("serve")]))}
-    batch_sum = re.search(r"^mlcil_predict_batch_rows_sum (\S+)$", metrics, re.M)
-    batch_count = re.search(r"^mlcil_predict_batch_rows_count (\S+)$", metrics, re.M)
-    mean_batch = float(batch_sum.group(1)) / max(float(batch_count.group(1)), 1) if batch_sum else float("nan")
     lines = [
-        f"# Tagging service load test (wrk, {time.strftime('%Y-%m-%d %H:%M')})", "",
-        f"`python benchmarks/serve_load.py {' '.join(sys.argv[1:])}`; "
-        f"{platform.node()}, {os.cpu_count()} cores shared with other jobs, {platform.python_version()}; "
-        f"database {'SQLite' if db.startswith('sqlite') else 'PostgreSQL'}; d = {args.d}, M = {args.M}, "
-        f"{args.labels} labels, {args.preload} examples preloaded; wrk -t{args.threads} -c{args.connections} "
-        f"-d{int(args.seconds)}s on the same machine; batch 1.", "",
+        f"# Tagging service load test (wrk, {result['date']})", "",
+        f"`{result['command']}`; {result['machine']} shared with other jobs, Python {result['python']}; "
+        f"d = {args.d}, M = {args.M}, {args.labels} labels, {args.preload} examples preloaded per server; "
+        f"wrk {result['wrk']} on the same machine (loopback); batch 1; {args.teach:.0%} of the mixed runs' "
+        "requests are teaches (one example each, a new id).", "",
         "| run | server | requests/s | predict/s | teach/s | p50 ms | p90 ms | p99 ms | max ms | non-2xx | "
         "load avg (1/5/15 min) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for tag, what, s, load in rows:
@@ -273,26 +327,22 @@ def main() -> None:
                      f"{s['ok_teach'] / s['seconds']:.1f} | {s['p50_ms']:.1f} | {s['p90_ms']:.1f} | "
                      f"{s['p99_ms']:.1f} | {s['max_ms']:.0f} | {s['non2xx'] + s['errors']} | {load} |")
     lines += ["", f"Over the {args.rounds} alternating rounds (requests summed over seconds; latencies: medians of "
-                  "the runs' percentiles):", "",
-              f"- predict-only rate / bare FastAPI: **{serve['rps'] / bare:.0%}** ({serve['rps']:.0f} vs {bare:.0f} "
-              f"requests/s; goal ≥ 50%)",
-              f"- predict rate with {args.teach:.0%} teaches / predict-only: **{mixed_predict_rps / serve['rps']:.0%}** "
-              f"({mixed_predict_rps:.0f} predictions/s; goal ≥ 70%)",
-              f"- mixed runs p99 / p50: **{mixed['p99_ms'] / mixed['p50_ms']:.1f}×** (goal ≤ 10×); "
-              f"predict-only p99 / p50: {serve['p99_ms'] / serve['p50_ms']:.1f}×",
-              f"- rows per φ(X)ᵀW in the server (micro-batching of concurrent predictions): {mean_batch:.1f} on average",
-              f"- teaches acknowledged in the mixed runs: {mixed['ok_teach']}; examples stored after them: "
-              f"{health['examples']} = preload {args.preload} + {health['examples'] - args.preload} "
-              f"(a teach in flight when wrk stops may be stored unacknowledged); served version "
-              f"{health['version']} of {health['db_version']}"]
-    if old_url is not None:
-        base_rps, base_mixed = total("baseline", "requests"), total("basemixed", "ok_predict")
-        lines += [f"- baseline ({args.baseline}): predict-only **{base_rps:.0f}** requests/s, this tree "
-                  f"**{serve['rps']:.0f}** ({serve['rps'] / base_rps:.0%} of the baseline); with {args.teach:.0%} "
-                  f"teaches {base_mixed:.0f} vs {mixed_predict_rps:.0f} predictions/s "
-                  f"({mixed_predict_rps / base_mixed:.0%})"]
+                  f"the runs' percentiles); bare FastAPI: {bare:.0f} requests/s.", "",
+              "| server | predict-only requests/s | / bare | predictions/s with teaches | / predict-only (goal ≥ 70%) | "
+              "mixed p50 ms | mixed p99 ms | p99 / p50 (goal ≤ 10×) | teaches/s | goal |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for kind, out in result["servers"].items():
+        lines.append(f"| {out['what']} | {out['predict_only_rps']:.0f} | {out['predict_only_over_bare']:.0%} | "
+                     f"{out['mixed_predict_rps']:.0f} | **{out['mixed_over_predict_only']:.0%}** | "
+                     f"{out['mixed_p50_ms']:.1f} | {out['mixed_p99_ms']:.1f} | **{out['mixed_p99_over_p50']:.1f}×** | "
+                     f"{out['mixed_teach_rps']:.1f} | {'met' if out['goal_met'] else 'NOT met'} |")
+    lines += [""] + [f"- {out['what']}: rows per φ(X)ᵀW (micro-batching) {out['rows_per_batch'] or float('nan'):.1f}; "
+                     f"examples stored after the runs {out['examples_after']} (preload {args.preload}); served "
+                     f"version {out['served_version']} of {out['db_version']}; non-2xx {out['non2xx']}"
+                     for out in result["servers"].values()]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
+    args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     print("\n".join(lines))
 
 

@@ -333,3 +333,39 @@ def test_a_405_names_the_allowed_methods(tmp_path):
     assert r.status_code == 405 and r.headers["allow"] == "GET, POST", r.headers
     r = c.get("/v1/teach")
     assert r.status_code == 405 and r.headers["allow"] == "POST"
+
+
+# ---- 9. group commit: concurrent teaches share a transaction, each keeps its own outcome -------------
+def test_concurrent_teaches_share_commits_and_keep_their_own_outcome(db_url):
+    svc = TaggingService(Store(db_url), Options(M=16, seed=0), policy=Policy(background=False, calibrate=False))
+    svc.create_label("a")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, D)).astype(np.float32)
+
+    def teach(i: int):
+        labels = {"a": int(X[i, 0] > 0)} if i % 10 != 3 else {"nope": 1}  # every tenth refers to no label
+        try:
+            return svc.teach([X[i]], [labels], [f"g{i}"])[1]
+        except Exception as exc:  # noqa: BLE001 - the test looks at which ones failed
+            return exc
+
+    with ThreadPoolExecutor(8) as pool:
+        out = list(pool.map(teach, range(40)))
+    failed = [i for i, o in enumerate(out) if isinstance(o, Exception)]
+    assert failed == [3, 13, 23, 33] and all(o.field == "examples[0].labels.nope" for o in (out[i] for i in failed))
+    versions = sorted(o for o in out if not isinstance(o, Exception))
+    assert versions == list(range(2, 38))  # one version per acknowledged teach, none lost, none shared
+    with svc.store.read() as tx:
+        assert tx.count_examples() == 36 and tx.version() == 37
+        assert sorted(tx.external_ids()) == sorted(f"g{i}" for i in range(40) if i % 10 != 3)
+    assert svc.commits.works == 40 and svc.commits.groups <= 40
+    if db_url.startswith("sqlite"):  # the statistics equal those of the acknowledged rows taught at once
+        svc.refresh()
+        keep = [i for i in range(40) if i % 10 != 3]
+        ref = TaggingService(Store(db_url.replace("tagger.db", "ref.db")), Options(M=16, seed=0),
+                             policy=Policy(background=False))
+        ref.create_label("a")
+        ref.teach(list(X[keep]), [{"a": int(X[i, 0] > 0)} for i in keep], [f"g{i}" for i in keep])
+        ref.refresh()
+        np.testing.assert_allclose(svc.state.stats.G, ref.state.stats.G, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(svc.state.stats.B, ref.state.stats.B, rtol=1e-9, atol=1e-9)

@@ -35,13 +35,13 @@ import sys
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from mlcil.serve import schemas as S
 from mlcil.serve.auth import KeyRing
 from mlcil.serve.batcher import Batcher
 from mlcil.serve.deps import MAX_INPUT_CHARS, MAX_REQUEST_CHARS, Encoder, Inputs, Scoring, Settings
 from mlcil.serve.labelstudio import router as labelstudio_router
 from mlcil.serve.metrics import Metrics
 from mlcil.serve.middleware import BodyLimit, Observe
+from mlcil.serve.openapi import state_limits
 from mlcil.serve.options import Limits, Options, Policy
 from mlcil.serve.repository import Store
 from mlcil.serve.routes import ROUTERS
@@ -98,7 +98,7 @@ def create_app(db: str | Store | TaggingService = "sqlite:///tagger.db", *, opti
     app.state.waiters = VersionWaiters(service)
     app.state.scoring = Scoring(app.state.inputs, app.state.batcher, app.state.waiters)
     install_error_handlers(app)
-    _state_limits_in_openapi(app, app.state.settings, service.limits)
+    state_limits(app, app.state.settings, service.limits)
     for router in ROUTERS:  # a router of a scope gets its Security dependency and 401/403 when keys are set
         scope = router.route_class.scope_needed if app.state.keys else None
         app.include_router(router, dependencies=[requires(scope)] if scope else None,
@@ -110,59 +110,6 @@ def create_app(db: str | Store | TaggingService = "sqlite:///tagger.db", *, opti
     if cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=cors_origins, allow_methods=["*"], allow_headers=["*"])
     return app
-
-
-def _array_of(prop: dict) -> dict | None:
-    """The array schema of a property (itself, or its ``anyOf`` array branch)."""
-    if prop.get("type") == "array":
-        return prop
-    return next((b for b in prop.get("anyOf", ()) if b.get("type") == "array"), None)
-
-
-def _state_limits_in_openapi(app: FastAPI, settings: Settings, limits: Limits) -> None:
-    """Make ``app.openapi()`` state the limits this app enforces (they depend on its settings): items per request
-    (maxItems = max_batch), numbers per vector (maxItems = the dimension limit), characters per input, id and name
-    patterns and lengths, label keys, the ``suspicious`` limit, and the path's label name."""
-    base = app.openapi
-
-    def openapi() -> dict:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        spec = base()
-        c = spec["components"]["schemas"]
-        vector = {"minItems": 1, "maxItems": limits.max_dim}
-        name = {"maxLength": limits.max_name, "minLength": 1}
-        _array_of(c["TeachIn"]["properties"]["examples"])["maxItems"] = settings.max_batch
-        ids = _array_of(c["ForgetIn"]["properties"]["ids"])
-        ids["maxItems"] = settings.max_batch
-        ids["items"].update(name, pattern=S.ID_PATTERN)
-        predict = c["PredictIn"]["properties"]
-        rows = _array_of(predict["vectors"])
-        rows["maxItems"] = settings.max_batch
-        rows["items"].update(vector)
-        _array_of(predict["inputs"])["maxItems"] = settings.max_batch
-        _array_of(predict["inputs"])["items"] = {"maxLength": settings.max_input_chars,
-                                                 "description": "A raw input (text): at most max_input_chars "
-                                                                "characters; max_request_chars in all the inputs."}
-        ex = c["ExampleIn"]["properties"]
-        _array_of(ex["vector"]).update(vector)
-        ex["input"].update(maxLength=settings.max_input_chars)
-        ex["id"]["anyOf"][0].update(name)
-        ex["labels"]["additionalProperties"]["anyOf"][0].update(minimum=0, maximum=1)
-        ex["labels"].update(maxProperties=limits.max_labels,
-                            propertyNames={**name, "pattern": S.LABEL_PATTERN})
-        c["LabelIn"]["properties"]["name"]["maxLength"] = limits.max_name
-        for path in ("/v1/labels/{name}", "/v1/labels/{name}/suspicious"):
-            for op in spec["paths"][path].values():
-                for param in op.get("parameters", ()):
-                    if param["name"] == "name":
-                        param["schema"].update(name, pattern=S.LABEL_PATTERN)
-                    if param["name"] == "limit":
-                        param["schema"].update(minimum=1, maximum=settings.max_batch)
-        app.openapi_schema = spec
-        return spec
-
-    app.openapi = openapi
 
 
 def limit_threads(threads: int) -> None:

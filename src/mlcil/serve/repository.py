@@ -37,7 +37,7 @@ from typing import Any, Iterator, Sequence
 from urllib.parse import quote
 
 from mlcil.errors import MlcilError
-from mlcil.serve.errors import StorageFull, Unavailable
+from mlcil.serve.errors import ServiceError, StorageFull, Unavailable
 
 #: SQLite is rewritten (VACUUM) after a forget when less than this share of the file holds data
 COMPACT_BELOW = 0.7
@@ -650,3 +650,75 @@ class Tx:
             part = seqs[start:start + IN_CHUNK]
             self.run(f"DELETE FROM known WHERE seq IN ({_marks(part)})", part)
             self.run(f"DELETE FROM examples WHERE seq IN ({_marks(part)})", part)
+
+
+class GroupCommit:
+    """Group commit: the writes of concurrent callers share one write transaction and one commit (one fsync).
+
+    Each caller of :meth:`run` queues its work (a function of a :class:`Tx`) and waits; one of them, the
+    leader, takes every queued work, runs each inside its own savepoint of one transaction — a work that
+    raises is rolled back alone and its caller gets its exception — and commits once. Each work still
+    sees the effects of those before it (its own version, its own rows): the result is the same as one
+    transaction per work, in queue order, with one commit instead of many. A refusal of one work (a
+    :class:`~mlcil.serve.errors.ServiceError` it raises: bad input) is that caller's alone; any other
+    failure (database unavailable, disk full: the database may have rolled the whole transaction back)
+    goes to every caller of the group, and nothing of the group was written.
+    ``after(results)`` runs once after each successful commit (the service wakes its refresher there).
+    """
+
+    def __init__(self, store: Store, after=None, max_group: int = 64) -> None:
+        self.store = store
+        self.after = after
+        self.max_group = max_group
+        self._queue: list[list] = []  # [work, done event, result, exception]
+        self._queue_lock = threading.Lock()
+        self._leader = threading.Lock()
+        self.groups = 0
+        self.works = 0
+
+    def run(self, work):
+        """``work(tx)`` inside a shared write transaction; returns its result once committed (or raises)."""
+        item = [work, threading.Event(), None, None]
+        with self._queue_lock:
+            self._queue.append(item)
+        while not item[1].is_set():
+            with self._leader:
+                if item[1].is_set():
+                    break
+                with self._queue_lock:
+                    group, self._queue = self._queue[:self.max_group], self._queue[self.max_group:]
+                if group:
+                    self._commit(group)
+        if item[3] is not None:
+            raise item[3]
+        return item[2]
+
+    def _commit(self, group: list[list]) -> None:
+        try:
+            with self.store.write() as tx:
+                for item in group:
+                    tx.run("SAVEPOINT work")
+                    try:
+                        item[2] = item[0](tx)
+                    except (ServiceError, MlcilError) as exc:  # this caller's input was refused: its writes
+                        tx.run("ROLLBACK TO SAVEPOINT work")   # are rolled back, the others' stay
+                        item[3] = exc
+                    tx.run("RELEASE SAVEPOINT work")
+        except BaseException as exc:  # the transaction failed: nothing of the group was written
+            for item in group:
+                item[2], item[3] = None, exc
+                item[1].set()
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self.groups += 1
+        self.works += len(group)
+        if self.after is not None:
+            try:
+                self.after([item[2] for item in group if item[3] is None])
+            finally:
+                for item in group:
+                    item[1].set()
+        else:
+            for item in group:
+                item[1].set()

@@ -52,7 +52,7 @@ from mlcil.serve.model import Model
 from mlcil.serve.options import (DEFAULTS, SCALINGS, Limits, OptionError, Options, Policy, contradiction,
                                  resolve_include_x, validate)
 from mlcil.serve.refresher import REFRESH_SHARE, Refresher
-from mlcil.serve.repository import Store, Tx
+from mlcil.serve.repository import GroupCommit, Store, Tx
 from mlcil.serve.state import ModelState, feature_map, targets
 
 log = logging.getLogger("mlcil.serve")
@@ -140,6 +140,8 @@ class TaggingService:
         self._listeners: list = []  # called with each published model (the predict route's async waiters)
         self._generation = store.generation
         self.refresher = Refresher(self, self.policy)
+        #: teaches of concurrent requests share one transaction and one commit (group commit)
+        self.commits = GroupCommit(store, after=self._teaches_committed)
         self.refresh()
         if self.policy.background:
             self.refresher.start()
@@ -332,6 +334,10 @@ class TaggingService:
         raise NotReady("min_version", f"version {version} is not built yet (this process serves "
                                       f"{self._model.version}; the database is at {self.counters.db_version})")
 
+    def _teaches_committed(self, results: list[tuple[list[str], int]]) -> None:
+        if results:
+            self._committed(max(v for _, v in results))
+
     def _committed(self, version: int) -> None:
         """A write of this process committed: wake the refresher."""
         self.counters.db_version = max(self.counters.db_version, version)
@@ -426,6 +432,9 @@ class TaggingService:
               ids: Sequence[str | None]) -> tuple[list[str], int]:
         """Store new examples and relabel stored ones, in one transaction; returns (ids, version).
 
+        Concurrent teaches share one transaction and one commit (:class:`~mlcil.serve.repository.GroupCommit`),
+        each in its own savepoint with its own version: a refused teach writes nothing, the others commit.
+
         Row i: ``vectors[i]`` (d float32, finite; None for a stored id: relabel only), known labels
         ``{name: 1 | 0 | None}`` (1 positive, 0 explicit negative, None: no longer known), and an id
         (None: a new UUID). An id already stored is a **relabel**: the labels given replace the
@@ -456,58 +465,61 @@ class TaggingService:
             if len(vectors[i]) != len(vectors[given[0]]):
                 raise Invalid(f"examples[{i}].vector", f"expected embedding dimension {len(vectors[given[0]])} "
                                                        f"(as examples[{given[0]}]), got {len(vectors[i])}")
-        with self.store.write() as tx:
-            head = tx.model_row()
-            if given:
-                self._set_dim(tx, len(vectors[given[0]]), f"examples[{given[0]}].vector")
-            by_name = tx.label_ids_by_name()
-            wanted: list[dict[int, int | None]] = []
-            for i, row in enumerate(labels):
-                out: dict[int, int | None] = {}
-                for name, value in row.items():
-                    lid = by_name.get(name)
-                    if lid is None:
-                        raise Invalid(f"examples[{i}].labels.{name}", f"unknown label {name!r}; create it first")
-                    out[lid] = value
-                wanted.append(out)
-            stored = tx.stored(ext)
-            known_now = tx.known_of([s for s, _ in stored.values()]) if stored else {}
-            new_rows, known_rows, relabel, counts = [], [], [], {}
-            next_seq = head["next_seq"]
+        ext, v = self.commits.run(lambda tx: self._teach_in(tx, vectors, labels, ext, given, n))
+        return ext, v
 
-            def count(lid: int, value, sign: int) -> None:
-                if value is not None:
-                    pos_neg = counts.setdefault(lid, [0, 0])
-                    pos_neg[0 if value == 1 else 1] += sign
+    def _teach_in(self, tx: Tx, vectors, labels, ext: list[str], given: list[int], n: int) -> tuple[list[str], int]:
+        """The writes of one :meth:`teach` (checked input) inside ``tx``; returns (ids, version)."""
+        head = tx.model_row()
+        if given:
+            self._set_dim(tx, len(vectors[given[0]]), f"examples[{given[0]}].vector")
+        by_name = tx.label_ids_by_name()
+        wanted: list[dict[int, int | None]] = []
+        for i, row in enumerate(labels):
+            out: dict[int, int | None] = {}
+            for name, value in row.items():
+                lid = by_name.get(name)
+                if lid is None:
+                    raise Invalid(f"examples[{i}].labels.{name}", f"unknown label {name!r}; create it first")
+                out[lid] = value
+            wanted.append(out)
+        stored = tx.stored(ext)
+        known_now = tx.known_of([s for s, _ in stored.values()]) if stored else {}
+        new_rows, known_rows, relabel, counts = [], [], [], {}
+        next_seq = head["next_seq"]
 
-            for i in range(n):
-                if ext[i] in stored:
-                    seq, vec = stored[ext[i]]
-                    if vectors[i] is not None and not same_vector(vectors[i], vec):
-                        raise Conflict(f"examples[{i}].vector", f"example {ext[i]!r} is stored with another vector "
-                                                                 f"(differs by more than {RETRY_RTOL:g} relative); "
-                                                                 "forget it first to replace it")
-                    have = known_now.get(seq, {})
-                    for lid, value in wanted[i].items():
-                        before = have.get(lid)
-                        if before != value:
-                            relabel.append([seq, lid, before, value])
-                            count(lid, before, -1)
-                            count(lid, value, +1)
-                    continue
-                if vectors[i] is None:
-                    raise Invalid(f"examples[{i}].vector", f"example {ext[i]!r} is not stored: give its vector")
-                seq = next_seq + len(new_rows)
-                new_rows.append((seq, ext[i], np.asarray(vectors[i], np.float32).tobytes()))
+        def count(lid: int, value, sign: int) -> None:
+            if value is not None:
+                pos_neg = counts.setdefault(lid, [0, 0])
+                pos_neg[0 if value == 1 else 1] += sign
+
+        for i in range(n):
+            if ext[i] in stored:
+                seq, vec = stored[ext[i]]
+                if vectors[i] is not None and not same_vector(vectors[i], vec):
+                    raise Conflict(f"examples[{i}].vector", f"example {ext[i]!r} is stored with another vector "
+                                                             f"(differs by more than {RETRY_RTOL:g} relative); "
+                                                             "forget it first to replace it")
+                have = known_now.get(seq, {})
                 for lid, value in wanted[i].items():
-                    if value is not None:
-                        known_rows.append((seq, lid, int(value)))
+                    before = have.get(lid)
+                    if before != value:
+                        relabel.append([seq, lid, before, value])
+                        count(lid, before, -1)
                         count(lid, value, +1)
-            if not new_rows and not relabel:
-                return ext, int(head["version"])
-            v = head["version"] + 1
-            self._write_teach(tx, v, next_seq, new_rows, known_rows, counts, relabel)
-        self._committed(v)
+                continue
+            if vectors[i] is None:
+                raise Invalid(f"examples[{i}].vector", f"example {ext[i]!r} is not stored: give its vector")
+            seq = next_seq + len(new_rows)
+            new_rows.append((seq, ext[i], np.asarray(vectors[i], np.float32).tobytes()))
+            for lid, value in wanted[i].items():
+                if value is not None:
+                    known_rows.append((seq, lid, int(value)))
+                    count(lid, value, +1)
+        if not new_rows and not relabel:
+            return ext, int(head["version"])
+        v = head["version"] + 1
+        self._write_teach(tx, v, next_seq, new_rows, known_rows, counts, relabel)
         return ext, v
 
     @staticmethod
