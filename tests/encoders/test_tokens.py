@@ -5,7 +5,9 @@ import pytest
 
 from mlcil.data.dataset import Dataset, token_features
 from mlcil.encoders import make_encoder
-from mlcil.encoders.tokens import add_tokens, check_token_budget, embed_tokens, encode_tokens, token_bytes
+from mlcil.encoders.tokens import (add_tokens, attach_tokens, check_token_budget, embed_tokens, encode_tokens,
+                                   token_bytes)
+from mlcil.encoders.torch_models import SentenceTransformerEncoder
 from mlcil.errors import MlcilError
 
 TEXTS = ["a cat sat on the mat", "knives and sharpening stones for a kitchen",
@@ -26,9 +28,17 @@ def test_budget_is_estimated_before_running(tmp_path, monkeypatch):
         encode_tokens(make_encoder("minilm", device="cpu"), TEXTS * 1000, max_tokens=64, max_bytes=10**5)
 
 
+def test_any_minilm_runtime_gives_the_same_states(minilm):
+    """`minilm` (whichever runtime the factory picks) yields sentence-transformers' token states."""
+    _, T, mask = encode_tokens(make_encoder("minilm", device="cpu"), TEXTS[:2], max_tokens=12)
+    _, T2, mask2 = encode_tokens(minilm, TEXTS[:2], max_tokens=12)
+    np.testing.assert_array_equal(mask, mask2)
+    np.testing.assert_allclose(T.astype(np.float32), T2.astype(np.float32), atol=1e-2)
+
+
 @pytest.fixture(scope="module")
 def minilm():
-    return make_encoder("minilm", device="cpu", precision="float32")
+    return SentenceTransformerEncoder("all-MiniLM-L6-v2", device="cpu", precision="float32")
 
 
 def test_minilm_tokens_mask_and_pooled(minilm):
@@ -57,6 +67,17 @@ def test_embed_and_add_tokens(minilm):
     np.testing.assert_array_equal(np.asarray(both.X), np.asarray(embedded.X))
     with pytest.raises(MlcilError, match="raw inputs"):
         embed_tokens(ds, minilm)
+
+
+def test_attach_tokens_reloads_the_raw_rows(minilm, tmp_path):
+    import json
+
+    path = tmp_path / "three.jsonl"
+    path.write_text("".join(json.dumps({"id": i, "text": t, "labels": ["a"] if i == 0 else ["b"]}) + "\n"
+                            for i, t in enumerate(TEXTS)), encoding="utf-8")
+    embedded = Dataset(minilm.encode(TEXTS), np.eye(3, 2, dtype=np.uint8), ["a", "b"], name="three@minilm")
+    both = attach_tokens(embedded, str(path), minilm, 8, out_dir=tmp_path)
+    np.testing.assert_array_equal(both.T, encode_tokens(minilm, TEXTS, 8)[1])
 
 
 def test_image_patches_of_a_cnn(tmp_path):

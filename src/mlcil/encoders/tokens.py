@@ -144,6 +144,11 @@ def encode_tokens(encoder: Any, inputs: Sequence[Any], max_tokens: int = DEFAULT
         from mlcil.encoders.factory import make_encoder
 
         encoder = make_encoder(encoder, device="cpu")
+    if not isinstance(encoder, SentenceTransformerEncoder) and getattr(encoder, "short_name", None) == "minilm" \
+            and getattr(encoder, "modality", None) == "text":
+        # another runtime of the packaged MiniLM (e.g. ONNX): its token states come from the same weights,
+        # read through sentence-transformers (the pooled X of such a run stays the runtime's own, see add_tokens)
+        encoder = SentenceTransformerEncoder("all-MiniLM-L6-v2", device="cpu")
     if isinstance(encoder, SentenceTransformerEncoder):
         kind = "text"
     elif isinstance(encoder, TimmEncoder):
@@ -216,3 +221,16 @@ def add_tokens(embedded: Dataset, raw: Dataset, encoder: Any, max_tokens: int = 
     meta["tokens"] = {"max_tokens": int(max_tokens), "dim": int(T.shape[2]), "text_truncated_to": int(max_tokens)}
     return Dataset(np.asarray(embedded.X), embedded.Y, list(embedded.label_names), embedded.split, embedded.name,
                    meta, T=T, mask=mask)
+
+
+def attach_tokens(embedded: Dataset, dataset: str, encoder: Any, max_tokens: int = DEFAULT_MAX_TOKENS, *,
+                  data_dir: str | os.PathLike | None = None, root: str | os.PathLike | None = None,
+                  batch_size: int = 32, max_bytes: int | None = None,
+                  out_dir: str | os.PathLike | None = None) -> Dataset:
+    """What ``mlcil embed DATASET --tokens N`` calls after ``embed_registered``: reload the raw inputs of
+    ``dataset`` (as :func:`mlcil.data.load_raw` does, same ``data_dir``/``root``) and return ``embedded``
+    with the token features of its rows (:func:`add_tokens`); memory and ``out_dir``'s disk checked first."""
+    from mlcil.data.raw import load_raw
+
+    raw = load_raw(dataset, root=root, data_dir=data_dir)
+    return add_tokens(embedded, raw, encoder, max_tokens, batch_size, max_bytes, out_dir)
