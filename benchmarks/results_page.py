@@ -17,7 +17,7 @@ has not been measured at this commit is ``null`` and shown as such.
 
 Re-measuring the README's numbers at a new commit:
 
-    mlcil bench scene --protocol B0-C2 --learners joint,analytic,prototype --seeds 3 \
+    mlcil bench scene --protocol B0-C2 --learners joint,analytic,prototype --n-seeds 3 \
         -o benchmarks/results/headline/scene-B0-C2       # the headline table and the main job's time
     python benchmarks/install.py .                       # "seconds" of `pip install -e .` in setup.json
     .ci/run                                              # prints "ci: install + test suite: N s": setup.json
@@ -137,8 +137,10 @@ def dataset_name(name: str) -> str:
 def bench_command(report: dict) -> str:
     """The ``mlcil bench`` command that writes this report (from its recorded configuration)."""
     c, p, ds = report["config"], report["protocol"], report["dataset"]
-    parts = ["mlcil bench", dataset_name(ds["name"]), "--protocol", p["spec"],
-             "--learners", ",".join(c["learners"]), "--seeds", str(len(c["seeds"]))]
+    parts = ["mlcil bench", dataset_name(ds["name"]), "--protocol", p["spec"], "--learners", ",".join(c["learners"])]
+    seeds = list(c["seeds"])
+    parts += ["--n-seeds", str(len(seeds))] if seeds == list(range(len(seeds))) else \
+        [arg for seed in seeds for arg in ("--seed", str(seed))]
     if p.get("campaign", "field") not in (None, "field"):
         parts += ["--campaign", p["campaign"]]
     if p.get("order", "alphabetical") != "alphabetical":
