@@ -109,7 +109,7 @@ def test_malformed_arff_line(tmp_path):
 def test_help_explains_options():
     result = run("bench", "--help")
     assert result.exit_code == 0
-    for option in ("--protocol", "--learners", "--seeds", "--order", "--few-shot", "--threshold", "--out"):
+    for option in ("--protocol", "--learners", "--n-seeds", "--seed ", "--order", "--few-shot", "--threshold", "--out"):
         assert option in result.output
 
 
@@ -245,3 +245,30 @@ def test_threshold_default_is_the_field_convention_and_cli_import_is_light():
     code = "import sys, mlcil.cli; print(sorted(m for m in ('numpy', 'torch') if m in sys.modules))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+
+
+def test_one_default_device_for_every_command():
+    from mlcil.cli import DEFAULT_DEVICE, audit, bench, embed
+
+    defaults = {c.name: next(p for p in c.params if p.name == "device").default for c in (bench, embed, audit)}
+    assert defaults == {"bench": "cpu", "embed": "cpu", "audit": "cpu"} and DEFAULT_DEVICE == "cpu"
+    for name in ("bench", "embed", "audit"):
+        assert "--device TEXT Where torch work runs" in " ".join(run(name, "--help").output.split())
+
+
+def test_seeds_are_values_with_seed_and_a_count_with_n_seeds(small_npz, tmp_path):
+    def seeds(*args):
+        out = tmp_path / "-".join(args)
+        result = run("bench", str(small_npz), "-p", "B0-C2", "-l", "prototype", "-o", str(out), *args)
+        assert result.exit_code == 0, result.output
+        return json.loads((out / "report.json").read_text())["config"]["seeds"], result.output
+
+    assert seeds("--seed", "4", "--seed", "1")[0] == [4, 1]  # values, as `mlcil audit --seed`
+    assert seeds("--n-seeds", "2")[0] == [0, 1]
+    assert seeds("-s", "1")[0] == [0]
+    values, output = seeds("--seeds", "2")  # the old spelling still counts, and says what to use
+    assert values == [0, 1] and "--seeds is deprecated" in output and "--n-seeds 2" in output
+    assert "seeds 0, 1" in output
+    both = run("bench", str(small_npz), "--seed", "1", "--n-seeds", "2")
+    assert both.exit_code == 2 and "either --seed (values) or --n-seeds (a count)" in both.output
+    assert "--seeds" not in " ".join(run("bench", "--help").output.split()).replace("--n-seeds", "")

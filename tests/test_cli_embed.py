@@ -286,3 +286,91 @@ def test_label_name_embeddings(tmp_path):
                  "-o", str(tmp_path / "o"))
     assert result.exit_code == 2, result.output
     assert result.output.startswith("error: --prior names: plain does not say"), result.output
+
+
+def test_embed_on_an_empty_jsonl_fails_and_caches_nothing(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n  \n")
+    result = run("embed", str(empty), "-e", "tfidf-svd:dim=2")
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error:") and "no records" in result.output and "'text'" in result.output
+    assert not (tmp_path / "cache").exists()  # no embedding, no n=0 dataset written
+    bench = run("bench", str(empty), "-q")
+    assert bench.exit_code == 2 and "no records" in bench.output, bench.output
+
+
+def test_unknown_encoder_is_a_short_line_with_a_few_names_and_where_to_see_all(text_jsonl):
+    result = run("embed", str(text_jsonl), "-e", "minilmm")
+    assert result.exit_code == 2
+    line = result.output.strip()
+    assert "\n" not in line and len(line) <= 210, (len(line), line)
+    assert "unknown kind 'minilmm'" in line and "did you mean minilm?" in line
+    assert "tfidf-svd" in line and "mlcil embed --help" in line
+
+
+def test_an_unreachable_hub_model_fails_fast_in_one_line(text_jsonl, monkeypatch, tmp_path):
+    """A hub name that is not cached, with the hub unreachable (a closed local port): one line, in seconds."""
+    import time
+
+    import huggingface_hub.constants as hub
+
+    monkeypatch.setattr(hub, "ENDPOINT", "http://127.0.0.1:9")  # discard port: refused at once
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    started = time.perf_counter()
+    result = run("embed", str(text_jsonl), "-e", "sentence-transformers:mlcil-tests/no-such-model")
+    seconds = time.perf_counter() - started
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "not in the local hub cache and the hub cannot be reached" in lines[0], result.output
+    assert "127.0.0.1:9" in lines[0] and "-e minilm" in lines[0]
+    assert seconds < 30, seconds  # no retries: the probe fails on the refused connection
+
+
+def test_ctrl_c_while_embedding_says_what_is_cached_and_a_rerun_resumes(text_jsonl, monkeypatch):
+    from mlcil.encoders.tfidf import TfidfSvdEncoder
+
+    real = TfidfSvdEncoder.forward
+    calls = []
+
+    def interrupted(self, batch):
+        calls.append(len(batch))
+        if len(calls) > 40:  # batches of 1, chunks of 16 rows (16 batches): two chunks finished
+            raise KeyboardInterrupt
+        return real(self, batch)
+
+    monkeypatch.setattr(TfidfSvdEncoder, "forward", interrupted)
+    args = ("embed", str(text_jsonl), "-e", "tfidf-svd:dim=6,min_df=1", "--batch-size", "1", "-q")
+    result = run(*args)
+    assert result.exit_code == 130, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "Aborted" not in result.output, result.output
+    assert "interrupted while embedding: 2 of 8 chunks (32 of 120 texts) are cached in" in lines[0]
+    assert "run the same command again to resume" in lines[0]
+    monkeypatch.setattr(TfidfSvdEncoder, "forward", real)
+    again = run(*args)
+    assert again.exit_code == 0 and "encoded 88, from cache 32" in again.output, again.output
+
+
+def test_ctrl_c_during_the_benchmark_exits_130_with_one_line(text_jsonl, monkeypatch):
+    from mlcil.bench import runner
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "run_learner", interrupted)
+    result = run("bench", str(text_jsonl), "-e", "tfidf-svd:dim=6,min_df=1", "-p", "B0-C2", "-l", "prototype", "-q")
+    assert result.exit_code == 130, result.output
+    assert result.output.strip() == ("interrupted during the benchmark: no report written; the embeddings are "
+                                     "cached (a rerun does not embed again)"), result.output
+
+
+def test_embedded_datasets_are_listed_by_mlcil_datasets(text_jsonl):
+    before = run("datasets")
+    assert before.exit_code == 0 and "colours@" not in before.output
+    assert run("embed", str(text_jsonl), "-e", "tfidf-svd:dim=6,min_df=1", "-q").exit_code == 0
+    listed = [line for line in run("datasets").output.splitlines() if line.startswith("colours@")]
+    assert len(listed) == 1, listed
+    cells = listed[0].split()
+    assert cells[0] == "colours@tfidf-svd-dim-6-min_df-1" and cells[1:5] == ["embedded", "(tfidf-svd-dim-6-min_df-1)",
+                                                                              "120", "6"]
+    assert listed[0].rstrip().endswith("colours@tfidf-svd-dim-6-min_df-1.npz")

@@ -20,9 +20,40 @@ from mlcil.version import __version__
 FIELD_THRESHOLD = 0.8
 
 
+#: one default device for every command: the core install has no torch (so no GPU to pick), the minilm
+#: text encoder's fast path (ONNX Runtime) and the closed-form learners run on the CPU, and a result does
+#: not change with the machine it ran on; a GPU is asked for by name (cuda) or with auto.
+DEFAULT_DEVICE = "cpu"
+DEVICE_HELP = ("Where torch work runs (text/image encoders, gradient learners): cpu, cuda, cuda:N, or auto "
+               "(cuda when torch sees a GPU).")
+
+
+def _seeds(n_seeds: int | None, values: tuple[int, ...], old: int | None) -> tuple[int, ...]:
+    """The seeds of `mlcil bench`: --seed values, or 0..N-1 from --n-seeds (or the deprecated --seeds)."""
+    if old is not None:
+        click.echo(f"warning: --seeds is deprecated (it counts seeds; `mlcil audit --seed` is a value): use "
+                   f"--n-seeds {old} (seeds 0..{old - 1}) or --seed S (repeatable)", err=True)
+        if n_seeds is not None and n_seeds != old:
+            raise click.UsageError(f"--seeds {old} and --n-seeds {n_seeds} disagree; give --n-seeds only")
+        n_seeds = old
+    if values:
+        if n_seeds is not None:
+            raise click.UsageError("give either --seed (values) or --n-seeds (a count), not both")
+        return tuple(dict.fromkeys(values))
+    return tuple(range(3 if n_seeds is None else n_seeds))
+
+
 def _fail(message: str) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(2)
+
+
+class _Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with the one line to print (as mlcil.encoders.pipeline.EmbedInterrupted)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 class _Group(click.Group):
@@ -35,6 +66,9 @@ class _Group(click.Group):
             if os.environ.get("MLCIL_DEBUG"):
                 raise
             _fail(str(exc))
+        except (KeyboardInterrupt, click.Abort) as exc:  # Ctrl-C: one line on what is kept, exit 130
+            click.echo(f"\n{getattr(exc, 'message', None) or 'interrupted'}", err=True)
+            sys.exit(130)
 
 
 class _LearnersOption(click.Option):
@@ -80,9 +114,14 @@ def main() -> None:
 @click.option("--learners", "-l", cls=_LearnersOption, default="joint,analytic", show_default=True,
               help="Comma-separated learner names, each optionally with options "
                    "(e.g. 'joint:M=4096,balance=true'); 'all' = every learner this install can run.")
-@click.option("--seeds", "-s", default=3, show_default=True, type=click.IntRange(1),
-              help="Number of seeds (0..N-1); each seeds the learners and, where used, the class order "
-                   "and the train/test split.")
+@click.option("--n-seeds", "-s", "n_seeds", default=None, type=click.IntRange(1),
+              help="Run seeds 0..N-1; each seeds the learners and, where used, the class order and the "
+                   "train/test split.  [default: 3]")
+@click.option("--seed", "seed_values", multiple=True, type=click.IntRange(0),
+              help="Run this seed (a value, as `mlcil audit --seed`); repeat for several: --seed 0 --seed 7. "
+                   "Instead of --n-seeds.")
+@click.option("--seeds", "old_seeds", default=None, type=click.IntRange(1), hidden=True,
+              help="Deprecated: the number of seeds; use --n-seeds.")
 @click.option("--order", default="alphabetical", show_default=True,
               type=click.Choice(["alphabetical", "dataset", "random"]),
               help="Class order: alphabetical by label name (COCO/VOC convention), the dataset's column "
@@ -114,7 +153,7 @@ def main() -> None:
                    "excluded, p >= threshold, CF1 = harmonic mean of CP and CR); field (KRT and CSC: AP over "
                    "their sort order, such classes counted as AP 0, p > threshold, CF1 = mean of per-class F1, "
                    "NaN where undefined); multilane; l3a. report.json stores every convention.")
-@click.option("--device", default="cpu", show_default=True, help="Torch device: cpu, cuda or auto.")
+@click.option("--device", default=DEFAULT_DEVICE, show_default=True, help=DEVICE_HELP)
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder for report.json, report.md and map_per_session.png "
                    "[default: results/<dataset>-<protocol>].")
@@ -132,7 +171,7 @@ def main() -> None:
               help="Where the work runs: this process, or a Ray cluster (pip install 'mlcil[ray]'; additive "
                    "learners only: analytic, joint, prototype, lda).")
 @RAY_ADDRESS
-def bench(dataset, protocol, learners, seeds, order, n_classes, few_shot, test_size, threshold, calibration, holdout,
+def bench(dataset, protocol, learners, n_seeds, seed_values, old_seeds, order, n_classes, few_shot, test_size, threshold, calibration, holdout,
           top_k, metrics, device, out, data_dir, quiet, encoder, prior, engine, ray_address, campaign) -> None:
     """Run learners on DATASET under a class-incremental protocol and write a report.
 
@@ -141,7 +180,7 @@ def bench(dataset, protocol, learners, seeds, order, n_classes, few_shot, test_s
     state size, mean ± std over seeds, and the last session's decisions three ways (global
     threshold, tuned per-class thresholds, top-k) with the calibration error (ECE).
 
-    Example: mlcil bench scene --protocol B0-C2 --learners joint,analytic,prototype --seeds 3
+    Example: mlcil bench scene --protocol B0-C2 --learners joint,analytic,prototype --n-seeds 3
     """
     from mlcil.bench import BenchConfig, markdown_table, run_benchmark, write_report
     from mlcil.data import load_dataset
@@ -149,6 +188,7 @@ def bench(dataset, protocol, learners, seeds, order, n_classes, few_shot, test_s
     from mlcil.learners import resolve_learner_names
     from mlcil.protocols import parse_spec
 
+    seeds = _seeds(n_seeds, seed_values, old_seeds)
     parse_spec(protocol)
     specs = resolve_learner_names(learners)
     with _make_engine(engine, ray_address, quiet, specs) as engine:
@@ -160,23 +200,30 @@ def bench(dataset, protocol, learners, seeds, order, n_classes, few_shot, test_s
 
                 ds.meta["modality"] = "text"
                 ds, text_encoder = embed_registered(dataset, None, data_dir=data_dir, raw=text_view(ds),
-                                                    engine=engine, progress=not quiet, notify=_notifier(quiet))
+                                                    engine=engine, progress=not quiet, notify=_notifier(quiet),
+                                                    device=device)
         else:
             ds, text_encoder = embed_registered(dataset, encoder, data_dir=data_dir, engine=engine,
-                                                progress=not quiet, notify=_notifier(quiet))
+                                                progress=not quiet, notify=_notifier(quiet), device=device)
         if prior == "names":
             try:
                 ds.meta["label_embeddings"] = label_name_embeddings(ds, text_encoder)
             except MlcilError as exc:
                 raise MlcilError(f"--prior names: {str(exc).removeprefix('label names: ')}") from None
-        config = BenchConfig(protocol=protocol, learners=tuple(specs), seeds=tuple(range(seeds)), order=order,
+        config = BenchConfig(protocol=protocol, learners=tuple(specs), seeds=seeds, order=order,
                              n_classes=n_classes, few_shot=few_shot, test_size=test_size, threshold=threshold,
                              device=device, calibration=calibration, holdout=holdout, top_k=top_k, metrics=metrics,
                              engine=engine, campaign=campaign)
-        report = run_benchmark(ds, config, progress=not quiet)
+        try:
+            report = run_benchmark(ds, config, progress=not quiet)
+        except KeyboardInterrupt:
+            raise _Interrupted("interrupted during the benchmark: no report written; the embeddings are cached "
+                               "(a rerun does not embed again)" if text_encoder is not None or encoder is not None
+                               else "interrupted during the benchmark: no report written") from None
     out = out or Path("results") / (f"{ds.name}-{protocol}" + ("" if campaign == "field" else f"-{campaign}"))
     paths = write_report(report, out)
-    click.echo(f"{ds.name} {protocol}: {report['protocol']['n_sessions']} sessions, seeds {seeds}"
+    click.echo(f"{ds.name} {protocol}: {report['protocol']['n_sessions']} sessions, seeds "
+               f"{', '.join(map(str, seeds))}"
                + (f", metric convention {metrics}" if metrics != "mlcil" else ""))
     click.echo(markdown_table(report))
     click.echo(f"wrote {paths['md']}, {paths['json']}, {paths['png']}")
@@ -385,7 +432,7 @@ def _make_engine(engine: str, address: str | None, quiet: bool, learners=()):
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Inputs per forward pass.")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(0),
               help="DataLoader worker processes decoding images (text encoders use 0).")
-@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto (CUDA if available).")
+@click.option("--device", default=DEFAULT_DEVICE, show_default=True, help=DEVICE_HELP)
 @click.option("--precision", default="auto", show_default=True,
               type=click.Choice(["auto", "float32", "bfloat16", "float16"]),
               help="Autocast dtype of the forward pass: auto = bf16 (else fp16) on CUDA, float32 on CPU; bfloat16 "
@@ -456,7 +503,7 @@ def embed(dataset, encoder, root, out, batch_size, workers, device, precision, c
               type=click.Choice(["alphabetical", "dataset", "random"]), help="Class order.")
 @click.option("--classes", "n_classes", type=click.IntRange(1), default=None, help="Use only the first N classes.")
 @click.option("--top", type=click.IntRange(1), default=None, help="Write only the N most suspicious rows per session.")
-@click.option("--device", default="cpu", show_default=True, help="Torch device: cpu, cuda or auto.")
+@click.option("--device", default=DEFAULT_DEVICE, show_default=True, help=DEVICE_HELP)
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder [default: results/audit-<dataset>-<protocol>].")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None, envvar="MLCIL_DATA",

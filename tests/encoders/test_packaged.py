@@ -19,7 +19,7 @@ TEXTS = ["A cat sits on the mat.", "A kitten is lying on the rug.", "The stock m
 
 @pytest.fixture(scope="module")
 def minilm():
-    enc = make_encoder("minilm", device="cpu")
+    enc = make_encoder("minilm,backend=torch", device="cpu")  # the sentence-transformers path (onnx: test_onnx_minilm)
     enc.dim  # load once for the module
     return enc
 

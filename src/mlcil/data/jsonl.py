@@ -123,6 +123,9 @@ def read_jsonl(
         rows.append(labels)
         line_of.append(lineno)
 
+    if not texts:
+        raise MlcilError(f"{path}: no records (an empty file, or blank lines only); expected one JSON object per "
+                         f"line with fields 'text' and 'labels'")
     seen = {s for labels in rows for s in labels}
     names_file = path.parent / LABEL_NAMES_FILE
     if label_names is not None:

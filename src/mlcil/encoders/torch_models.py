@@ -496,6 +496,55 @@ def _no_load_progress_bar():
             hf_logging.enable_progress_bar()
 
 
+def hub_cached(name: str) -> bool:
+    """Whether the Hugging Face hub cache holds model ``name`` (``org/model``, or a bare sentence-transformers
+    name) with its ``modules.json`` or ``config.json``; nothing touches the network."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - a dependency of sentence-transformers
+        return False
+    for repo in (name, f"sentence-transformers/{name}") if "/" not in name else (name,):
+        for file in ("modules.json", "config.json"):
+            try:
+                if isinstance(try_to_load_from_cache(repo, file), str):
+                    return True
+            except Exception:  # a malformed repo id: not cached
+                pass
+    return False
+
+
+def hub_unreachable(timeout: float = 5.0) -> str | None:
+    """Why the Hugging Face hub cannot be reached (offline flag set, name not resolved, no connection within
+    ``timeout`` seconds), or None when a TCP connection to it opens."""
+    import socket
+    import threading
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("", "0", "false", "no"):
+        return "HF_HUB_OFFLINE is set"
+    try:
+        from huggingface_hub import constants
+
+        endpoint = constants.ENDPOINT
+    except ImportError:  # pragma: no cover
+        endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    url = urlparse(endpoint)
+    host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
+    result: list[str | None] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            result.append(None)
+        except OSError as exc:
+            result.append(f"{host}:{port}: {exc.strerror or type(exc).__name__}")
+
+    thread = threading.Thread(target=probe, daemon=True)  # name resolution has no timeout of its own
+    thread.start()
+    thread.join(timeout + 1.0)
+    return result[0] if result else f"{host}:{port}: no answer within {timeout:.0f} s"
+
+
 @functools.lru_cache(maxsize=8)
 def _folder_digest(folder: str, stamp: tuple) -> str:
     return file_digest(folder)
@@ -544,12 +593,23 @@ class SentenceTransformerEncoder(TorchEncoder):
         if self._is_minilm(self.model):
             local, version = packaged_minilm()
             package = f"{MINILM_PACKAGE}=={version}"
+        cached = not local.is_dir() and hub_cached(self.model)
+        if not local.is_dir() and not cached:
+            reason = hub_unreachable()
+            if reason:  # fail in seconds, in one line, instead of a minute of retries
+                raise MlcilError(f"sentence-transformers:{self.model}: not in the local hub cache and the hub "
+                                 f"cannot be reached ({reason}); use -e minilm (packaged, offline) or a local "
+                                 f"model folder")
         import sentence_transformers
 
         try:
             if local.is_dir():
                 with offline(), _no_load_progress_bar():
                     model = sentence_transformers.SentenceTransformer(str(local), device=self.device_,
+                                                                      local_files_only=True)
+            elif cached:  # in the local hub cache: load it from there, no network call
+                with offline(), _no_load_progress_bar():
+                    model = sentence_transformers.SentenceTransformer(self.model, device=self.device_,
                                                                       local_files_only=True)
             else:
                 model = sentence_transformers.SentenceTransformer(self.model, device=self.device_)
