@@ -144,19 +144,33 @@ def wrk(url: str, lua: Path, seconds: float, threads: int, connections: int) -> 
     return stats
 
 
+def post(http: httpx.Client, url: str, body: dict) -> httpx.Response:
+    """POST, retried on a dropped keep-alive connection (every body here is safe to re-send: ids are given)."""
+    for attempt in range(3):
+        try:
+            return http.post(url, json=body)
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+            if attempt == 2:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
+
+
 def preload(url: str, n: int, d: int, labels: list[str], A: np.ndarray) -> int:
     rng = np.random.default_rng(7)
     with httpx.Client(timeout=300) as http:
         for name in labels:
-            http.post(url + "/v1/labels", json={"name": name}).raise_for_status()
+            r = post(http, url + "/v1/labels", {"name": name})
+            if r.status_code != 409:  # 409: created by the first try of a retried request
+                r.raise_for_status()
         version = 0
         for start in range(0, n, 500):
             X = rng.normal(size=(min(500, n - start), d)).astype(np.float32)
             Y = X @ A > 0.8
-            body = {"examples": [{"vector": np.round(x, 5).tolist(),
+            body = {"examples": [{"id": f"pre{start + i}", "vector": np.round(x, 5).tolist(),
                                   "labels": {nm: int(y[j]) for j, nm in enumerate(labels) if rng.random() < 0.6}}
-                                 for x, y in zip(X, Y)]}
-            version = http.post(url + "/v1/teach", json=body).raise_for_status().json()["version"]
+                                 for i, (x, y) in enumerate(zip(X, Y))]}
+            version = post(http, url + "/v1/teach", body).raise_for_status().json()["version"]
         http.post(url + "/v1/lambda", json={}).raise_for_status()  # λ by leave-one-out + calibration now
         head = http.get(url + "/v1/health").json()["db_version"]
         http.post(url + "/v1/predict", json={"vectors": [[0.1] * d], "min_version": head}).raise_for_status()

@@ -244,7 +244,9 @@ def test_a_restored_copy_of_the_database_is_adopted(tmp_path):
     backup = tmp_path / "backup.db"
     with sqlite3.connect(path) as src, sqlite3.connect(backup) as dst:
         src.backup(dst)
-    c.post("/v1/teach", json={"examples": [{"id": "lost", "vector": [1.0] * D, "labels": {"cat": 1}}]})
+    c.post("/v1/teach", json={"examples": [{"id": f"lost{i}", "vector": [1.0 + i] + [0.5] * (D - 1), "labels": {}}
+                                           for i in range(3)]})
+    assert c.app.state.service.wait_for(c.version + 1, 10).n_examples == 8
     for suffix in ("", "-wal", "-shm"):
         if os.path.exists(f"{path}{suffix}"):
             os.remove(f"{path}{suffix}")
@@ -256,9 +258,13 @@ def test_a_restored_copy_of_the_database_is_adopted(tmp_path):
     health = c.get("/v1/health")
     assert health.status_code == 200 and health.json()["examples"] == 6
     v = r.json()["version"]
+    assert v == c.version + 1  # the restored copy's history goes on
+    deadline = time.monotonic() + 10
+    while c.app.state.service.model.n_examples != 6 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert c.app.state.service.model.n_examples == 6  # rebuilt from the restored file: the 'lost' ones are gone
     p = c.post("/v1/predict", json={"vectors": [[1.0] * D], "min_version": v})
     assert p.status_code == 200 and p.json()["version"] >= v
-    assert c.app.state.service.model.n_examples == 6  # rebuilt from the restored file: 'lost' is gone
     # another database put at the path is still refused
     other = tmp_path / "other.db"
     TaggingService(Store(f"sqlite:///{other}"), Options(M=8), policy=Policy(background=False)).close()
@@ -369,3 +375,14 @@ def test_concurrent_teaches_share_commits_and_keep_their_own_outcome(db_url):
         ref.refresh()
         np.testing.assert_allclose(svc.state.stats.G, ref.state.stats.G, rtol=1e-9, atol=1e-9)
         np.testing.assert_allclose(svc.state.stats.B, ref.state.stats.B, rtol=1e-9, atol=1e-9)
+
+
+def test_the_refresher_runs_at_a_lower_cpu_priority(tmp_path):
+    from mlcil.serve.refresher import NICE
+
+    svc = TaggingService(Store(f"sqlite:///{tmp_path / 'n.db'}"), Options(M=8), policy=FAST)
+    deadline = time.monotonic() + 10
+    tid = svc.refresher.thread_id
+    while os.getpriority(os.PRIO_PROCESS, tid) == os.getpriority(os.PRIO_PROCESS, 0) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert os.getpriority(os.PRIO_PROCESS, tid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + NICE)

@@ -522,9 +522,8 @@ class Tx:
 
     def add_label_counts(self, counts: dict[int, Sequence[int]]) -> None:
         """Add {label id: (positives, negatives)} to the labels' counts (negative values subtract)."""
-        for lid in sorted(counts):
-            self.run("UPDATE labels SET positives = positives + ?, negatives = negatives + ? WHERE id = ?",
-                     (int(counts[lid][0]), int(counts[lid][1]), lid))
+        self.many("UPDATE labels SET positives = positives + ?, negatives = negatives + ? WHERE id = ?",
+                  [(int(counts[lid][0]), int(counts[lid][1]), lid) for lid in sorted(counts)])  # one round trip
 
     def label_positives(self) -> dict[int, int]:
         """{label id: known positives}."""
@@ -675,12 +674,21 @@ class GroupCommit:
         self._leader = threading.Lock()
         self.groups = 0
         self.works = 0
+        self.pending = 0  # works queued or being committed now (each may add a version)
 
     def run(self, work):
         """``work(tx)`` inside a shared write transaction; returns its result once committed (or raises)."""
         item = [work, threading.Event(), None, None]
         with self._queue_lock:
             self._queue.append(item)
+            self.pending += 1
+        try:
+            return self._wait(item)
+        finally:
+            with self._queue_lock:
+                self.pending -= 1
+
+    def _wait(self, item: list):
         while not item[1].is_set():
             with self._leader:
                 if item[1].is_set():
@@ -696,7 +704,9 @@ class GroupCommit:
     def _commit(self, group: list[list]) -> None:
         try:
             with self.store.write() as tx:
-                for item in group:
+                if len(group) == 1:  # alone: no savepoint (two round trips fewer); a refusal rolls it all back
+                    group[0][2] = group[0][0](tx)
+                for item in group if len(group) > 1 else ():
                     tx.run("SAVEPOINT work")
                     try:
                         item[2] = item[0](tx)

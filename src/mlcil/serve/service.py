@@ -259,8 +259,9 @@ class TaggingService:
         return state.nbytes if state is not None else 0
 
     def served_version(self) -> int:
-        """Version of the published model."""
-        return self._model.version
+        """Version of the published model (-1 once the database file was re-adopted: a restored copy, whose
+        history may be shorter; the refresher then rebuilds from it)."""
+        return self._model.version if self._generation == self.store.generation else -1
 
     def latest_version(self) -> int:
         """The database's latest version (one read)."""
@@ -302,17 +303,16 @@ class TaggingService:
         self._listeners.append(listener)
 
     def writes_in_flight(self) -> int:
-        """Write transactions of this process open now (each may add one or two versions)."""
-        return self.store.writes_in_flight
+        """Versions this process's writes in flight may add: two per open write transaction (a label created
+        with its name example is two versions) and one per teach queued for the group commit."""
+        return 2 * self.store.writes_in_flight + self.commits.pending
 
     def version_can_arrive(self, version: int) -> bool:
         """Whether model ``version`` exists or may still come: at most the database's version (one read when
-        the last one seen is lower) + 2 × this process's writes in flight (a label created with its name
-        example is two versions)."""
+        the last one seen is lower) + what this process's writes in flight may add (:meth:`writes_in_flight`)."""
         if version <= self._model.version or version <= self.counters.db_version:
             return True
-        ahead = 2 * self.writes_in_flight()
-        return version <= self.latest_version() + ahead
+        return version <= self.latest_version() + self.writes_in_flight()
     def wait_for(self, version: int, timeout: float = 30.0) -> Model:
         """The published model once it reaches ``version`` (raises :class:`NotReady` after ``timeout``)."""
         model = self._model
@@ -416,7 +416,7 @@ class TaggingService:
 
         Reads the config inside the transaction and changes nothing in this object: if the write
         rolls back, no process (this one included) has seen the new dimension."""
-        stored = tx.config().get("d")
+        stored = self.options.d if self.options.d is not None else tx.config().get("d")  # d never changes once set
         if stored is not None:
             if d != stored:
                 raise Invalid(field_, f"expected embedding dimension {stored}, got {d}")
