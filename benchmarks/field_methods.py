@@ -1,0 +1,218 @@
+"""The field's own methods (L3A, KRT, CSC) side by side with mlcil's learners, one protocol, token features.
+
+Two steps. ``prepare`` embeds a seeded subsample of each real-text set with MiniLM, pooled embedding
+and per-token states from the same pass (the text truncated to ``--tokens`` word pieces, so every
+learner sees the same truncated text), and writes ``<name>@minilm-t<T>-n<N>`` datasets with their
+tokens beside them (under ``--out``, default ``$MLCIL_CACHE/data``-like ``~/.cache/mlcil/field_methods``):
+
+    MLCIL_DATA=../shared/data HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 python benchmarks/field_methods.py prepare --n 1000 --tokens 32
+
+``tables`` rewrites the table from the reports already there. ``run`` benchmarks every learner on each prepared set under the protocol of the README's text tables,
+3 seeds, and writes one report per set (``benchmarks/results/field_methods/<set>/report.json``) and the
+table (``benchmarks/results/field_methods/tables.md``): last and average mAP under the ``mlcil`` and
+``field`` conventions, CF1/OF1 (``mlcil`` at 0.8), forgetting, learn seconds and state bytes, and what
+each method keeps:
+
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/field_methods.py run --n 1000 --tokens 32 --seeds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "field_methods"
+#: (raw set, protocol of the README's text tables)
+SETS = [("hoc", "B0-C2"), ("reuters21578", "B0-C18"), ("goemotions", "B0-C7"), ("se_crypto", "B0-C79"),
+        ("se_cooking", "B0-C148")]
+LEARNERS = ["l3a", "krt", "csc", "analytic", "joint", "prototype", "lda", "finetune", "lwf", "pseudolabel", "replay"]
+#: what each learner keeps between sessions (besides its weights)
+KEEPS = {
+    "l3a": "statistics (H×H Gram, H×C)", "krt": "weights + old heads (exemplar-free)",
+    "csc": "weights + label graph (exemplar-free)", "analytic": "statistics (Gram per session)",
+    "joint": "all data (upper bound)", "prototype": "statistics (class sums)", "lda": "statistics (means, covariance)",
+    "finetune": "weights", "lwf": "weights + old model", "pseudolabel": "weights + old model",
+    "replay": "weights + exemplars", "joint-sgd": "all data (upper bound)",
+}
+USES_TOKENS = {"krt", "csc"}
+
+
+def default_out() -> Path:
+    return Path(os.environ.get("MLCIL_FIELD_DATA", Path.home() / ".cache" / "mlcil" / "field_methods"))
+
+
+def set_name(name: str, n: int, tokens: int) -> str:
+    return f"{name}@minilm-t{tokens}-n{n}"
+
+
+def prepare(args) -> None:
+    import torch
+
+    from mlcil.data.npz import write_npz
+    from mlcil.data.raw import load_raw
+    from mlcil.encoders import make_encoder
+    from mlcil.encoders.tokens import check_token_budget, embed_tokens
+
+    torch.set_num_threads(1)
+    encoder = make_encoder("minilm", device="cpu")
+    for name, _ in SETS:
+        if name not in args.datasets.split(","):
+            continue
+        out = Path(args.out) / set_name(name, args.n, args.tokens) / f"{set_name(name, args.n, args.tokens)}.npz"
+        if out.exists():
+            print(f"{out} exists", flush=True)
+            continue
+        raw = load_raw(name)
+        rows = np.sort(np.random.default_rng(0).choice(raw.n, size=min(args.n, raw.n), replace=False))
+        sub = raw.subset(rows)
+        sub.meta["ids"] = [raw.meta.get("ids", list(range(raw.n)))[i] for i in rows]
+        check_token_budget(sub.n, args.tokens, encoder.dim, out_dir=out.parent)
+        start = time.perf_counter()
+        ds = embed_tokens(sub, encoder, max_tokens=args.tokens, batch_size=32)
+        ds.name = set_name(name, args.n, args.tokens)
+        ds.meta.update(subsample={"of": raw.n, "rows": int(sub.n), "seed": 0})
+        write_npz(ds, out)
+        print(f"{ds.name}: n={ds.n} L={ds.L} T={ds.T.shape} in {time.perf_counter() - start:.0f} s -> {out}",
+              flush=True)
+
+
+def _cell(path: str, protocol: str, spec: str, seeds: int, out: str) -> None:
+    """One (set, learner) cell, in a child process: every seed, the report written to ``out``."""
+    import torch
+
+    from mlcil.bench import BenchConfig, run_benchmark
+    from mlcil.bench.report import strict_json
+    from mlcil.data.npz import read_npz
+
+    torch.set_num_threads(1)
+    ds = read_npz(path)
+    start = time.perf_counter()
+    report = run_benchmark(ds, BenchConfig(protocol=protocol, learners=(spec,), seeds=tuple(range(seeds))),
+                           progress=False)
+    report["wall_s"] = time.perf_counter() - start
+    report["tokens"] = {"T": list(ds.T.shape) if ds.T is not None else None, **ds.meta.get("tokens", {})}
+    report["subsample"] = ds.meta.get("subsample")
+    from mlcil.data.dataset import token_features
+    from mlcil.protocols import Protocol
+
+    stream = Protocol(protocol, seed=0).build(ds)  # the token learners read tokens only if the sessions carry them
+    report["tokens_reach_learners"] = bool(token_features(stream.sessions[0]) is not None
+                                           and token_features(stream.X_test) is not None)
+    Path(out).write_text(json.dumps(strict_json(report), indent=1), encoding="utf-8")
+
+
+def run(args) -> None:
+    import multiprocessing as mp
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    ctx = mp.get_context("fork")
+    for name, protocol in SETS:
+        if name not in args.datasets.split(","):
+            continue
+        ds_name = set_name(name, args.n, args.tokens)
+        path = Path(args.out) / ds_name / f"{ds_name}.npz"
+        folder = RESULTS / ds_name
+        folder.mkdir(exist_ok=True)
+        for spec in args.learners.split(","):
+            out = folder / f"{spec.replace(':', '_').replace(',', '_').replace('=', '-')}.json"
+            if out.exists():
+                continue
+            start = time.perf_counter()
+            child = ctx.Process(target=_cell, args=(str(path), protocol, spec, args.seeds, str(out)))
+            child.start()
+            child.join(args.cell_limit)
+            if child.is_alive():
+                child.terminate()
+                child.join()
+                out.with_suffix(".timeout").write_text(f"over {args.cell_limit} s\n", encoding="utf-8")
+                print(f"{ds_name} {spec}: over the cell limit of {args.cell_limit} s", flush=True)
+                continue
+            print(f"{ds_name} {protocol} {spec}: {time.perf_counter() - start:.0f} s (exit {child.exitcode})",
+                  flush=True)
+    write_tables(args)
+
+
+def _fmt(stat: dict | None, scale: float = 100.0) -> str:
+    if not stat or not np.isfinite(stat.get("mean", np.nan)):
+        return "–"
+    return f"{scale * stat['mean']:.1f} ± {scale * stat['std']:.1f}"
+
+
+def write_tables(args) -> Path:
+    """benchmarks/results/field_methods/tables.md from every cell's report."""
+    from mlcil.bench.report import human_bytes
+
+    lines = ["# The field's methods side by side (reduced size)", "",
+             f"Each set: a seeded subsample of {args.n} rows of the raw texts (seed 0; the set's own train/test split),",
+             f"embedded by MiniLM truncated to {args.tokens} word pieces: the pooled embedding and the {args.tokens} "
+             "token states (float16, with a mask)",
+             "come from the same pass, so every learner sees the same truncated text. "
+             "Protocol: the README's text protocols; seeds 0-"
+             f"{args.seeds - 1}, mean ± std. mAP in %, `mlcil` and `field` conventions; CF1/OF1 under `mlcil` at 0.8; "
+             "forgetting in AP points (`mlcil`); learn s = all sessions of one seed; state = bytes after the last session.",
+             "Made by:", "",
+             f"    MLCIL_DATA=../shared/data HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 python benchmarks/field_methods.py prepare "
+             f"--n {args.n} --tokens {args.tokens}",
+             f"    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/field_methods.py run --n {args.n} "
+             f"--tokens {args.tokens} --seeds {args.seeds}", "",
+             "on the shared 2-core machine (no GPU), one cell (set × learner, all seeds) at a time in a child "
+             "process, each limited to 10 minutes.", ""]
+    for name, protocol in SETS:
+        ds_name = set_name(name, args.n, args.tokens)
+        folder = RESULTS / ds_name
+        if not folder.is_dir():
+            continue
+        rows = []
+        for spec in args.learners.split(","):
+            stem = spec.replace(":", "_").replace(",", "_").replace("=", "-")
+            path = folder / f"{stem}.json"
+            if not path.exists():
+                if (folder / f"{stem}.timeout").exists():
+                    rows.append(f"| `{spec}` | over 10 min | | | | | | | | | |")
+                continue
+            rep = json.loads(path.read_text(encoding="utf-8"))
+            st = rep["summary"][spec]
+            conv = st["conventions"]
+            base = spec.split(":")[0]
+            keeps = KEEPS.get(base, "")
+            if base in USES_TOKENS:
+                keeps += "; reads tokens"
+            rows.append(f"| `{spec}` | {_fmt(st['last_mAP'])} | {_fmt(st['avg_mAP'])} | {_fmt(conv['field']['last_mAP'])} | "
+                        f"{_fmt(conv['field']['avg_mAP'])} | {_fmt(st['last_CF1'])} | {_fmt(st['last_OF1'])} | "
+                        f"{_fmt(st['forgetting'])} | {st['learn_s']['mean']:.1f} | {human_bytes(st['state_bytes']['mean'])} | "
+                        f"{keeps} |")
+        if not rows:
+            continue
+        lines += [f"## {name} {protocol} ({ds_name})", "",
+                  "| learner | last mAP | avg mAP | last mAP (field) | avg mAP (field) | CF1 | OF1 | forgetting | learn s | "
+                  "state | keeps |", "|---|---|---|---|---|---|---|---|---|---|---|", *rows, ""]
+    out = RESULTS / "tables.md"
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="step", required=True)
+    for step in ("prepare", "run", "tables"):
+        p = sub.add_parser(step)
+        p.add_argument("--n", type=int, default=1000, help="rows subsampled per set (seed 0)")
+        p.add_argument("--tokens", type=int, default=32, help="tokens kept per text (the text is truncated to them)")
+        p.add_argument("--datasets", default=",".join(n for n, _ in SETS))
+        p.add_argument("--out", default=str(default_out()), help="where prepared sets live")
+        if step in ("run", "tables"):
+            p.add_argument("--seeds", type=int, default=3)
+            p.add_argument("--learners", default=",".join(LEARNERS))
+            p.add_argument("--cell-limit", type=int, default=600, help="seconds per (set, learner) cell, all seeds")
+    args = parser.parse_args()
+    {"prepare": prepare, "run": run, "tables": write_tables}[args.step](args)
+
+
+if __name__ == "__main__":
+    main()
