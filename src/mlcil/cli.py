@@ -191,8 +191,10 @@ def bench(dataset, protocol, learners, n_seeds, seed_values, old_seeds, order, n
     seeds = _seeds(n_seeds, seed_values, old_seeds)
     parse_spec(protocol)
     specs = resolve_learner_names(learners)
+    stats: dict = {}
     with _make_engine(engine, ray_address, quiet, specs) as engine:
         text_encoder = None
+        local = {} if not engine.local else {"stats": stats}
         if encoder is None:
             ds = load_dataset(dataset, data_dir=data_dir)
             if ds.is_raw:  # raw texts: embed with the default text encoder (through its view and the cache)
@@ -201,10 +203,15 @@ def bench(dataset, protocol, learners, n_seeds, seed_values, old_seeds, order, n
                 ds.meta["modality"] = "text"
                 ds, text_encoder = embed_registered(dataset, None, data_dir=data_dir, raw=text_view(ds),
                                                     engine=engine, progress=not quiet, notify=_notifier(quiet),
-                                                    device=device)
+                                                    device=device, **local)
         else:
             ds, text_encoder = embed_registered(dataset, encoder, data_dir=data_dir, engine=engine,
-                                                progress=not quiet, notify=_notifier(quiet), device=device)
+                                                progress=not quiet, notify=_notifier(quiet), device=device, **local)
+        if text_encoder is not None and stats and not quiet:
+            encoded, seconds = stats.get("encoded_rows", 0), stats.get("encode_s", 0.0)
+            rate = f" in {seconds:.0f} s ({encoded / seconds:.1f} texts/s)" if encoded and seconds > 0 else ""
+            click.echo(f"{ds.name}: embedded {encoded:,} inputs{rate}, {stats.get('cached_rows', 0):,} from the "
+                       f"cache", err=True)
         if prior == "names":
             try:
                 ds.meta["label_embeddings"] = label_name_embeddings(ds, text_encoder)
@@ -421,7 +428,8 @@ def _make_engine(engine: str, address: str | None, quiet: bool, learners=()):
 @click.argument("dataset")
 @click.option("--encoder", "-e", default=None,
               help="Encoder spec [default: minilm for texts, effnet-lite0 for images, both packaged and offline]: "
-                   "minilm, effnet-lite0, tfidf-svd:dim=256, timm:vit_base_patch16_224.augreg_in21k, "
+                   "minilm (on CPU through ONNX Runtime when installed; minilm,backend=torch for "
+                   "sentence-transformers, minilm,quantize=int8 for int8), effnet-lite0, tfidf-svd:dim=256, timm:vit_base_patch16_224.augreg_in21k, "
                    "open_clip:ViT-B-32/laion2b_s34b_b79k[,tower=text], sentence-transformers:NAME_OR_FOLDER.")
 @click.option("--root", type=click.Path(exists=True, path_type=Path), default=None,
               help="Folder of the raw files: VOC2007 (or VOCdevkit), COCO 2014 (annotations/, train2014/, val2014/), "

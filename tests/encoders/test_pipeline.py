@@ -88,3 +88,31 @@ def test_cache_meta_records_everything(tmp_path):
     assert cache.n_chunks == 4 and list(cache.rows(3)) == [9]
     with pytest.raises(MlcilError, match="chunk_size"):
         EmbeddingCache(tmp_path, "enc-id", "f" * 64, n=10, dim=4, chunk_size=5)
+
+
+def test_progress_bar_names_the_encoder_and_counts_texts(counting, monkeypatch):
+    """The bar reads 'embed <short name>' (e.g. minilm), counts texts, and shows tqdm's rate and ETA."""
+    import tqdm.auto
+
+    seen = {}
+
+    class Bar:
+        def __init__(self, **kwargs):
+            seen.update(kwargs)
+            seen["updates"] = []
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, k):
+            seen["updates"].append(k)
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
+    enc = counting(dim=3)
+    enc.short_name = "minilm"
+    embed_inputs(TEXTS, enc, batch_size=2, progress=True)
+    assert seen["desc"] == "embed minilm" and seen["unit"] == "text" and seen["total"] == len(TEXTS)
+    assert sum(seen["updates"]) == len(TEXTS) and "bar_format" not in seen  # tqdm's default: n/total, rate, ETA
