@@ -173,7 +173,11 @@ def preload(url: str, n: int, d: int, labels: list[str], A: np.ndarray) -> int:
             version = post(http, url + "/v1/teach", body).raise_for_status().json()["version"]
         http.post(url + "/v1/lambda", json={}).raise_for_status()  # λ by leave-one-out + calibration now
         head = http.get(url + "/v1/health").json()["db_version"]
-        http.post(url + "/v1/predict", json={"vectors": [[0.1] * d], "min_version": head}).raise_for_status()
+        for _ in range(10):  # the served model reaches the preload (a busy machine may need more than one 30 s wait)
+            if post(http, url + "/v1/predict", {"vectors": [[0.1] * d], "min_version": head}).status_code == 200:
+                break
+        else:
+            raise RuntimeError(f"{url} did not serve version {head} within 300 s")
     return version
 
 
