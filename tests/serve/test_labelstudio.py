@@ -261,7 +261,8 @@ def test_a_choice_with_a_hint_is_predicted_zero_shot(ls, app_service):
     for i in range(16):
         ls.annotate(i, ["baking"] if i % 2 else ["eggs"])
     ls.set_config(config(["baking", "eggs", "knives"], {"knives": "sharpen knife blade steel cut"}))
-    assert "@name/knives" in {e["id"] for e in service.suspicious("knives", include_absent=True, limit=100)["examples"]}
+    row = next(r for r in service.labels()[1] if r["name"] == "knives")
+    assert (row["positives"], row["negatives"], row["description"]) == (1, 0, "sharpen knife blade steel cut")
     ls.setup()
     r = ls.client.post("/v1/predict", json={"inputs": [ls.tasks[50], ls.tasks[51]]}).json()["predictions"]
     assert r[0]["proba"]["knives"] > r[1]["proba"]["knives"]  # scored from its hint, before any example
