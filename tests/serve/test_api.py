@@ -275,8 +275,10 @@ def test_metrics_count_every_answer_with_bounded_labels(api, monkeypatch):
 def test_openapi_tells_the_truth(api):
     spec = api.get("/openapi.json").json()
     assert {"/v1/teach", "/v1/predict", "/v1/labels", "/v1/forget", "/v1/health", "/v1/lambda", "/v1/model",
-            "/v1/labels/{name}", "/v1/labels/{name}/suspicious", "/metrics"} == set(spec["paths"])
-    assert "HTTPValidationError" not in json.dumps(spec)
+            "/v1/labels/{name}", "/v1/labels/{name}/suspicious", "/metrics"} == \
+        {p for p in spec["paths"] if not p.startswith("/labelstudio/")}  # the Label Studio backend: its own tests
+    ours = {path: ops for path, ops in spec["paths"].items() if not path.startswith("/labelstudio/")}
+    assert "HTTPValidationError" not in json.dumps(ours)
     teach = spec["paths"]["/v1/teach"]["post"]["responses"]
     assert {"200", "400", "409", "413", "422", "500", "503", "507"} <= set(teach)
     assert teach["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
