@@ -16,6 +16,10 @@ and the frames compare by the summed per-label GCV, which a learner can compute 
 
     MLCIL_DATA=../shared/data OMP_NUM_THREADS=1 python benchmarks/default_policy.py --datasets birds,image600 \
         --out benchmarks/results/default_policy/screen.json
+
+    # the tables of benchmarks/results/default_policy/README.md: the screen's candidates side by side, and the
+    # sweep of the new default against today's (sweep_today.json, the sweep before issue 27) and `joint`
+    python benchmarks/default_policy.py --report
 """
 
 from __future__ import annotations
@@ -133,14 +137,106 @@ def screen(stream, fmap: ridge.FeatureMap, loo_rows: int = 2000) -> dict:
     return out
 
 
+RESULTS = Path("benchmarks/results/default_policy")
+
+
+def heldout() -> set[str]:
+    """The held-out datasets named in HELDOUT.md's table (chosen before any candidate was measured)."""
+    rows = [line.split("|")[1].strip() for line in (RESULTS / "HELDOUT.md").read_text().splitlines()
+            if line.startswith("| ") and not line.startswith("| dataset")]
+    return {r for r in rows if r and not r.startswith("---")}
+
+
+def last_map(results: dict, dataset: str, learner: str) -> float:
+    cell = results.get(f"{dataset} {learner}", {})
+    return 100 * cell["last_mAP"] if "last_mAP" in cell else float("nan")
+
+
+def report() -> None:
+    """Print the candidates' screen and the sweep's goal table (Markdown)."""
+    screen = json.loads((RESULTS / "screen.json").read_text())
+    print("## Screen: λ rules × frames, last mAP (α = 1 solve, seed 0)\n")
+    print("| dataset | frame | M | " + " | ".join(f"`{r}`" for r in RULES) + " | Σ label GCV |")
+    print("|---|---|---|" + "---|" * (len(RULES) + 1))
+    for key, cell in screen.items():
+        name = key.split(" ")[0]
+        frame = f"{cell['scaling']}" + (f", clip {cell['clip']}" if cell.get("clip") else "")
+        print(f"| {name} | {frame} | {cell['M']} | "
+              + " | ".join(f"{100 * cell[r]:.1f}" if r in cell else "–" for r in RULES)
+              + f" | {cell['frame_gcv']:.4g} |")
+    today = json.loads((RESULTS / "sweep_today.json").read_text())
+    new = json.loads(Path("benchmarks/results/sweep/sweep.json").read_text())
+    held = heldout()
+    names = list(dict.fromkeys(v["dataset"] for v in today.values()))
+    for title, group in (("Tuning datasets", [n for n in names if n not in held]),
+                         ("Held-out datasets", [n for n in names if n in held])):
+        print(f"\n## {title}: last mAP, seed 0 (sweep protocol B0-C⌈L/5⌉)\n")
+        print("| dataset | today's default | new default | `joint` | new − joint (goal ≥ −1.0) | new − today "
+              "(goal ≥ −0.5) | met |")
+        print("|---|---|---|---|---|---|---|")
+        for name in group:
+            t, n, j = (last_map(today, name, "analytic"), last_map(new, name, "analytic"),
+                       last_map(today, name, "joint"))
+            if new.get(f"{name} analytic", {}).get("policy") != "issue 27":
+                print(f"| {name} | {t:.1f} | not re-measured | {j:.1f} | – | – | – |")
+                continue
+            ok = "yes" if n - j >= -1.0 and n - t >= -0.5 else "**no**"
+            print(f"| {name} | {t:.1f} | {n:.1f} | {j:.1f} | {n - j:+.1f} | {n - t:+.1f} | {ok} |")
+
+
+def merge(paths: list[Path]) -> None:
+    """Write benchmarks/results/sweep/sweep.{json,md}: today's sweep (sweep_today.json) with the `analytic` cells
+    replaced by the new default's from the given sweep.json files (later files win); an `analytic` cell not
+    re-measured keeps today's numbers and says so (``"policy": "before issue 27"``)."""
+    today = json.loads((RESULTS / "sweep_today.json").read_text())
+    merged = {k: dict(v) for k, v in today.items()}
+    for key, cell in merged.items():
+        if cell.get("learner") == "analytic":
+            cell["policy"] = "before issue 27"
+    for path in paths:
+        for key, cell in json.loads(path.read_text()).items():
+            if cell.get("learner") == "analytic" and "last_mAP" in cell and cell != today.get(key):
+                merged[key] = {**cell, "policy": "issue 27"}
+    out = Path("benchmarks/results/sweep")
+    (out / "sweep.json").write_text(json.dumps(merged, indent=1))
+    learners = ["analytic", "joint", "prototype", "finetune"]
+    lines = ["| dataset | n | d | L | protocol | " + " | ".join(f"`{l}` last mAP · s · GB" for l in learners) + " |",
+             "|" + "---|" * (5 + len(learners))]
+    for name in dict.fromkeys(v["dataset"] for v in merged.values()):
+        cells, info = [], None
+        for l in learners:
+            c = merged.get(f"{name} {l}")
+            if c is None or "last_mAP" not in c:
+                cells.append("–" if c is None else f"fails: {c.get('error', '')[:60]}")
+                continue
+            info = info or c
+            old = "¹" if c.get("policy") == "before issue 27" else ""
+            cells.append(f"{100 * c['last_mAP']:.1f}{old} · {c['wall_s']:.0f} · {c['peak_rss_bytes'] / 1e9:.1f}")
+        proto = next((merged[f"{name} {l}"]["protocol"] for l in learners if f"{name} {l}" in merged), "")
+        lines.append(f"| {name} | {info['n']:,} | {info['d']} | {info['L']} | {proto} | " + " | ".join(cells) + " |")
+    lines += ["", "¹ `analytic` with the defaults before issue 27 (`lambda_search='first'`, `clip=None`): not "
+              "re-measured with the new default in issue 27's time (the shared machine ran at load 10–12, and the "
+              "embedded text sets are not on it). Seconds of re-measured cells were taken at that load: compare "
+              "them only within one run."]
+    (out / "sweep.md").write_text("\n".join(lines) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", required=True)
+    parser.add_argument("--report", action="store_true", help="print the tables from the saved results")
+    parser.add_argument("--merge", nargs="+", type=Path, help="sweep.json files of the new default to merge in")
+    parser.add_argument("--datasets", default="")
     parser.add_argument("--frames", default="standardize,standardize:3,l2,none",
                         help="scaling[:clip] list; 'standardize' means 'scale' for sparse input")
     parser.add_argument("--M", default="2048", help="comma-separated M values, or 'n' (M follows the first session)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/default_policy/screen.json"))
     args = parser.parse_args()
+    if args.merge:
+        merge(args.merge)
+        return
+    if args.report:
+        report()
+        return
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     for name in args.datasets.split(","):
         ds = load_dataset(name)

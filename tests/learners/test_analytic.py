@@ -29,8 +29,8 @@ def test_feature_map_is_relu_of_standardised_projection(stream3):
     learner = Analytic(M=40, scaling="standardize", include_x=True).learn(stream3.sessions[0])
     X = stream3.X_test
     Z = (np.asarray(X, np.float64) - learner.shift_) / learner.scale_
-    # clip='auto': spreads fitted on fewer than 256 rows winsorise at 3 of them
-    assert learner.clip_ == (3.0 if stream3.sessions[0].n < 256 else None)
+    # clip='auto': spreads fitted on fewer than 64 rows winsorise at 3 of them
+    assert learner.clip_ == (3.0 if stream3.sessions[0].n < 64 else None)
     if learner.clip_ is not None:
         Z = np.clip(Z, -learner.clip_, learner.clip_)
     F = np.maximum(Z @ learner.R_.astype(np.float64), 0)
@@ -39,8 +39,8 @@ def test_feature_map_is_relu_of_standardised_projection(stream3):
     np.testing.assert_allclose(learner.scale_, stream3.sessions[0].X.std(0), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("rows, clip, expected", [(100, "auto", 3.0), (255, "auto", 3.0), (256, "auto", None),
-                                                  (100, None, None), (400, 2.5, 2.5)])
+@pytest.mark.parametrize("rows, clip, expected", [(40, "auto", 3.0), (63, "auto", 3.0), (64, "auto", None),
+                                                  (40, None, None), (400, 2.5, 2.5)])
 def test_auto_clip_follows_the_rows_behind_the_scaling(rows, clip, expected):
     data = make_dataset(n=600, d=6, L=3, seed=5)
     X, Y = np.asarray(data.X[:rows]), data.Y[:rows]
@@ -48,7 +48,7 @@ def test_auto_clip_follows_the_rows_behind_the_scaling(rows, clip, expected):
     assert learner.clip_ == expected and learner._clip() == expected and learner.feature_map.clip == expected
     # 'auto' counts the rows the spreads come from: fit_frame's when given
     framed = Analytic(M=8, scaling="standardize", strategy="negative").fit_frame(np.asarray(data.X[:300]))
-    assert framed.learn(X[:50], Y[:50]).clip_ is None
+    assert framed.learn(np.asarray(data.X[:30]), data.Y[:30]).clip_ is None
 
 
 def test_clip_winsorises_the_standardised_input_of_later_sessions(stream3, tmp_path):

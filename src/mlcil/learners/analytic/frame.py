@@ -26,12 +26,12 @@ SCALING_SEARCH_ROWS = 8000
 #: needs far fewer features than the final fit, and the search costs one eigendecomposition per candidate.
 SCALING_SEARCH_FEATURES = 512
 #: ``clip='auto'``: the per-column scalings are winsorised at this many spreads when their statistics come from
-#: fewer than :data:`AUTO_CLIP_ROWS` rows, and not at all from more. A spread fitted on few rows misses the tails
-#: (birds: 47 rows, 11 of 260 columns constant in them) and a later row far out then dominates its features;
-#: from hundreds of rows the tails are seen, and clipping only removes signal (heavy-tailed word counts:
-#: slashdot, 302 rows, loses 2.1 points at clip = 3). Measured: ``docs/learners/analytic.md``.
+#: fewer than :data:`AUTO_CLIP_ROWS` rows, and not at all from more. A spread fitted on a few dozen rows misses the
+#: tails (birds: 47 rows, 11 of 260 columns constant in them) and a later row far out then dominates its features;
+#: from more rows the tails are seen, and clipping only removes signal (langlog, 101 rows, and slashdot, 302
+#: rows, lose 2–3 points at clip = 3). Measured: ``docs/learners/analytic.md``.
 AUTO_CLIP = 3.0
-AUTO_CLIP_ROWS = 256
+AUTO_CLIP_ROWS = 64
 #: values of ``scaling`` (the ridge core's scalings, plus 'auto').
 SCALING_CHOICES = ("auto", *ridge.SCALINGS)
 
@@ -164,6 +164,8 @@ class Frame:
                     scaling = candidate
             self.scaling_scores_ = scores
         self.scaling_ = scaling
+        if isinstance(self.clip, str) and scaling not in ("standardize", "scale"):  # 'auto': no spread, no clip
+            self.clip_ = None
         self.shift_, self.scale_ = self._scaling_statistics(X, scaling)
         self.frame_rows_ = int(pool["rows"]) if pool is not None and scaling in pool else int(X.shape[0])
         self.R_ = R

@@ -79,7 +79,7 @@ class Analytic(Frame, LambdaSelection, LabelAbsence, NamePrior, LabelMemory, Lat
             scalings ('standardize', 'scale'; :class:`mlcil.ridge.FeatureMap`). Their statistics come from
             the first session, and a later row tens of spreads out (a column constant in the first
             session, a heavy tail) otherwise dominates its features. 'auto': c = 3 when those statistics come
-            from fewer than 256 rows (:data:`~mlcil.learners.analytic.frame.AUTO_CLIP_ROWS`), none from more;
+            from fewer than 64 rows (:data:`~mlcil.learners.analytic.frame.AUTO_CLIP_ROWS`), none from more;
             the level in use is ``clip_``. What it gains and loses: ``docs/learners/analytic.md``. See also
             :meth:`fit_frame`.
         strategy: label-absence strategy: 'negative', 'known', 'weighted' or 'pseudo'.
