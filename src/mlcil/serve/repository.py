@@ -702,6 +702,8 @@ class GroupCommit:
         return item[2]
 
     def _commit(self, group: list[list]) -> None:
+        self.groups += 1  # transactions tried, and the works they held (refused or failed ones included)
+        self.works += len(group)
         try:
             with self.store.write() as tx:
                 if len(group) == 1:  # alone: no savepoint (two round trips fewer); a refusal rolls it all back
@@ -721,8 +723,6 @@ class GroupCommit:
             if not isinstance(exc, Exception):
                 raise
             return
-        self.groups += 1
-        self.works += len(group)
         if self.after is not None:
             try:
                 self.after([item[2] for item in group if item[3] is None])
