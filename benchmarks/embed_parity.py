@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-BACKENDS = {"torch": "minilm,backend=torch,device=cpu", "onnx": "minilm,backend=onnx",
+BACKENDS = {"torch": "minilm,backend=torch,device=cpu", "onnx": "minilm,backend=onnx,quantize=none",
             "onnx-int8": "minilm,backend=onnx,quantize=int8"}
 
 
@@ -56,13 +56,14 @@ def main(argv=None) -> dict:
     parser.add_argument("--threads", type=int, default=1, help="threads of every backend (torch and ONNX Runtime)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/embed_parity"))
+    parser.add_argument("--append", action="store_true", help="keep the datasets already in the --out .json")
     args = parser.parse_args(argv)
 
     import torch
 
     from mlcil.bench import BenchConfig, run_benchmark
     from mlcil.data.dataset import Dataset
-    from mlcil.data.raw import load_raw, text_view
+    from mlcil.data.raw import load_raw
     from mlcil.encoders import embed_inputs
 
     torch.set_num_threads(args.threads)
@@ -70,11 +71,13 @@ def main(argv=None) -> dict:
     assert backends[0] == "torch", "the first backend is the reference (torch)"
     limits = [int(x) for x in args.max_rows.split(",")]
     results = []
+    if args.append and args.out.with_suffix(".json").is_file():
+        done = {item.partition(":")[0] for item in args.datasets.split(",")}
+        results = [r for r in json.loads(args.out.with_suffix(".json").read_text())["results"]
+                   if r["dataset"] not in done]
     for k, item in enumerate(args.datasets.split(",")):
         name, _, protocol = item.partition(":")
-        raw = load_raw(name)
-        raw.meta["modality"] = "text"
-        view = subset(text_view(raw), limits[min(k, len(limits) - 1)])
+        view = subset(load_raw(name), limits[min(k, len(limits) - 1)])  # load_raw gives the benchmark view
         encoders = {b: make(b, args.threads) for b in backends}
         for enc in encoders.values():
             enc.encode(["warm up"])

@@ -55,7 +55,7 @@ def test_graph_equals_transformers_bert_on_a_tiny_random_model(tiny_sentence_mod
 
 @pytest.fixture(scope="module")
 def both():
-    onnx = make_encoder("minilm,backend=onnx,threads=1", device="cpu")
+    onnx = make_encoder("minilm,backend=onnx,quantize=none,threads=1", device="cpu")
     torch_ = make_encoder("minilm,backend=torch", device="cpu", precision="float32")
     return onnx, torch_
 

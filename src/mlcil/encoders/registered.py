@@ -100,7 +100,7 @@ def label_name_embeddings(ds: Dataset, encoder: Encoder | None = None) -> np.nda
                              f"({known or 'no encoder id in the file'}); embed it with `mlcil embed -e minilm` or "
                              "pass its encoder")
         if known.startswith("minilm-onnx:"):  # the ONNX Runtime backend (the default on CPU)
-            spec = "minilm,backend=onnx" + (",quantize=int8" if "quantize=int8" in known else "")
+            spec = "minilm,backend=onnx,quantize=" + ("int8" if "quantize=int8" in known else "none")
             encoder = make_encoder(spec, device="cpu", precision="float32")
         else:
             precision = "bfloat16" if "autocast=bfloat16" in known else "float32"
