@@ -33,6 +33,7 @@ from starlette.concurrency import run_in_threadpool
 from mlcil.serve.auth import KeyRing, allows
 from mlcil.serve.errors import Invalid
 from mlcil.serve.labelstudio.backend import Backend, project_id, version_name
+from mlcil.serve.routing import responses
 from mlcil.serve.security import Forbidden, Unauthorized
 
 #: longest wait of /setup for the latest write to be built (Label Studio's setup timeout is 3 s)
@@ -40,6 +41,8 @@ SETUP_WAIT_S = 2.0
 PREFIX = "/labelstudio"
 
 router = APIRouter(prefix=PREFIX, tags=["labelstudio"])
+#: the error answers of a route behind the key (ErrorBody each)
+ERRORS = responses(401, 403, 404, 409, 503, 507)
 
 
 def backend_of(request: Request) -> Backend:
@@ -101,7 +104,7 @@ async def health(request: Request) -> dict:
     return {"status": "UP", "model_class": "mlcil", "model_version": version_name(request.app.state.service.served_version())}
 
 
-@router.post("/setup")
+@router.post("/setup", responses=ERRORS)
 async def setup(request: Request) -> dict:
     check_key(request, "write")
     body = await _body(request)
@@ -117,13 +120,13 @@ async def setup(request: Request) -> dict:
     return await run_in_threadpool(work)
 
 
-@router.get("/versions")
+@router.get("/versions", responses=ERRORS)
 async def versions(request: Request) -> dict:
     check_key(request, "write")
     return {"versions": [version_name(request.app.state.service.served_version())]}
 
 
-@router.post("/predict")
+@router.post("/predict", responses=ERRORS)
 async def predict(request: Request) -> dict:
     check_key(request, "write")
     body = await _body(request)
@@ -133,7 +136,7 @@ async def predict(request: Request) -> dict:
     return {"results": results}
 
 
-@router.post("/webhook", status_code=200)
+@router.post("/webhook", status_code=200, responses=ERRORS)
 async def webhook(request: Request) -> JSONResponse:
     check_key(request, "write")
     body = await _body(request)
@@ -141,7 +144,7 @@ async def webhook(request: Request) -> JSONResponse:
     return JSONResponse(outcome.body())
 
 
-@router.post("/train")
+@router.post("/train", responses=ERRORS)
 async def train(request: Request) -> dict:
     """Label Studio's training request (every annotated task): teach or relabel each annotation."""
     check_key(request, "write")
@@ -162,7 +165,7 @@ async def train(request: Request) -> dict:
     return await run_in_threadpool(work)
 
 
-@router.get("/audit")
+@router.get("/audit", responses=ERRORS)
 async def audit(request: Request, project: int, label: str | None = None, limit: int = 20) -> dict:
     """Annotations of the project whose label looks wrong (leave-one-out audit), flagged first."""
     check_key(request, "read")
