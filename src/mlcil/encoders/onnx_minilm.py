@@ -150,7 +150,8 @@ class OnnxMiniLMEncoder(Encoder):
     kind = "minilm"
     modality = "text"
 
-    def __init__(self, quantize: str = "int8", threads: int = 0, max_seq_length: int | None = None) -> None:
+    def __init__(self, quantize: str | None = "int8", threads: int = 0, max_seq_length: int | None = None) -> None:
+        quantize = "none" if quantize is None else quantize  # the spec parser reads 'none' as None
         if quantize not in QUANTIZE:
             raise MlcilError(f"minilm: quantize must be one of {', '.join(QUANTIZE)}, got {quantize!r}")
         if int(threads) < 0:
