@@ -20,6 +20,8 @@ and the frames compare by the summed per-label GCV, which a learner can compute 
     # the tables of benchmarks/results/default_policy/README.md: the screen's candidates side by side, and the
     # sweep of the new default against today's (sweep_today.json, the sweep before issue 27) and `joint`
     python benchmarks/default_policy.py --report
+    # analytic with the label memory on the label-absence suite (one seed), against the README's joint
+    MLCIL_DATA=../shared/data OMP_NUM_THREADS=1 python benchmarks/default_policy.py --absence scene,yeast
 """
 
 from __future__ import annotations
@@ -184,6 +186,26 @@ def report() -> None:
             print(f"| {name} | {t:.1f} | {n:.1f} | {j:.1f} | {n - j:+.1f} | {n - t:+.1f} | {ok} |")
 
 
+def absence(names: list[str]) -> None:
+    """One seed of ``analytic:memory=labels`` and ``analytic`` (defaults) on benchmarks/accuracy.py's label-absence
+    suite (field protocol); prints one JSON line per dataset (last mAP, %)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from accuracy import SUITE
+
+    from mlcil.bench import BenchConfig, run_benchmark
+
+    for name, protocol, n_classes, _ in SUITE:
+        if names and name not in names:
+            continue
+        rep = run_benchmark(load_dataset(name), BenchConfig(protocol=protocol, learners=("analytic:memory=labels",
+                                                                                        "analytic"),
+                                                            seeds=(0,), n_classes=n_classes), progress=False)
+        print(json.dumps({"dataset": name, "protocol": protocol,
+                          **{r["learner"]: 100 * r["summary"]["last_mAP"] for r in rep["runs"]}}), flush=True)
+
+
 def merge(paths: list[Path]) -> None:
     """Write benchmarks/results/sweep/sweep.{json,md}: today's sweep (sweep_today.json) with the `analytic` cells
     replaced by the new default's from the given sweep.json files (later files win); an `analytic` cell not
@@ -225,6 +247,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--report", action="store_true", help="print the tables from the saved results")
     parser.add_argument("--merge", nargs="+", type=Path, help="sweep.json files of the new default to merge in")
+    parser.add_argument("--absence", nargs="?", const="", help="the label-absence suite (comma-separated subset)")
     parser.add_argument("--datasets", default="")
     parser.add_argument("--frames", default="standardize,standardize:3,l2,none",
                         help="scaling[:clip] list; 'standardize' means 'scale' for sparse input")
@@ -233,6 +256,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.merge:
         merge(args.merge)
+        return
+    if args.absence is not None:
+        absence([n for n in args.absence.split(",") if n])
         return
     if args.report:
         report()
