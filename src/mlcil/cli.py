@@ -428,8 +428,8 @@ def _make_engine(engine: str, address: str | None, quiet: bool, learners=()):
 @click.argument("dataset")
 @click.option("--encoder", "-e", default=None,
               help="Encoder spec [default: minilm for texts, effnet-lite0 for images, both packaged and offline]: "
-                   "minilm (on CPU: ONNX Runtime, int8, when installed; minilm,quantize=none for float32, "
-                   "minilm,backend=torch for sentence-transformers), effnet-lite0, tfidf-svd:dim=256, timm:vit_base_patch16_224.augreg_in21k, "
+                   "minilm (on CPU through ONNX Runtime when installed; minilm,quantize=int8 for int8, faster, "
+                   "approximate; minilm,backend=torch for sentence-transformers), effnet-lite0, tfidf-svd:dim=256, timm:vit_base_patch16_224.augreg_in21k, "
                    "open_clip:ViT-B-32/laion2b_s34b_b79k[,tower=text], sentence-transformers:NAME_OR_FOLDER.")
 @click.option("--root", type=click.Path(exists=True, path_type=Path), default=None,
               help="Folder of the raw files: VOC2007 (or VOCdevkit), COCO 2014 (annotations/, train2014/, val2014/), "

