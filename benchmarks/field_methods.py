@@ -173,8 +173,12 @@ def write_tables(args) -> Path:
         ds_name = set_name(name, args.n, args.tokens)
         folder = RESULTS / ds_name
         if not folder.is_dir():
+            lines += [f"## {name} {protocol}: not run yet", ""]
             continue
         rows = []
+        missing = [spec for spec in args.learners.split(",")
+                   if not any((folder / f"{spec.replace(':', '_').replace(',', '_').replace('=', '-')}{ext}").exists()
+                              for ext in (".json", ".timeout"))]
         for spec in args.learners.split(","):
             stem = spec.replace(":", "_").replace(",", "_").replace("=", "-")
             path = folder / f"{stem}.json"
@@ -198,6 +202,8 @@ def write_tables(args) -> Path:
         lines += [f"## {name} {protocol} ({ds_name})", "",
                   "| learner | last mAP | avg mAP | last mAP (field) | avg mAP (field) | CF1 | OF1 | forgetting | learn s | "
                   "state | keeps |", "|---|---|---|---|---|---|---|---|---|---|---|", *rows, ""]
+        if missing:
+            lines += [f"Not run yet: {', '.join(f'`{m}`' for m in missing)}.", ""]
     out = RESULTS / "tables.md"
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return out
