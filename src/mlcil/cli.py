@@ -316,8 +316,12 @@ def _lam(value):
               help="Encoder for raw inputs (examples with 'input', predictions with 'inputs'), e.g. minilm (the packaged "
                    "text model, offline). A text encoder also embeds each new label's name and description as its "
                    "name example, so the label is scored before its first example. Default: vectors only.")
+@click.option("--max-input-chars", type=click.IntRange(1), default=2048, show_default=True,
+              help="Most characters of one raw input given to the encoder (413 above).")
+@click.option("--max-request-chars", type=click.IntRange(1), default=32768, show_default=True,
+              help="Most characters of all raw inputs of one request (413 above).")
 def serve(db, host, port, keys_file, generate_key, dim, M, lam, seed, include_x, scaling, max_batch, max_body_mb,
-          cors, threads, workers, refresh_interval, export_path, encoder) -> None:
+          cors, threads, workers, refresh_interval, export_path, encoder, max_input_chars, max_request_chars) -> None:
     """Run the tagging service: create labels, teach, predict, forget over HTTP (docs at /docs).
 
     Example: mlcil serve --db sqlite:///tagger.db --port 8000
@@ -381,7 +385,8 @@ def serve(db, host, port, keys_file, generate_key, dim, M, lam, seed, include_x,
     os.environ["MLCIL_SERVE_CONFIG"] = json.dumps({
         "db": db, "threads": threads, "keys_file": str(keys_file) if keys_file else None,
         "max_body_bytes": int(max_body_mb * 1024 * 1024), "max_batch": max_batch, "cors": list(cors),
-        "policy": policy, "encoder": encoder})
+        "policy": policy, "encoder": encoder,
+        "max_input_chars": max_input_chars, "max_request_chars": max_request_chars})
     uvicorn.run("mlcil.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level="warning", access_log=False, timeout_graceful_shutdown=10)
 

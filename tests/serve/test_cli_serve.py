@@ -101,3 +101,20 @@ def test_two_workers_share_the_port_and_the_database(tmp_path):
             assert r.status_code == 200 and r.json()["version"] >= v["version"]
     finally:
         stop(proc)
+
+
+def test_encoder_work_limits_reach_the_app_config(tmp_path, monkeypatch):
+    import json
+    import os
+
+    import uvicorn
+
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: seen.update(json.loads(os.environ["MLCIL_SERVE_CONFIG"])))
+    monkeypatch.delenv("MLCIL_SERVE_CONFIG", raising=False)
+    result = CliRunner().invoke(main, ["serve", "--db", f"sqlite:///{tmp_path}/t.db", "--max-input-chars", "100",
+                                       "--max-request-chars", "1000"])
+    assert result.exit_code == 0, result.output
+    assert seen["max_input_chars"] == 100 and seen["max_request_chars"] == 1000
+    result = CliRunner().invoke(main, ["serve", "--db", f"sqlite:///{tmp_path}/t.db", "--max-input-chars", "0"])
+    assert result.exit_code == 2 and "--max-input-chars" in result.output
