@@ -374,3 +374,20 @@ def test_embedded_datasets_are_listed_by_mlcil_datasets(text_jsonl):
     assert cells[0] == "colours@tfidf-svd-dim-6-min_df-1" and cells[1:5] == ["embedded", "(tfidf-svd-dim-6-min_df-1)",
                                                                               "120", "6"]
     assert listed[0].rstrip().endswith("colours@tfidf-svd-dim-6-min_df-1.npz")
+
+
+def test_embed_tokens_caches_token_features_beside_the_npz(text_jsonl, tmp_path):
+    """`mlcil embed --tokens N`: the first N token states (float16, with a mask) beside the .npz; krt reads them."""
+    small = tmp_path / "small.jsonl"
+    small.write_text("\n".join(text_jsonl.read_text().splitlines()[::3]))  # 40 texts
+    out = tmp_path / "small.npz"
+    result = run("embed", str(small), "-e", "minilm", "--tokens", "8", "-o", str(out), "-q")
+    assert result.exit_code == 0, result.output
+    info = json.loads(out.with_suffix(".json").read_text())
+    assert info["tokens"] is not None
+    T, mask = np.load(tmp_path / "small.tokens.npy"), np.load(tmp_path / "small.tokens-mask.npy")
+    assert T.shape == (40, 8, 384) and T.dtype == np.float16 and mask.shape == (40, 8) and mask.dtype == bool
+    assert mask[:, 0].all() and np.isfinite(T[mask]).all()
+    ds = read_npz(out)
+    assert ds.T is not None and ds.T.shape == (40, 8, 384)
+    assert run("embed", str(small), "-e", "minilm", "--tokens", "0", "-q").exit_code == 2

@@ -457,13 +457,17 @@ def _make_engine(engine: str, address: str | None, quiet: bool, learners=()):
               help="Drop unreadable/truncated images (count logged, ids in the .json) instead of stopping.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None, envvar="MLCIL_DATA",
               help="Folder holding <name>/ dataset folders [env: MLCIL_DATA].")
+@click.option("--tokens", type=click.IntRange(1, 512), default=None, metavar="N",
+              help="Also cache per-token (text) or per-patch (image) features of the same encoder: the first N "
+                   "tokens, float16 with a mask, beside the .npz (<name>.tokens.npy, <name>.tokens-mask.npy); "
+                   "krt and csc read them. Memory and disk are checked first ($MLCIL_TOKEN_BUDGET, default 4 GiB).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Where the work runs: this process, or a Ray cluster (pip install 'mlcil[ray]'; encoder "
                    "actors, no embedding cache).")
 @RAY_ADDRESS
 def embed(dataset, encoder, root, out, batch_size, workers, device, precision, cache, no_cache, skip_bad, data_dir,
-          quiet, engine, ray_address) -> None:
+          tokens, quiet, engine, ray_address) -> None:
     """Encode raw DATASET with a frozen encoder into an embedded .npz (X, Y, label_names, split).
 
     DATASET: voc2007 or coco2014 (with --root), reuters21578 (ModApte R90), goemotions (dev merged into
@@ -481,18 +485,26 @@ def embed(dataset, encoder, root, out, batch_size, workers, device, precision, c
     from mlcil.data.registry import data_cache_dir
     from mlcil.encoders import embed_registered
 
+    if tokens and engine != "local":
+        raise click.UsageError("--tokens runs in this process: use it with --engine local")
     started = time.perf_counter()
     stats: dict = {}
     with _make_engine(engine, ray_address, quiet) as engine:
-        ds, _ = embed_registered(dataset, encoder, data_dir=data_dir, root=root, cache_dir=cache,
+        ds, model = embed_registered(dataset, encoder, data_dir=data_dir, root=root, cache_dir=cache,
                                  use_cache=not no_cache, device=device, precision=precision, engine=engine,
                                  progress=not quiet, notify=_notifier(quiet), batch_size=batch_size,
                                  workers=workers, on_error="skip" if skip_bad else "raise", stats=stats)
     out = out or data_cache_dir() / ds.name / f"{ds.name}.npz"
+    if tokens:
+        from mlcil.encoders.tokens import attach_tokens
+
+        ds = attach_tokens(ds, dataset, model, tokens, data_dir=data_dir, root=root, batch_size=batch_size,
+                           out_dir=out.parent)
     write_npz(ds, out)
     info = {"dataset": dataset, "name": ds.name, "encoder_spec": encoder, "encoder_id": ds.meta["encoder"],
             "n": ds.n, "d": ds.d, "L": ds.L, "skipped": ds.meta["skipped"], "ids": ds.meta["ids"],
-            "seconds": time.perf_counter() - started, **{k: v for k, v in stats.items()}}
+            "tokens": ds.meta.get("tokens"), "seconds": time.perf_counter() - started,
+            **{k: v for k, v in stats.items()}}
     out.with_suffix(".json").write_text(json.dumps(info, default=str), encoding="utf-8")
     click.echo(f"{ds.name}: n={ds.n} d={ds.d} L={ds.L}; encoded {stats.get('encoded_rows', 0)}, "
                f"from cache {stats.get('cached_rows', 0)}, skipped {len(ds.meta['skipped'])}")

@@ -15,6 +15,9 @@ FAST_PARAMS = {
     "pseudolabel": {"epochs": 3, "hidden": 16},
     "replay": {"epochs": 3, "hidden": 16, "per_class": 5},
     "joint-sgd": {"epochs": 3, "hidden": 16},
+    "l3a": {"hidden": 64},
+    "krt": {"dim": 16, "heads": 2, "epochs": 3},
+    "csc": {"dim": 16, "epochs": 3},
 }
 
 

@@ -15,7 +15,7 @@ name           AP ties                    classes without a positive   decision 
 ``l3a``        sort order (row order)     counted as AP 0              p > thr   mean of per-class F1      0
 =============  =========================  ===========================  ========  ========================  ==========
 
-``mlcil`` is the default (DESIGN.md section 4). ``field`` is KRT and CSC exactly; its mAP is
+``mlcil`` is the default (docs/concepts/metrics.md). ``field`` is KRT and CSC exactly; its mAP is
 also L3A's. ``multilane`` and ``l3a`` are the two codebases that differ from it: MULTI-LANE
 in its AP (torchmetrics, order-free, classes without a positive left out), L3A only in
 returning 0 rather than NaN for undefined overall scores (and in reporting F1 at threshold
@@ -125,7 +125,7 @@ class MetricConvention:
 CONVENTIONS: dict[str, MetricConvention] = {
     c.name: c for c in (
         MetricConvention("mlcil", ties="order-free", no_positive="exclude", strict=False, cf1="harmonic",
-                         undefined="zero", follows="mlcil's default, DESIGN.md §4; scikit-learn AP, ML-GCN CF1"),
+                         undefined="zero", follows="mlcil's default, docs/concepts/metrics.md; scikit-learn AP, ML-GCN CF1"),
         MetricConvention("field", ties="row-order", no_positive="zero", strict=True, cf1="mean-f1",
                          undefined="nan", follows="KRT and CSC; L3A's mAP"),
         MetricConvention("multilane", ties="order-free", no_positive="exclude", strict=True, cf1="mean-f1",
