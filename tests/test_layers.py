@@ -1,4 +1,4 @@
-"""The packages of mlcil import one way only (DESIGN.md §5): no package imports one that depends on it.
+"""The packages of mlcil import one way only (README.md, Layout): no package imports one that depends on it.
 
 Every module under src/mlcil is parsed (``ast``, so imports inside functions count too, and nothing
 is imported to check it) and each ``mlcil`` import becomes an edge between top-level packages
@@ -161,7 +161,7 @@ def test_every_package_has_a_layer():
 
 def test_packages_import_only_lower_layers():
     bad = violations()
-    assert not bad, "imports against the package layers (DESIGN.md §5):\n" + "\n".join(bad)
+    assert not bad, "imports against the package layers (README.md, Layout):\n" + "\n".join(bad)
 
 
 def test_package_graph_is_acyclic():

@@ -1,6 +1,6 @@
 """Per-class thresholds tuned on held-out rows, and the Decider that turns probabilities into label sets.
 
-Three decision rules (DESIGN.md §2, ``Decider``):
+Three decision rules (docs/decisions.md, ``Decider``):
 
 - ``global``: one threshold for every class (the field's 0.8 on calibrated probabilities);
 - ``per-class``: one threshold per class, tuned on held-out rows of the class's own session

@@ -1,4 +1,4 @@
-"""The Learner base class: the contract of DESIGN.md §2, validation, persistence.
+"""The Learner base class: the contract of docs/learners/contract.md, validation, persistence.
 
 Subclasses implement ``_learn``, ``scores`` (and optionally ``proba``, ``_forget``).
 The base class keeps what every learner shares and nothing else: parameter handling

@@ -1,7 +1,7 @@
 """``Calibrated``: held-out calibration and tuned thresholds for any learner.
 
 Learners whose scores are not probabilities (prototype cosines, LDA discriminants, a head
-trained with absent labels read as negatives) get DESIGN.md's calibration here: each
+trained with absent labels read as negatives) get the library's calibration here (docs/decisions.md): each
 session's rows are split (seeded); the wrapped learner learns the larger part and, right
 after that session, a per-class calibration (Platt or isotonic) and a per-class F1-optimal
 threshold are fitted on the held-out rows of the new classes' own session. Test rows are

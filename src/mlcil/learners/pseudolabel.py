@@ -48,7 +48,7 @@ class PseudoLabel(HeadLearner):
     incremental cross-attention module and token loss) act inside a transformer backbone
     and have no counterpart on frozen embeddings. The distillation term is LwF's sigmoid
     form (weight 1 by default; 0 switches it off). The default threshold 0.7 is the value
-    DESIGN.md attributes to L3A's pseudo-labels; KRT thresholds sigmoid outputs too, but
+    L3A (ICML 2025) uses for its pseudo-labels; KRT thresholds sigmoid outputs too, but
     its exact value is not asserted here — set ``threshold`` to match a paper. The head
     defaults (one hidden layer of 512, Adam lr 1e-2, 20 epochs per session) are those of
     :class:`~mlcil.learners.lwf.LwF`, so the two differ only in the old-class targets.

@@ -1,4 +1,4 @@
-"""Metrics of continual multi-label learning: mlcil's (DESIGN.md section 4) and the MLCIL codebases'.
+"""Metrics of continual multi-label learning: mlcil's (docs/concepts/metrics.md) and the MLCIL codebases'.
 
 Pure, vectorised numpy functions on arrays of shape (n_examples, n_classes); every value
 is a fraction in [0, 1] (not percent). Bad input raises :class:`mlcil.errors.MlcilError`

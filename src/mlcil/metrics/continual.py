@@ -3,7 +3,7 @@
 A stream has sessions t = 1..T; after each, the harness measures mAP on the test set of
 the classes seen so far (``maps[t-1]``) and per-class AP on the **fixed, full** test set
 (``ap_history[t-1]``). These functions condense those per-session numbers into the
-field's summary numbers (DESIGN.md section 4). Values are fractions in [0, 1].
+field's summary numbers (docs/concepts/metrics.md). Values are fractions in [0, 1].
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def forgetting(ap_history: object, last_classes: object) -> float:
 
     For every class c that was *not* introduced in the last session, forgetting is the
     drop from its best AP before the last session to its AP after it; the result is the
-    mean over those classes (DESIGN.md section 4, the usual definition of Chaudhry et
+    mean over those classes (docs/concepts/metrics.md, the usual definition of Chaudhry et
     al. applied to per-class AP).
 
     Every AP_c(t) must be measured on the **same fixed test set** (all test examples,

@@ -2,7 +2,7 @@
 
 These are the field's headline numbers for multi-label classification (MS-COCO, VOC):
 each class is a separate binary ranking problem over the test examples. mlcil's default
-(DESIGN.md section 4, convention ``mlcil``) scores it by non-interpolated average
+(docs/concepts/metrics.md, convention ``mlcil``) scores it by non-interpolated average
 precision exactly as :func:`sklearn.metrics.average_precision_score` computes it (tied
 scores enter the ranking as a group), and mAP is the mean over the classes that have at
 least one positive test example -- as MULTI-LANE does (through torchmetrics). KRT, CSC and
@@ -151,7 +151,7 @@ def _average_precision_rows(y: np.ndarray, s: np.ndarray) -> np.ndarray:
 def mean_average_precision(y_true: object, scores: object) -> tuple[float, np.ndarray]:
     """Mean of per-class AP over the classes that have at least one positive example.
 
-    This is the field's mAP (DESIGN.md section 4): :func:`average_precision` for every
+    This is the field's mAP (docs/concepts/metrics.md): :func:`average_precision` for every
     class, then the plain (unweighted) mean over the classes whose AP is defined. A class
     without any positive in ``y_true`` has no AP; it is left out of the mean instead of
     counting as 0 (which would penalise the learner for the test set's composition) or 1,

@@ -25,7 +25,7 @@ from mlcil.metrics._validation import as_array, binary_2d, check_same_shape, fin
 __all__ = ["FIELD_THRESHOLD", "decide_threshold", "threshold_metrics"]
 
 #: The field's convention for CF1/OF1: decide on probabilities at 0.8 (CSC, KRT, MULTI-LANE; L3A reports
-#: 0.525); DESIGN.md section 4. A metric convention, not the decision rule of a calibrated model (the ridge
+#: 0.525); docs/concepts/metrics.md. A metric convention, not the decision rule of a calibrated model (the ridge
 #: core decides at its own ``mlcil.ridge.DEFAULT_THRESHOLD``, 0.5).
 FIELD_THRESHOLD = 0.8
 

@@ -1,4 +1,4 @@
-"""``Protocol``: turns a Dataset into a class-incremental ``Stream`` (DESIGN.md §1)."""
+"""``Protocol``: turns a Dataset into a class-incremental ``Stream`` (docs/concepts/protocols.md)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from mlcil.protocols.session import Session, Stream
 _SPEC = re.compile(r"^B(\d+)-C(\d+)$", re.IGNORECASE)
 
 ORDERS = ("alphabetical", "dataset", "random")
-#: How annotation campaigns cover the examples (DESIGN.md §1): ``field`` = every session annotates its
+#: How annotation campaigns cover the examples (docs/concepts/protocols.md): ``field`` = every session annotates its
 #: classes on every example that carries one (the field's protocol: an example reappears in each such
 #: session); ``disjoint`` = each example is annotated in exactly one session, drawn (seeded) among the
 #: sessions whose classes it carries (the campaign protocol).

@@ -1,7 +1,7 @@
 """The service's model state at one version: the ridge core's statistics plus the label registry.
 
 The model is the library's ``Analytic`` learner with the ``negative`` label-absence strategy
-(DESIGN.md §3.1): φ is the ridge core's :class:`~mlcil.ridge.FeatureMap`, G = Σ φφᵀ over every
+(docs/concepts/learners.md): φ is the ridge core's :class:`~mlcil.ridge.FeatureMap`, G = Σ φφᵀ over every
 stored example and B[:, c] = Σ φ·[c is a known positive] (absent labels and explicit negatives
 both count as 0), W = (G + λI)⁻¹B, and a per-label Platt map turns φᵀW into a probability.
 
