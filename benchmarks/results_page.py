@@ -269,7 +269,10 @@ def accuracy_section() -> list[str]:
            "`analytic`'s label-absence strategies beside `joint` (every row with every label it was given) and "
            "`replay` (20 examples per class), under the field's protocol and the campaign protocol "
            "(`--campaign disjoint`); mean ± std over 3 seeds, %. What the strategies are: "
-           "[label absence](concepts/protocols.md#label-absence).", "",
+           "[label absence](concepts/protocols.md#label-absence). Measured with `analytic`'s defaults of "
+           "the time (λ chosen on the first session, no winsorising), before today's `lambda_search='gcv'` "
+           "and `clip='auto'`; the `pseudo_calibration=platt` column is an option removed since, kept as "
+           "measured.", "",
            "<!-- ci: run by its benchmark; hours on two cores -->", "```bash",
            "MLCIL_DATA=/path/to/data python benchmarks/accuracy.py --out benchmarks/results/accuracy", "```", ""]
     for key, title in (("last_mAP", "Last mAP"), ("avg_mAP", "Average mAP over the sessions")):

@@ -113,3 +113,12 @@ def test_the_report_cites_a_page_inside_the_repository():
     assert "DESIGN.md" not in source and "docs/concepts/metrics.md" in source
     assert (ROOT / "docs" / "concepts" / "metrics.md").is_file()
     assert callable(markdown)
+
+
+def test_no_source_file_cites_the_design_document_outside_the_repository():
+    """Docstrings and comments cite docs/ pages (in every clone) instead of DESIGN.md (in none)."""
+    listed = subprocess.run(["git", "ls-files", "src", "benchmarks", ".ci"], cwd=ROOT, capture_output=True,
+                            text=True, check=True).stdout.split()
+    bad = [f"{name}:{i}" for name in listed if name.endswith((".py", ".sh", "run"))
+           for i, line in enumerate((ROOT / name).read_text(errors="replace").splitlines(), 1) if "DESIGN.md" in line]
+    assert not bad, "cite docs/concepts/ instead of DESIGN.md (not in the repository): " + ", ".join(bad)

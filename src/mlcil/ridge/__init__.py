@@ -1,4 +1,4 @@
-"""The one ridge core (DESIGN.md §3.1): feature map, sufficient statistics, factorisation, solve,
+"""The one ridge core (docs/concepts/learners.md): feature map, sufficient statistics, factorisation, solve,
 leave-one-out and λ selection.
 
 Every ridge model in mlcil — the ``analytic`` and ``joint`` learners, the tagging service and the

@@ -2,7 +2,7 @@
 
 For the classes C_s of session s, rows of other sessions count as negatives with weight α ∈ [0, 1]:
 W_{C_s} = (α G_all + (1 − α) K_s + λI)⁻¹ B_s, with G_all the Gram matrix of every row and K_s that of the
-rows whose C_s labels are known (DESIGN.md §3.1). α = 1 is one system for every class ('negative'),
+rows whose C_s labels are known (docs/concepts/learners.md). α = 1 is one system for every class ('negative'),
 α = 0 is each session on its own ('known').
 
 - :func:`absence_system`, :func:`weighted_solve`: the system and its solve.

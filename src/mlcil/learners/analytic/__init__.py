@@ -1,4 +1,4 @@
-"""``Analytic``: exact, exemplar-free multi-label continual learning (DESIGN.md §3.1), one concept per module.
+"""``Analytic``: exact, exemplar-free multi-label continual learning (docs/concepts/learners.md), one concept per module.
 
 - :mod:`.learner`: the class :class:`Analytic` (parameters, learning, solve, scores, ``from_statistics``).
 - :mod:`.exact`: spawn, merge, forgetting classes and examples (exact).

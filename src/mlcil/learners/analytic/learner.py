@@ -1,4 +1,4 @@
-"""``Analytic``: exact, exemplar-free multi-label continual learning (DESIGN.md §3.1); the class itself.
+"""``Analytic``: exact, exemplar-free multi-label continual learning (docs/concepts/learners.md); the class itself.
 
 Random features φ(x) = ReLU(z(x)ᵀR) [⊕ z(x)] and ridge regression through sufficient statistics that only
 grow by addition: per session s, G_s = Σ φφᵀ (D×D) and B_s = Σ φ yᵀ (D×|C_s|). For the classes C_s of
