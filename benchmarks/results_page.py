@@ -71,6 +71,7 @@ AUDIT = "audit.json"
 REPRODUCIBILITY = "reproducibility/reproducibility.json"
 THROUGHPUT = "embed_throughput"
 SETUP = "setup/setup.json"
+FIRST_RUN = "first_run.json"
 
 #: the command that writes each file (for the error message when one is missing)
 MAKERS = {
@@ -78,6 +79,7 @@ MAKERS = {
     ACCURACY: "MLCIL_DATA=... python benchmarks/accuracy.py --out benchmarks/results/accuracy",
     AUDIT: "MLCIL_DATA=... python benchmarks/audit.py --out benchmarks/results/audit.md",
     REPRODUCIBILITY: "MLCIL_DATA=... python benchmarks/reproducibility.py --out benchmarks/results/reproducibility",
+    FIRST_RUN: "MLCIL_DATA=... python benchmarks/first_run.py",
     SETUP: "write it by hand from `python benchmarks/install.py .` and `.ci/run` (see this script's docstring)",
 }
 
@@ -213,6 +215,11 @@ def setup_rows() -> list[list[str]]:
         rows.append([f"`{item['command']}`", "not measured at this commit" if secs is None else f"{secs:.0f} s",
                      item.get("measured_by", "")])
     rows.insert(1, [f"`{bench_command(head)}`", f"{head['wall_s']:.0f} s", f"`{HEADLINE_OUT}/report.json` (`wall_s`)"])
+    first = load(FIRST_RUN)
+    rows.append([f"`{first['command']}` (real text, after `pip install -e \".[text]\"`)",
+                 f"{first['seconds']:.0f} s ({first['texts_embedded']:,} texts embedded at {first['texts_per_s']} texts/s, "
+                 f"then {first['bench_s']:.0f} s of benchmark)",
+                 "`python benchmarks/first_run.py` (clean embedding cache; `benchmarks/results/first_run.md`)"])
     return rows
 
 
