@@ -107,7 +107,9 @@ def _read_tokens(path: Path, n: int) -> tuple[np.ndarray | None, np.ndarray | No
     return T, mask
 
 
-def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
+def save_npy_atomic(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` as ``path`` (.npy, no pickles) through a temporary file and a rename: readers see the old
+    file or the whole new one, never a part."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -184,8 +186,8 @@ def write_npz(dataset: Dataset, path: str | os.PathLike, compress: bool = True) 
     path.parent.mkdir(parents=True, exist_ok=True)
     t_path, m_path = token_paths(path)
     if dataset.T is not None:
-        _save_npy_atomic(t_path, np.asarray(dataset.T, dtype=np.float16))
-        _save_npy_atomic(m_path, np.asarray(dataset.mask, dtype=bool))
+        save_npy_atomic(t_path, np.asarray(dataset.T, dtype=np.float16))
+        save_npy_atomic(m_path, np.asarray(dataset.mask, dtype=bool))
     else:  # a dataset without tokens replaces one that had them: no stale tokens beside it
         t_path.unlink(missing_ok=True)
         m_path.unlink(missing_ok=True)

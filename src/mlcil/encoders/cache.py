@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mlcil.data.npz import save_npy_atomic
 from mlcil.errors import MlcilError
 
 FORMAT = 1
@@ -31,17 +32,6 @@ def content_hash(item_digests: Iterable[bytes]) -> str:
     for d in item_digests:
         h.update(d)
     return h.hexdigest()
-
-
-def _atomic_save(path: Path, array: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class EmbeddingCache:
@@ -122,8 +112,8 @@ class EmbeddingCache:
     def write(self, i: int, Z: np.ndarray, bad: np.ndarray | None = None) -> None:
         """Store chunk i atomically (the bad-row list first: the chunk file marks completion)."""
         if bad is not None and len(bad):
-            _atomic_save(self._path(i, bad=True), np.asarray(bad, dtype=np.int64))
-        _atomic_save(self._path(i), np.ascontiguousarray(Z, dtype=np.float32))
+            save_npy_atomic(self._path(i, bad=True), np.asarray(bad, dtype=np.int64))
+        save_npy_atomic(self._path(i), np.ascontiguousarray(Z, dtype=np.float32))
 
     def done(self) -> list[int]:
         return [i for i in range(self.n_chunks) if self.has(i)]
