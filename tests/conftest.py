@@ -134,3 +134,47 @@ def assert_audit_finds_planted_errors(noisy: np.ndarray, Y: np.ndarray, result) 
     cells = noisy != Y
     assert (result.suspect & cells).sum() > 0.5 * (result.suspect.sum())
     assert ((result.missing(noisy) | result.wrong(noisy)) == result.suspect).all()
+
+
+# ---- curl sessions printed in the docs (tests/test_docs.py, tests/serve/test_readme.py)
+
+def curl_steps(code: str) -> list[tuple[str, str | None]]:
+    """(shell command, printed reply or None), in order: a command is a ``curl`` line with its continuation
+    lines (a trailing backslash, or an open quote); a ``# {...}`` line right after it is its printed reply."""
+    steps: list[tuple[str, str | None]] = []
+    command: list[str] = []
+
+    def open_command() -> bool:
+        text = "\n".join(command)
+        return text.rstrip().endswith("\\") or text.count("'") % 2 == 1
+
+    for line in code.splitlines():
+        if line.startswith("# "):
+            if command:
+                steps.append(("\n".join(command), line[2:]))
+                command = []
+        elif line.startswith("curl ") and command and not open_command():
+            steps.append(("\n".join(command), None))
+            command = [line]
+        elif line.strip():
+            command.append(line)
+    if command:
+        steps.append(("\n".join(command), None))
+    return steps
+
+
+def close(expected, got, where: str) -> None:
+    """``got`` equals the printed ``expected``; a printed float matches to its printed digits."""
+    if isinstance(expected, dict):
+        assert isinstance(got, dict) and expected.keys() == got.keys(), (where, expected, got)
+        for key in expected:
+            close(expected[key], got[key], f"{where}.{key}")
+    elif isinstance(expected, list):
+        assert isinstance(got, list) and len(expected) == len(got), (where, expected, got)
+        for i, (e, g) in enumerate(zip(expected, got)):
+            close(e, g, f"{where}[{i}]")
+    elif isinstance(expected, float):
+        digits = len(repr(expected).split(".")[1]) if "." in repr(expected) else 0
+        assert abs(expected - got) <= 0.6 * 10 ** -digits, f"{where}: printed {expected}, got {got}"
+    else:
+        assert expected == got, f"{where}: printed {expected!r}, got {got!r}"

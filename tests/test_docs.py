@@ -38,7 +38,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SHARED_DATA, in_ci, run_process
+from .conftest import SHARED_DATA, close, curl_steps, in_ci, run_process
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md"] + sorted((ROOT / "docs").rglob("*.md"))
@@ -167,48 +167,6 @@ def test_the_page_s_code_runs(page, tmp_path):
 
 
 # ---------------------------------------------------------------- curl sessions against a live server
-
-def curl_steps(code: str) -> list[tuple[str, str | None]]:
-    """(shell command, printed reply or None), in order: a command is a ``curl`` line with its continuation
-    lines (a trailing backslash, or an open quote); a ``# {...}`` line right after it is its printed reply."""
-    steps: list[tuple[str, str | None]] = []
-    command: list[str] = []
-
-    def open_command() -> bool:
-        text = "\n".join(command)
-        return text.rstrip().endswith("\\") or text.count("'") % 2 == 1
-
-    for line in code.splitlines():
-        if line.startswith("# "):
-            if command:
-                steps.append(("\n".join(command), line[2:]))
-                command = []
-        elif line.startswith("curl ") and command and not open_command():
-            steps.append(("\n".join(command), None))
-            command = [line]
-        elif line.strip():
-            command.append(line)
-    if command:
-        steps.append(("\n".join(command), None))
-    return steps
-
-
-def close(expected, got, where: str) -> None:
-    """``got`` equals the printed ``expected``; a printed float matches to its printed digits."""
-    if isinstance(expected, dict):
-        assert isinstance(got, dict) and expected.keys() == got.keys(), (where, expected, got)
-        for key in expected:
-            close(expected[key], got[key], f"{where}.{key}")
-    elif isinstance(expected, list):
-        assert isinstance(got, list) and len(expected) == len(got), (where, expected, got)
-        for i, (e, g) in enumerate(zip(expected, got)):
-            close(e, g, f"{where}[{i}]")
-    elif isinstance(expected, float):
-        digits = len(repr(expected).split(".")[1]) if "." in repr(expected) else 0
-        assert abs(expected - got) <= 0.6 * 10 ** -digits, f"{where}: printed {expected}, got {got}"
-    else:
-        assert expected == got, f"{where}: printed {expected!r}, got {got!r}"
-
 
 def run_curl_session(block: Block, workdir: Path, env: dict[str, str]) -> None:
     if not in_ci():

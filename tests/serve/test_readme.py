@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from ..conftest import close, curl_steps
 from .helpers import start_server, stop
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -24,37 +25,7 @@ def session() -> list[tuple[str, str | None]]:
     text = README.read_text()
     section = text[text.index("## Tagging service"):]
     block = re.findall(r"```bash\n(.*?)```", section, re.S)[1]
-    steps: list[tuple[str, str | None]] = []
-    command: list[str] = []
-    for line in block.splitlines():
-        if line.startswith("# "):
-            steps.append(("\n".join(command), line[2:]))
-            command = []
-        elif line.startswith("curl ") and command and not command[-1].endswith("\\") and \
-                not command[-1].rstrip().endswith("[") and command[-1].count("'") % 2 == 0:
-            steps.append(("\n".join(command), None))
-            command = [line]
-        else:
-            command.append(line)
-    if command:
-        steps.append(("\n".join(command), None))
-    return [s for s in steps if s[0].strip()]
-
-
-def close(expected, got, where: str) -> None:
-    if isinstance(expected, dict):
-        assert isinstance(got, dict) and expected.keys() == got.keys(), where
-        for k in expected:
-            close(expected[k], got[k], f"{where}.{k}")
-    elif isinstance(expected, list):
-        assert isinstance(got, list) and len(expected) == len(got), where
-        for i, (e, g) in enumerate(zip(expected, got)):
-            close(e, g, f"{where}[{i}]")
-    elif isinstance(expected, float):
-        digits = len(repr(expected).split(".")[1]) if "." in repr(expected) else 0
-        assert abs(expected - got) <= 0.6 * 10 ** -digits, f"{where}: printed {expected}, got {got}"
-    else:
-        assert expected == got, f"{where}: printed {expected!r}, got {got!r}"
+    return curl_steps(block)
 
 
 def test_the_readme_curl_session_runs_as_printed(tmp_path):
