@@ -18,13 +18,13 @@ import json
 import os
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 
-from mlcil.serve.service import Options, Policy, TaggingService
-from mlcil.serve.store import Store
+from mlcil.serve.service import TaggingService
+from serve_load import drop_schema, fresh_schema
+from serve_storage import labelled_service
 
 
 def teach(svc: TaggingService, rng, first: int, n: int, d: int, names: list[str], A: np.ndarray) -> None:
@@ -37,12 +37,7 @@ def teach(svc: TaggingService, rng, first: int, n: int, d: int, names: list[str]
 
 
 def measure(db: str, args) -> list[dict]:
-    svc = TaggingService(Store(db), Options(M=args.M), policy=Policy(background=False, calibrate=False))
-    names = [f"label{j}" for j in range(args.labels)]
-    for name in names:
-        svc.create_label(name)
-    rng = np.random.default_rng(0)
-    A = rng.normal(size=(args.d, args.labels)) / np.sqrt(args.d)
+    svc, names, A, rng = labelled_service(db, args.M, args.d, args.labels)
     steps = []
 
     def step(what: str, seconds: float) -> None:
@@ -84,17 +79,11 @@ def main() -> None:
     tmp = tempfile.TemporaryDirectory()
     results = {"sqlite": measure(f"sqlite:///{tmp.name}/forget.db", args)}
     if args.postgres and args.postgres != "none":
-        import psycopg
-
-        schema = "forget_" + uuid.uuid4().hex[:10]
-        with psycopg.connect(args.postgres, autocommit=True) as conn:
-            conn.execute(f"CREATE SCHEMA {schema}")
+        url, schema = fresh_schema(args.postgres)
         try:
-            url = args.postgres + ("&" if "?" in args.postgres else "?") + f"options=-csearch_path%3D{schema}"
             results["postgresql"] = measure(url, args)
         finally:
-            with psycopg.connect(args.postgres, autocommit=True) as conn:
-                conn.execute(f"DROP SCHEMA {schema} CASCADE")
+            drop_schema(args.postgres, schema)
     lines = [f"# Tagging service storage after forgetting ({time.strftime('%Y-%m-%d %H:%M')})", "",
              f"`python benchmarks/serve_forget_storage.py --n {args.n} --d {args.d} --M {args.M}`; "
              f"{os.cpu_count()} cores shared; vectors are {args.d * 4} bytes each (float32).", "",

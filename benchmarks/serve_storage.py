@@ -25,6 +25,17 @@ from mlcil.serve.service import Options, Policy, TaggingService
 from mlcil.serve.store import Store
 
 
+def labelled_service(db: str, M: int, d: int, labels: int, seed: int = 0):
+    """(service on ``db`` with labels label0.., their names, a d×labels linear label model A, the rng that drew A):
+    the set-up the storage and teach-cost benchmarks share; rows are labelled by X @ A > 0.8."""
+    svc = TaggingService(Store(db), Options(M=M), policy=Policy(background=False, calibrate=False))
+    names = [f"label{j}" for j in range(labels)]
+    for name in names:
+        svc.create_label(name)
+    rng = np.random.default_rng(seed)
+    return svc, names, rng.normal(size=(d, labels)) / np.sqrt(d), rng
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--db", default=None)
@@ -37,12 +48,7 @@ def main() -> None:
     args = ap.parse_args()
     tmp = tempfile.TemporaryDirectory()
     db = args.db or f"sqlite:///{tmp.name}/storage.db"
-    svc = TaggingService(Store(db), Options(M=args.M), policy=Policy(background=False, calibrate=False))
-    names = [f"label{j}" for j in range(args.labels)]
-    for name in names:
-        svc.create_label(name)
-    rng = np.random.default_rng(0)
-    A = rng.normal(size=(args.d, args.labels)) / np.sqrt(args.d)
+    svc, names, A, rng = labelled_service(db, args.M, args.d, args.labels)
     start = time.perf_counter()
     snapshots = 0
     for b in range(0, args.n, args.batch):

@@ -17,7 +17,6 @@ import json
 import os
 import tempfile
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,17 +24,12 @@ import numpy as np
 
 from mlcil.serve.app import limit_threads
 from mlcil.serve.model import Model
-from mlcil.serve.service import Options, Policy, TaggingService
-from mlcil.serve.store import Store
+from serve_load import drop_schema, fresh_schema
+from serve_storage import labelled_service
 
 
 def measure(db: str, args) -> dict:
-    svc = TaggingService(Store(db), Options(M=args.M), policy=Policy(background=False, calibrate=False))
-    names = [f"label{j}" for j in range(args.labels)]
-    for name in names:
-        svc.create_label(name)
-    rng = np.random.default_rng(0)
-    A = rng.normal(size=(args.d, args.labels)) / np.sqrt(args.d)
+    svc, names, A, rng = labelled_service(db, args.M, args.d, args.labels)
 
     def batch(n):
         X = rng.normal(size=(n, args.d)).astype(np.float32)
@@ -93,17 +87,11 @@ def main() -> None:
     tmp = tempfile.TemporaryDirectory()
     results = {"sqlite": measure(f"sqlite:///{tmp.name}/cost.db", args)}
     if args.postgres and args.postgres != "none":
-        import psycopg
-
-        schema = "cost_" + uuid.uuid4().hex[:10]
-        with psycopg.connect(args.postgres, autocommit=True) as conn:
-            conn.execute(f"CREATE SCHEMA {schema}")
+        url, schema = fresh_schema(args.postgres)
         try:
-            results["postgresql"] = measure(args.postgres + ("&" if "?" in args.postgres else "?") +
-                                            f"options=-csearch_path%3D{schema}", args)
+            results["postgresql"] = measure(url, args)
         finally:
-            with psycopg.connect(args.postgres, autocommit=True) as conn:
-                conn.execute(f"DROP SCHEMA {schema} CASCADE")
+            drop_schema(args.postgres, schema)
     keys = ["predict_cpu_ms", "predict_wall_ms", "teach_cpu_ms", "teach_wall_ms", "catch_up_cpu_ms", "solve_cpu_ms",
             "concurrent_teach_wall_ms", "teaches_per_commit"]
     lines = [f"# Where a teach's cost goes ({time.strftime('%Y-%m-%d %H:%M')})", "",
