@@ -33,6 +33,8 @@ import re
 import sys
 from pathlib import Path
 
+from mlcil.bench.report import human_bytes  # the reports' own byte format
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 PAGE = ROOT / "docs" / "results.md"
@@ -115,14 +117,6 @@ def stat(s: dict, n_seeds: int, digits: int = 1, scale: float = 100.0) -> str:
     if n_seeds > 1:
         return f"{mean:.{digits}f} ± {s['std'] * scale:.{digits}f}"
     return f"{mean:.{digits}f}"
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024.0
-    return f"{n:.1f} GB"
 
 
 def table(head: list[str], rows: list[list[str]]) -> str:
