@@ -60,3 +60,20 @@ def test_union_counts_from_the_label_memory_count_examples_once():
     yy, n = lambdas.union_counts(None, None, memory, np.array([2.0, 0.0, 0.5]))  # β per class: rows of the prior
     assert (yy, n) == (float(Y0.sum() + Y1.sum()) + 2.5, 9.5)
     assert lambdas.union_counts(Y0, None, None, None) == lambdas.target_sums(Y0, None)
+
+
+def test_session_gcv_equals_an_explicit_hat_matrix():
+    """GCV from the statistics (G, B, Σ‖y‖², n) against the definition on the rows: H = Φ(ΦᵀΦ + λI)⁻¹Φᵀ,
+    GCV = ‖Y − HY‖²/n / (1 − tr H/n)², +inf where tr H exceeds half the rows."""
+    rng = np.random.default_rng(3)
+    phi, Y = rng.normal(size=(40, 6)), (rng.random((40, 3)) < 0.3).astype(float)
+    G, B = phi.T @ phi, phi.T @ Y
+    grid = np.logspace(-3, 3, 9)
+    want = []
+    for lam in grid:
+        H = phi @ np.linalg.solve(G + lam * np.eye(6), phi.T)
+        dof = np.trace(H)
+        want.append(np.inf if dof > 0.5 * 40 else float(((Y - H @ Y) ** 2).sum()) / 40 / (1 - dof / 40) ** 2)
+    np.testing.assert_allclose(lambdas.session_gcv(G, B, Y, None, grid), want, rtol=1e-9)
+    # with the eigendecomposition given (as the learner passes it), the same curve
+    np.testing.assert_allclose(lambdas.session_gcv(G, B, Y, None, grid, eig=np.linalg.eigh(G)), want, rtol=1e-9)
