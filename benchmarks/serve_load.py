@@ -3,6 +3,7 @@
     python benchmarks/serve_load.py                       # SQLite (+ PostgreSQL at $MLCIL_TEST_POSTGRES_URL)
     eval "$(.ci/postgres.sh)"; python benchmarks/serve_load.py --seconds 15 --rounds 2
     python benchmarks/serve_load.py --baseline /tmp/old/src     # also another source tree, side by side
+    python benchmarks/serve_load.py --baseline /tmp/old/src --baseline-db postgresql --no-sqlite   # both on PostgreSQL
 
 Starts, one after the other on the same machine (loopback):
 
@@ -18,7 +19,8 @@ bodies): bare predict-only, service predict-only (batch 1), service with --teach
 being teaches (batch 1, a new id each), then bare again (the machine is shared: the two bare runs
 bracket the load drift). With ``--baseline SRC`` a second ``mlcil serve`` runs from the source tree SRC
 (``PYTHONPATH=SRC``, its own fresh database, preloaded alike) and each round measures it right after
-this one (predict-only and mixed). Reports requests/s, latency percentiles, non-2xx, the predict rate of the
+this one (predict-only and mixed), on SQLite or (``--baseline-db postgresql``) on a fresh PostgreSQL schema of its
+own; ``--no-sqlite`` leaves the SQLite server out (PostgreSQL only). Reports requests/s, latency percentiles, non-2xx, the predict rate of the
 mixed run (counted by the Lua script from the replies) and the ratios the issue asks for, per server, to
 --out (Markdown) and the .json beside it. Everything listens on 127.0.0.1; every wrk run has a
 duration and the servers are stopped (and the schema dropped) whatever happens.
@@ -242,7 +244,10 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1, help="mlcil serve --workers")
     ap.add_argument("--refresh-interval", type=float, default=None, help="mlcil serve --refresh-interval")
     ap.add_argument("--baseline", type=Path, default=None,
-                    help="source tree (its src folder) of another mlcil to measure side by side (SQLite)")
+                    help="source tree (its src folder) of another mlcil to measure side by side")
+    ap.add_argument("--baseline-db", choices=("sqlite", "postgresql"), default="sqlite",
+                    help="the baseline's database (postgresql: a fresh schema at --postgres)")
+    ap.add_argument("--no-sqlite", action="store_true", help="no SQLite server (only --postgres and --baseline)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "serve_load.md",
                     help="Markdown report; the same numbers go to the .json beside it")
     args = ap.parse_args()
@@ -268,16 +273,29 @@ def main() -> None:
     bare_url = f"http://127.0.0.1:{port}"
     extra = [] if args.refresh_interval is None else ["--refresh-interval", str(args.refresh_interval)]
     # (kind, what, database URL, extra environment)
-    servers = [("sqlite" if args.db is None or args.db.startswith("sqlite") else "serve",
-                "mlcil serve (SQLite)" if args.db is None or args.db.startswith("sqlite") else "mlcil serve",
-                args.db or f"sqlite:///{folder}/load.db", None)]
-    schema = None
-    if args.postgres and args.postgres != "none":
+    servers = [] if args.no_sqlite else [
+        ("sqlite" if args.db is None or args.db.startswith("sqlite") else "serve",
+         "mlcil serve (SQLite)" if args.db is None or args.db.startswith("sqlite") else "mlcil serve",
+         args.db or f"sqlite:///{folder}/load.db", None)]
+    schemas = []
+    use_pg = bool(args.postgres and args.postgres != "none")
+    if args.baseline_db == "postgresql" and not use_pg:
+        sys.exit("--baseline-db postgresql needs --postgres (or $MLCIL_TEST_POSTGRES_URL)")
+    if use_pg:
         pg_url, schema = fresh_schema(args.postgres)
+        schemas.append(schema)
         servers.append(("postgresql", "mlcil serve (PostgreSQL)", pg_url, None))
     if args.baseline is not None:
-        servers.append(("baseline", f"baseline {args.baseline} (SQLite)", f"sqlite:///{folder}/baseline.db",
+        if args.baseline_db == "postgresql":
+            base_db, schema = fresh_schema(args.postgres)
+            schemas.append(schema)
+        else:
+            base_db = f"sqlite:///{folder}/baseline.db"
+        servers.append(("baseline", f"baseline {args.baseline} "
+                                    f"({'PostgreSQL' if args.baseline_db == 'postgresql' else 'SQLite'})", base_db,
                         {"PYTHONPATH": str(args.baseline.resolve())}))
+    if not servers:
+        sys.exit("no server to measure (--no-sqlite without --postgres or --baseline)")
     procs, urls = [], {}
     try:
         for kind, _, db, env in servers:
@@ -310,7 +328,7 @@ def main() -> None:
             stop(proc)
         bare_proc.terminate()
         bare_proc.wait()
-        if schema is not None:
+        for schema in schemas:
             drop_schema(args.postgres, schema)
 
     picked = [s for t, _, s, _ in rows if t.startswith("bare-")]

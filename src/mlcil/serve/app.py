@@ -51,6 +51,11 @@ from mlcil.serve.service import TaggingService
 from mlcil.serve.versions import VersionWaiters
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
+#: the GIL switch interval of a ``mlcil serve`` process (Python's default: 5 ms). A teach's thread gives the GIL
+#: up at each database round trip and, while the event loop handles predictions, waits up to the interval to get
+#: it back; at 5 ms a PostgreSQL teach (four round trips) waited longer for the GIL than for the database
+#: (docs/service/limits.md). Predictions lose nothing measurable: they are short and release it in numpy.
+SWITCH_INTERVAL_S = 0.001
 MAX_BATCH = 1024
 DESCRIPTION = ("Add a label, teach it with a few embeddings, every client sees it within the refresh bound; exact "
                "relabelling and forgetting. The library's Analytic model: random features + ridge through "
@@ -139,6 +144,7 @@ def app_from_env() -> FastAPI:
         encoder = model.encode
         names = model.encode if model.modality == "text" else None
     limit_threads(int(cfg.get("threads", 1)))
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     return create_app(cfg["db"], options=Options(**cfg.get("options", {})), keys=keys, encoder=encoder, names=names,
                       max_body_bytes=int(cfg.get("max_body_bytes", MAX_BODY_BYTES)),
                       max_batch=int(cfg.get("max_batch", MAX_BATCH)),

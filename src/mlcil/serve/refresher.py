@@ -44,6 +44,7 @@ class Refreshable(Protocol):
     """What the refresher drives (a :class:`~mlcil.serve.service.TaggingService`)."""
 
     def latest_version(self) -> int: ...
+    def known_version(self) -> int: ...
     def served_version(self) -> int: ...
     def refresh(self) -> object: ...
     def calibration_due(self) -> bool: ...
@@ -104,7 +105,10 @@ class Refresher:
             if self._stop.is_set():
                 return
             try:
-                if self.service.latest_version() > self.service.served_version():
+                served = self.service.served_version()
+                # after this process's own commit it knows the new version: no read; otherwise one statement
+                # (another process's writes)
+                if self.service.known_version() > served or self.service.latest_version() > served:
                     # at most one refresh per interval, and never more than a fifth of a core on refreshing
                     interval = max(p.refresh_interval, REFRESH_SHARE * self._refresh_took)
                     wait = self._last_refresh + interval - time.monotonic()

@@ -266,10 +266,11 @@ class Store:
         try:
             generation = self.generation
             with self._connection() as conn:
-                conn.execute("BEGIN IMMEDIATE" if self.dialect == "sqlite" else "BEGIN")
                 tx = Tx(self, conn)
-                if self.dialect == "postgresql":
-                    tx.one("SELECT version FROM model WHERE id = 1 FOR UPDATE")
+                if self.dialect == "postgresql":  # BEGIN and the writer lock, whose row is the transaction's head
+                    tx.begin_write()
+                else:
+                    conn.execute("BEGIN IMMEDIATE")
                 yield tx
                 self._check_identity()  # never acknowledge a write that went to a deleted file
                 if generation != self.generation:
@@ -279,6 +280,12 @@ class Store:
         finally:
             with self._pool_lock:
                 self.writes_in_flight -= 1
+
+    def latest_version(self) -> int:
+        """The model version now: one statement outside any transaction (the refresher's poll)."""
+        self._check_identity()
+        with self._connection() as conn:
+            return int(conn.execute("SELECT version FROM model WHERE id = 1").fetchone()[0])
 
     @contextmanager
     def read(self) -> Iterator["Tx"]:
@@ -375,6 +382,8 @@ MODEL_COLUMNS = ("version", "base_version", "base_seq", "next_label_id", "next_s
                  "calibrated_version")
 #: rows per ``IN (...)`` list
 IN_CHUNK = 500
+#: rows per PostgreSQL array parameter of a batched insert (``unnest``)
+ARRAY_CHUNK = 2000
 
 
 def _marks(values: Sequence[Any]) -> str:
@@ -387,6 +396,9 @@ class Tx:
     def __init__(self, store: Store, conn) -> None:
         self.store = store
         self.conn = conn
+        #: the ``model`` row as this transaction last read or wrote it (every change goes through
+        #: :meth:`update_model`; a rolled-back savepoint forgets it)
+        self._head: dict[str, Any] | None = None
 
     # ---- raw statements ------------------------------------------------------------------
     def run(self, statement: str, params: Sequence[Any] = ()) -> int:
@@ -420,29 +432,69 @@ class Tx:
     def set_config(self, key: str, value: Any) -> None:
         self.run("UPDATE config SET value = ? WHERE key = ?", (json.dumps(value), key))
 
+    def begin_write(self) -> None:
+        """PostgreSQL: open the transaction and take the writer lock (``SELECT ... FOR UPDATE`` of the ``model``
+        row, kept as the transaction's head) in one round trip (a statement without parameters may hold two)."""
+        cur = self.conn.execute(f"BEGIN; SELECT {', '.join(MODEL_COLUMNS)} FROM model WHERE id = 1 FOR UPDATE",
+                                prepare=False)
+        cur.nextset()
+        self._head = dict(zip(MODEL_COLUMNS, cur.fetchone()))
+
     def model_row(self) -> dict[str, Any]:
-        """The one-row ``model`` table as a dict (:data:`MODEL_COLUMNS`)."""
-        row = self.one(f"SELECT {', '.join(MODEL_COLUMNS)} FROM model WHERE id = 1")
-        return dict(zip(MODEL_COLUMNS, row))
+        """The one-row ``model`` table as a dict (:data:`MODEL_COLUMNS`): read once per transaction, then kept up to
+        date by :meth:`update_model`."""
+        if self._head is None:
+            row = self.one(f"SELECT {', '.join(MODEL_COLUMNS)} FROM model WHERE id = 1")
+            self._head = dict(zip(MODEL_COLUMNS, row))
+        return dict(self._head)
 
     def version(self) -> int:
         """The latest model version (= the last event)."""
+        if self._head is not None:
+            return int(self._head["version"])
         return int(self.one("SELECT version FROM model WHERE id = 1")[0])
 
     def update_model(self, **values: Any) -> None:
         """Set columns of the ``model`` row (names from :data:`MODEL_COLUMNS`)."""
+        if values:
+            self.run(*self._model_update(values))
+            self._noted(values)
+
+    def _model_update(self, values: dict[str, Any], before: str = "", params: Sequence[Any] = ()) -> tuple:
+        """(statement, parameters) setting ``values`` in the ``model`` row, after the CTE ``before`` (PostgreSQL)."""
         bad = set(values) - set(MODEL_COLUMNS)
         if bad:
             raise ValueError(f"model: unknown columns {sorted(bad)}")
-        if values:
-            sets = ", ".join(f"{k} = ?" for k in values)
-            self.run(f"UPDATE model SET {sets} WHERE id = 1", tuple(values.values()))
+        sets = ", ".join(f"{k} = ?" for k in values)
+        return f"{before}UPDATE model SET {sets} WHERE id = 1", (*params, *values.values())
+
+    def _noted(self, values: dict[str, Any]) -> None:
+        if self._head is not None:
+            self._head.update(values)
+
+    # ---- savepoints (one work of a group commit) ---------------------------------------------
+    def savepoint(self) -> None:
+        self.run("SAVEPOINT work")
+
+    def rollback_savepoint(self) -> None:
+        """Undo everything since :meth:`savepoint` (and forget the model row read since)."""
+        self.run("ROLLBACK TO SAVEPOINT work")
+        self._head = None
+
+    def release_savepoint(self) -> None:
+        self.run("RELEASE SAVEPOINT work")
 
     # ---- events ----------------------------------------------------------------------------
     def append_event(self, version: int, kind: str, detail: dict[str, Any], **model_updates: Any) -> None:
         """Log event ``version`` and make it the model version (with ``model_updates`` to the model row)."""
-        self.run("INSERT INTO events (version, kind, detail) VALUES (?, ?, ?)", (version, kind, json.dumps(detail)))
-        self.update_model(version=version, **model_updates)
+        event = ("INSERT INTO events (version, kind, detail) VALUES (?, ?, ?)", (version, kind, json.dumps(detail)))
+        values = {"version": version, **model_updates}
+        if self.store.dialect == "postgresql":  # one statement (one round trip): the insert as a CTE
+            self.run(*self._model_update(values, f"WITH event AS ({event[0]}) ", event[1]))
+            self._noted(values)
+        else:
+            self.run(*event)
+            self.update_model(**values)
 
     def events_after(self, version: int) -> list[tuple[int, str, dict[str, Any]]]:
         """(version, kind, detail) of the events after ``version``, in order."""
@@ -522,6 +574,15 @@ class Tx:
 
     def add_label_counts(self, counts: dict[int, Sequence[int]]) -> None:
         """Add {label id: (positives, negatives)} to the labels' counts (negative values subtract)."""
+        if not counts:
+            return
+        if self.store.dialect == "postgresql":  # one statement over arrays, not one per label
+            lids = sorted(counts)
+            self.run("UPDATE labels SET positives = labels.positives + v.p, negatives = labels.negatives + v.n "
+                     "FROM unnest(?::bigint[], ?::bigint[], ?::bigint[]) AS v(id, p, n) WHERE labels.id = v.id",
+                     ([int(lid) for lid in lids], [int(counts[lid][0]) for lid in lids],
+                      [int(counts[lid][1]) for lid in lids]))
+            return
         self.many("UPDATE labels SET positives = positives + ?, negatives = negatives + ? WHERE id = ?",
                   [(int(counts[lid][0]), int(counts[lid][1]), lid) for lid in sorted(counts)])  # one round trip
 
@@ -630,8 +691,46 @@ class Tx:
 
     def insert_examples(self, rows: Sequence[tuple[int, str, bytes]], known: Sequence[tuple[int, int, int]]) -> None:
         """New examples (seq, external id, vector bytes) and their known labels (seq, label id, value)."""
+        if self.store.dialect == "postgresql":  # one statement per table over arrays (not one per row), in chunks
+            for start in range(0, len(rows), ARRAY_CHUNK):
+                part = rows[start:start + ARRAY_CHUNK]
+                self.run("INSERT INTO examples (seq, ext_id, vector) SELECT * FROM "
+                         "unnest(?::bigint[], ?::text[], ?::bytea[])",
+                         ([int(r[0]) for r in part], [r[1] for r in part], [bytes(r[2]) for r in part]))
+            for start in range(0, len(known), ARRAY_CHUNK):
+                part = known[start:start + ARRAY_CHUNK]
+                self.run("INSERT INTO known (seq, label_id, value) SELECT * FROM "
+                         "unnest(?::bigint[], ?::bigint[], ?::integer[])",
+                         ([int(r[0]) for r in part], [int(r[1]) for r in part], [int(r[2]) for r in part]))
+            return
         self.many("INSERT INTO examples (seq, ext_id, vector) VALUES (?, ?, ?)", rows)
         self.many("INSERT INTO known (seq, label_id, value) VALUES (?, ?, ?)", known)
+
+    def write_teach(self, rows: Sequence[tuple[int, str, bytes]], known: Sequence[tuple[int, int, int]],
+                    counts: dict[int, Sequence[int]], version: int, detail: dict[str, Any], next_seq: int) -> None:
+        """A teach's writes: new examples (seq, external id, vector bytes), their known labels (seq, label id,
+        value), the labels' count changes {label id: (positives, negatives)} and event ``version`` (kind 'teach',
+        ``detail``), with ``next_seq`` in the model row. PostgreSQL: one statement (data-modifying CTEs over
+        arrays: one round trip and one plan, prepared once, whatever the number of rows); SQLite: one per table."""
+        if self.store.dialect != "postgresql":
+            self.insert_examples(rows, known)
+            self.add_label_counts(counts)
+            self.append_event(version, "teach", detail, next_seq=next_seq)
+            return
+        lids = sorted(counts)
+        self.run("WITH ex AS (INSERT INTO examples (seq, ext_id, vector) "
+                 "SELECT * FROM unnest(?::bigint[], ?::text[], ?::bytea[])), "
+                 "kn AS (INSERT INTO known (seq, label_id, value) SELECT * FROM unnest(?::bigint[], ?::bigint[], "
+                 "?::integer[])), "
+                 "lc AS (UPDATE labels SET positives = labels.positives + v.p, negatives = labels.negatives + v.n "
+                 "FROM unnest(?::bigint[], ?::bigint[], ?::bigint[]) AS v(id, p, n) WHERE labels.id = v.id), "
+                 "ev AS (INSERT INTO events (version, kind, detail) VALUES (?, 'teach', ?)) "
+                 "UPDATE model SET version = ?, next_seq = ? WHERE id = 1",
+                 ([int(r[0]) for r in rows], [r[1] for r in rows], [bytes(r[2]) for r in rows],
+                  [int(r[0]) for r in known], [int(r[1]) for r in known], [int(r[2]) for r in known],
+                  [int(lid) for lid in lids], [int(counts[lid][0]) for lid in lids],
+                  [int(counts[lid][1]) for lid in lids], version, json.dumps(detail), version, next_seq))
+        self._noted({"version": version, "next_seq": next_seq})
 
     def set_known(self, seq: int, label_id: int, before: int | None, after: int | None) -> None:
         """Change one known value (None = not known)."""
@@ -709,13 +808,13 @@ class GroupCommit:
                 if len(group) == 1:  # alone: no savepoint (two round trips fewer); a refusal rolls it all back
                     group[0][2] = group[0][0](tx)
                 for item in group if len(group) > 1 else ():
-                    tx.run("SAVEPOINT work")
+                    tx.savepoint()
                     try:
                         item[2] = item[0](tx)
                     except (ServiceError, MlcilError) as exc:  # this caller's input was refused: its writes
-                        tx.run("ROLLBACK TO SAVEPOINT work")   # are rolled back, the others' stay
+                        tx.rollback_savepoint()                 # are rolled back, the others' stay
                         item[3] = exc
-                    tx.run("RELEASE SAVEPOINT work")
+                    tx.release_savepoint()
         except BaseException as exc:  # the transaction failed: nothing of the group was written
             for item in group:
                 item[2], item[3] = None, exc

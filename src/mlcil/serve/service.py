@@ -139,6 +139,8 @@ class TaggingService:
         self._model = Model.empty()
         self._listeners: list = []  # called with each published model (the predict route's async waiters)
         self._generation = store.generation
+        self._label_names: tuple[tuple[int, int, int], dict[str, int]] | None = None  # see _label_ids
+        self._snapshot_checked = -1  # the database version maybe_snapshot last looked at
         self.refresher = Refresher(self, self.policy)
         #: teaches of concurrent requests share one transaction and one commit (group commit)
         self.commits = GroupCommit(store, after=self._teaches_committed)
@@ -264,11 +266,14 @@ class TaggingService:
         return self._model.version if self._generation == self.store.generation else -1
 
     def latest_version(self) -> int:
-        """The database's latest version (one read)."""
-        with self.store.read() as tx:
-            latest = tx.version()
+        """The database's latest version (one statement)."""
+        latest = self.store.latest_version()
         self.counters.db_version = max(self.counters.db_version, latest)
         return latest
+
+    def known_version(self) -> int:
+        """The latest database version this process has seen — its own commits included — without a read."""
+        return self.counters.db_version
 
     def refresh(self) -> Model:
         """Catch up with the database now and publish its latest version (blocking; off the request path)."""
@@ -466,14 +471,21 @@ class TaggingService:
                 raise Invalid(f"examples[{i}].vector", f"expected embedding dimension {len(vectors[given[0]])} "
                                                        f"(as examples[{given[0]}]), got {len(vectors[i])}")
         ext, v = self.commits.run(lambda tx: self._teach_in(tx, vectors, labels, ext, given, n))
+        if given and self.options.d is None:
+            self._learn_committed_dim()
         return ext, v
+
+    def _learn_committed_dim(self) -> None:
+        """After a committed teach with vectors: learn d now (one read), so the next teaches' checks read nothing."""
+        with self.store.read() as tx:
+            self._learn_dim(tx)
 
     def _teach_in(self, tx: Tx, vectors, labels, ext: list[str], given: list[int], n: int) -> tuple[list[str], int]:
         """The writes of one :meth:`teach` (checked input) inside ``tx``; returns (ids, version)."""
         head = tx.model_row()
         if given:
             self._set_dim(tx, len(vectors[given[0]]), f"examples[{given[0]}].vector")
-        by_name = tx.label_ids_by_name()
+        by_name = self._label_ids(tx, head)
         wanted: list[dict[int, int | None]] = []
         for i, row in enumerate(labels):
             out: dict[int, int | None] = {}
@@ -522,18 +534,28 @@ class TaggingService:
         self._write_teach(tx, v, next_seq, new_rows, known_rows, counts, relabel)
         return ext, v
 
+    def _label_ids(self, tx: Tx, head: dict[str, Any]) -> dict[str, int]:
+        """{label name: id} inside a write, read once per label registry: the registry only grows by a label
+        creation (which bumps ``next_label_id``) and only shrinks by a label forget (a base of the log: it moves
+        ``base_version``), so the map read at the same (file generation, next_label_id, base_version) — by any
+        process — is the same."""
+        key = (self.store.generation, int(head["next_label_id"]), int(head["base_version"]))
+        cached = self._label_names
+        if cached is None or cached[0] != key:
+            cached = (key, tx.label_ids_by_name())
+            self._label_names = cached
+        return cached[1]
+
     @staticmethod
     def _write_teach(tx: Tx, v: int, next_seq: int, new_rows: list, known_rows: list,
                      counts: dict[int, list[int]], relabel: list) -> None:
         """Inside a write: store new rows (seq, ext_id, vector bytes) with their known labels
         (seq, label_id, value), apply relabels [seq, label_id, before, after], add the label counts
         {label_id: [positives, negatives]}, and log it all as the ``teach`` event of version v."""
-        tx.insert_examples(new_rows, known_rows)
         for seq, lid, before, after in relabel:
             tx.set_known(seq, lid, before, after)
-        tx.add_label_counts(counts)
-        tx.append_event(v, "teach", {"seq": [next_seq, len(new_rows)], "relabel": relabel},
-                        next_seq=next_seq + len(new_rows))
+        tx.write_teach(new_rows, known_rows, counts, v, {"seq": [next_seq, len(new_rows)], "relabel": relabel},
+                       next_seq + len(new_rows))
 
     def _state_in(self, tx: Tx) -> ModelState:
         """The state at the transaction's version (from the one this process holds)."""
@@ -723,10 +745,11 @@ class TaggingService:
         """Checkpoint the statistics when enough rows or events accumulated since the base (and the size
         policy allows); prunes the log. Returns whether one was written. Never on a request's path."""
         fmap = self._feature_map()
-        if fmap is None:
-            return False
+        if fmap is None or (not force and self.counters.db_version == self._snapshot_checked):
+            return False  # nothing was written since the last look (by this process, or seen of others')
         with self.store.read() as tx:
             head = tx.model_row()
+        self._snapshot_checked = int(head["version"])
         events = head["version"] - head["base_version"]
         rows = head["next_seq"] - head["base_seq"]
         if not force and rows < self.policy.snapshot_rows_per_feature * fmap.D and \
