@@ -44,7 +44,8 @@ def absence_system(G_all: np.ndarray, K: np.ndarray, alpha: float, lam: float, c
 
 def weighted_solve(G_all: np.ndarray, K: np.ndarray, B: np.ndarray, alpha: float, lam: float) -> np.ndarray:
     """W = (α G_all + (1 − α) K + λI)⁻¹ B by Cholesky (float64; D×C)."""
-    return ridge_solve(absence_system(G_all, K, alpha, 0.0, copy=False), B, lam)
+    A = absence_system(G_all, K, alpha, 0.0, copy=False)
+    return ridge_solve(A, B, lam, overwrite=A is not G_all and A is not K)  # (a new array: factored in place)
 
 
 def use_dual(n: int, D: int) -> bool:
@@ -125,7 +126,8 @@ def simulated_loo(parts: Sequence[tuple], G_all: np.ndarray, n_parts_of_row: np.
         if alpha == 1.0 and shared is not None:
             factor = shared
         else:
-            factor = Factor(absence_system(G_all, G, alpha, 0.0, copy=False), lam)
+            A = absence_system(G_all, G, alpha, 0.0, copy=False)
+            factor = Factor(A, lam, overwrite=A is not G_all and A is not G)
             shared = factor if alpha == 1.0 else None
         h = factor.leverage(phi)
         yhat = phi @ factor.solve(B)

@@ -371,7 +371,9 @@ class Analytic(Frame, LambdaSelection, LabelAbsence, NamePrior, LabelMemory, Lat
             loo = ridge.loo_path_scores(G_new, own().B, own().phi, Y_sub, [lam], w_sub, own().eig)[0]
             factor, solve_last = None, (lambda B: W_new)  # noqa: E731  (the first session: B is B_own)
         else:
-            factor = ridge.Factor(absence_system(G_all, G_new if per_session else G_all, alpha, 0.0, copy=False), lam)
+            K = G_new if per_session else G_all
+            A = absence_system(G_all, K, alpha, 0.0, copy=False)
+            factor = ridge.Factor(A, lam, overwrite=A is not G_all and A is not K)  # (a new array: factored in place)
             W_new = factor.solve(B_new)
             loo = ridge.loo_scores(factor.L, W_new, phi_sub, Y_sub, w_sub)
             solve_last = factor.solve
