@@ -36,11 +36,20 @@ import numpy as np
 
 from mlcil import ridge
 from mlcil.data import load_dataset
+from mlcil.learners.analytic.absence import choose_alpha
 from mlcil.metrics import get_convention
 from mlcil.protocols import Protocol
+from mlcil.ridge.absence import weighted_solve
 
 GRID = (25, -5.0, 3.0)
 RULES = ("loo_first", "gcv_sessions", "gcv_s80", "gcv_s95", "gcv_union", "gcv_label", "gcv_label_own")
+#: the second screen (issue 27, λ rules that keep rcv1's choice): rules computable from what an exemplar-free
+#: learner keeps, plus ``loo_union`` (``joint``'s leave-one-out mAP on all rows: an oracle, not exemplar-free)
+RULES2 = ("loo_first", "gcv_sessions", "gcv_ge_loo", "geo_loo_gcv", "loo_sessions", "loo_gcv_sessions",
+          "gcv_mean", "gcv_rows", "gcv_norm", "gcv_cap_small", "gcv_s80", "loo_cumulative", "loo_union")
+#: sessions with at least this many rows give their own leave-one-out λ in ``loo_gcv_sessions``; smaller ones
+#: their GCV minimum
+LOO_MIN_ROWS = 200
 
 
 def protocol_for(L: int, sessions: int = 5) -> str:
@@ -139,6 +148,115 @@ def screen(stream, fmap: ridge.FeatureMap, loo_rows: int = 2000) -> dict:
     return out
 
 
+def _finite_or_zero(curve: np.ndarray) -> np.ndarray:
+    """A session whose curve has no finite point is no evidence (zeros), as in the learner."""
+    return curve if np.isfinite(curve).any() else np.zeros(len(curve))
+
+
+def screen2(stream, fmap: ridge.FeatureMap, loo_rows: int = 2000) -> dict:
+    """The second screen's λ rules (``RULES2``) on one stream and frame: last mAP of the α = 1 solve, and λ."""
+    conv = get_convention("mlcil")
+    G_all, Bs, sessions, loo_all = None, [], [], []
+    for t, session in enumerate(stream):
+        st = ridge.partial_statistics(fmap, session.X, session.Y)
+        G_all = st.G.copy() if G_all is None else G_all + st.G
+        Bs.append(st.B)
+        Yf = np.asarray(session.Y, dtype=np.float64)
+        sub = np.sort(np.random.default_rng(7919 * 0 + t).permutation(session.n)[:loo_rows])
+        phi_sub = fmap(session.X[sub]).astype(np.float64)
+        sessions.append((st.G, st.B, Yf, float(session.n), phi_sub, Yf[sub]))
+        loo_all.append((t, phi_sub, Yf[sub]))
+    G0, B0, _, _, phi0, Y0 = sessions[0]
+    grid = ridge.lambda_grid(G0, *GRID)
+    lam = {}
+    lam["loo_first"], _ = ridge.choose_lambda(G0, B0, phi0, Y0, ridge.lambda_grid(G0, 13))
+    total = np.zeros(len(grid))
+    curves = {k: np.zeros(len(grid)) for k in ("mean", "rows", "norm", "cap_small", "s80")}
+    loo_ev = np.zeros(len(grid))
+    per_session, weights = [], []
+    # ``loo_cumulative``: each session's leave-one-out mAP of its own classes on its own rows under the system of
+    # every session so far (G_1 + … + G_s: what ``lambda_search='sessions'`` scores), weighted by its classes
+    cum_ev, G_cum = np.zeros(len(grid)), None
+    for G_s, B_s, Y_s, n_s, phi_s, Ysub_s in sessions:
+        G_cum = G_s.copy() if G_cum is None else G_cum + G_s
+        if len(weights) > 0:  # (the first session's system is its own: scored below, from its eigendecomposition)
+            _, maps = ridge.choose_lambda(G_cum, B_s, phi_s, Ysub_s, grid)
+            if np.isfinite(maps).any():
+                cum_ev += np.nan_to_num(maps, nan=np.nanmin(maps)) * Y_s.shape[1]
+        s_s, V_s = ridge.eigh(G_s)
+        Q_s = V_s.T @ B_s
+        yy_s = (Y_s ** 2).sum(axis=0)
+        C_s = Y_s.shape[1]
+        lab = label_gcv(s_s, Q_s, yy_s, n_s, grid)  # grid × C_s, +inf beyond the dof cap n/2
+        summed = _finite_or_zero(lab.sum(axis=1))
+        total += summed
+        curves["mean"] += summed / C_s
+        curves["rows"] += summed * n_s / C_s
+        has = yy_s > 0
+        curves["norm"] += _finite_or_zero((lab[:, has] / (yy_s[has] / n_s)).sum(axis=1))
+        cap = 0.5 if n_s >= LOO_MIN_ROWS else 0.8
+        curves["cap_small"] += _finite_or_zero(label_gcv(s_s, Q_s, yy_s, n_s, grid, cap).sum(axis=1))
+        curves["s80"] += _finite_or_zero(label_gcv(s_s, Q_s, yy_s, n_s, grid, 0.8).sum(axis=1))
+        _, maps = ridge.choose_lambda(G_s, B_s, phi_s, Ysub_s, grid, eig=(s_s, V_s))
+        if np.isfinite(maps).any():
+            loo_ev += np.nan_to_num(maps, nan=np.nanmin(maps)) * C_s
+            if len(weights) == 0:  # the first session: its own system is the cumulative one
+                cum_ev += np.nan_to_num(maps, nan=np.nanmin(maps)) * C_s
+        if n_s >= LOO_MIN_ROWS and np.isfinite(maps).any():
+            per_session.append(float(grid[int(np.nanargmax(maps))]))
+        else:
+            per_session.append(argmin_large(summed, grid) if np.isfinite(summed).any() and summed.any()
+                               else float(grid[-1]))
+        weights.append(C_s)
+    lam["gcv_sessions"] = argmin_large(total, grid)
+    above = grid >= lam["loo_first"] * (1 - 1e-9)
+    lam["gcv_ge_loo"] = float(grid[above][len(grid[above]) - 1 - int(np.argmin(total[above][::-1]))])
+    lam["geo_loo_gcv"] = float(np.sqrt(lam["loo_first"] * lam["gcv_sessions"]))
+    lam["loo_sessions"] = float(grid[int(np.argmax(loo_ev))])
+    lam["loo_cumulative"] = float(grid[int(np.argmax(cum_ev))])
+    w = np.asarray(weights, dtype=np.float64)
+    lam["loo_gcv_sessions"] = float(np.exp(np.sum(w * np.log(per_session)) / w.sum()))
+    for k in ("mean", "rows", "norm", "cap_small", "s80"):
+        lam[f"gcv_{k}"] = argmin_large(curves[k], grid)
+    B = np.concatenate(Bs, axis=1)
+    s, V = ridge.eigh(G_all)
+    # joint's rule (oracle): leave-one-out mAP on rows of every session, every class seen (absent labels 0)
+    offsets = np.cumsum([0] + [b.shape[1] for b in Bs])
+    per = max(1, loo_rows // len(loo_all))
+    phis, Ys = [], []
+    for t, phi_s, Y_s in loo_all:
+        Yu = np.zeros((min(per, len(Y_s)), B.shape[1]))
+        Yu[:, offsets[t]:offsets[t + 1]] = Y_s[:per]
+        phis.append(phi_s[:per])
+        Ys.append(Yu)
+    lam["loo_union"], _ = ridge.choose_lambda(G_all, B, np.concatenate(phis), np.concatenate(Ys), grid, eig=(s, V))
+    Q = V.T @ B
+    phi_test = fmap(stream.X_test)
+    seen = stream.seen_classes(len(stream) - 1)
+    rows = stream.test_rows(len(stream) - 1)
+    Y_test = stream.Y_test[np.ix_(rows, seen)]
+    P = phi_test[rows].astype(np.float64) @ V
+    out = {"D": int(fmap.D), "n_first": sessions[0][3], "grid_mid": float(grid[12])}
+    alphas: dict[float, float] = {}
+    X0, Yfirst = stream.sessions[0].X, np.asarray(stream.sessions[0].Y)
+    for rule, l in lam.items():
+        S = P @ (Q / (np.maximum(s, 0)[:, None] + l))
+        out[rule + "_a1"] = float(conv.mean_average_precision(Y_test, S)[0])
+        out[rule + "_lambda"] = float(l / grid[12])
+        # the real learner's α: chosen on the first session by simulated absence (here at the rule's final λ),
+        # then W_s = (α G_all + (1 − α) G_s + λI)⁻¹ B_s per session
+        if l not in alphas:
+            alphas[l], _ = choose_alpha(fmap, X0, Yfirst, None, l, 0, loo_rows, False)
+        a = alphas[l]
+        if a == 1.0:
+            out[rule] = out[rule + "_a1"]
+        else:
+            W = np.concatenate([weighted_solve(G_all, G_s, B_s, a, l) for G_s, B_s, *_ in sessions], axis=1)
+            out[rule] = float(conv.mean_average_precision(Y_test, phi_test[rows].astype(np.float64) @ W)[0])
+        out[rule + "_alpha"] = a
+    return out
+
+
 RESULTS = Path("benchmarks/results/default_policy")
 
 
@@ -166,6 +284,21 @@ def report() -> None:
         print(f"| {name} | {frame} | {cell['M']} | "
               + " | ".join(f"{100 * cell[r]:.1f}" if r in cell else "–" for r in RULES)
               + f" | {cell['frame_gcv']:.4g} |")
+    if (RESULTS / "screen2.json").exists():
+        second = json.loads((RESULTS / "screen2.json").read_text())
+        print("\n## Second screen: λ rules that keep rcv1's choice, last mAP (the real learner's frame and α, seed 0)\n")
+        print("| dataset | frame | " + " | ".join(f"`{r}`" for r in RULES2) + " |")
+        print("|---|---|" + "---|" * len(RULES2))
+        for key, cell in second.items():
+            frame = f"{cell['scaling']}" + (f", clip {cell['clip']}" if cell.get("clip") else "")
+            print(f"| {key.split(' ')[0]} | {frame} | "
+                  + " | ".join(f"{100 * cell[r]:.1f}" if r in cell else "–" for r in RULES2) + " |")
+        print("\nλ (÷ the grid's middle, 10⁻⁵..10³ × the first session's mean eigenvalue) and α of each rule:\n")
+        print("| dataset | " + " | ".join(f"`{r}`" for r in RULES2) + " |")
+        print("|---|" + "---|" * len(RULES2))
+        for key, cell in second.items():
+            print(f"| {key.split(' ')[0]} | " + " | ".join(
+                f"{cell[r + '_lambda']:.3g}, α {cell[r + '_alpha']:g}" if r in cell else "–" for r in RULES2) + " |")
     today = json.loads((RESULTS / "sweep_today.json").read_text())
     new = json.loads(Path("benchmarks/results/sweep/sweep.json").read_text())
     held = heldout()
@@ -250,9 +383,13 @@ def main() -> None:
     parser.add_argument("--absence", nargs="?", const="", help="the label-absence suite (comma-separated subset)")
     parser.add_argument("--datasets", default="")
     parser.add_argument("--frames", default="standardize,standardize:3,l2,none",
-                        help="scaling[:clip] list; 'standardize' means 'scale' for sparse input")
+                        help="scaling[:clip] list; 'standardize' means 'scale' for sparse input; 'auto': the scaling and "
+                             "clip that Analytic() chooses on the first session")
     parser.add_argument("--M", default="2048", help="comma-separated M values, or 'n' (M follows the first session)")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/default_policy/screen.json"))
+    parser.add_argument("--out", type=Path, default=None,
+                        help="results file (default screen.json, or screen2.json with --second)")
+    parser.add_argument("--second", action="store_true",
+                        help="the second screen's rules (RULES2: λ rules that keep rcv1's choice)")
     args = parser.parse_args()
     if args.merge:
         merge(args.merge)
@@ -263,7 +400,9 @@ def main() -> None:
     if args.report:
         report()
         return
+    args.out = args.out or RESULTS / ("screen2.json" if args.second else "screen.json")
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    rules = RULES2 if args.second else RULES
     for name in args.datasets.split(","):
         ds = load_dataset(name)
         stream = Protocol(protocol_for(ds.L), seed=0).build(ds)
@@ -271,20 +410,25 @@ def main() -> None:
         sparse = ridge.features.sp.issparse(X0)
         for frame in args.frames.split(","):
             scaling, _, clip = frame.partition(":")
+            if scaling == "auto":  # the real learner's frame: Analytic() on the first session (scaling and clip 'auto')
+                from mlcil import Analytic
+
+                first = Analytic().learn(stream.sessions[0].X, stream.sessions[0].Y)
+                scaling, clip = first.scaling_, ("" if first.clip_ is None else str(first.clip_))
             if scaling == "standardize" and sparse:
                 scaling = "scale"
             for M in args.M.split(","):
                 M_val = int(M) if M != "n" else m_for_rows(stream.sessions[0].n)
                 start = time.perf_counter()
                 fmap = frame_for(X0, ds.d, scaling, float(clip) if clip else None, M_val)
-                cell = screen(stream, fmap)
+                cell = (screen2 if args.second else screen)(stream, fmap)
                 cell.update(seconds=time.perf_counter() - start, M=M_val, scaling=scaling, clip=clip or None)
                 key = f"{name} {scaling}:{clip or '-'} M={M}"
                 results[key] = cell
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 args.out.write_text(json.dumps(results, indent=1))
-                print(key, " ".join(f"{r}={100 * cell[r]:.1f}" for r in RULES),
-                      f"gcv={cell['frame_gcv']:.4g} ({cell['seconds']:.0f}s)", flush=True)
+                print(key, " ".join(f"{r}={100 * cell[r]:.1f}" for r in rules),
+                      f"({cell['seconds']:.0f}s)", flush=True)
 
 
 def m_for_rows(n: int) -> int:
