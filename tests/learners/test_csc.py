@@ -93,3 +93,20 @@ def test_forget_drops_rows_and_graph_entries():
     assert model.classes_.tolist() == [0, 2, 3] and model.params_["query"].shape[0] == 3
     torch.testing.assert_close(model.params_["graph.G"], G[[0, 2, 3]][:, [0, 2, 3]])
     assert model.scores(stream.X_test).shape == (len(stream.Y_test), 3)
+
+
+def test_propagate_equals_forming_the_relation():
+    """R V both ways (fused attention at D <= FUSED_MAX_DIM, the formed n×C×C relation above) against NumPy."""
+    from mlcil.learners import csc as csc_module
+
+    g = torch.Generator().manual_seed(3)
+    for D in (8, csc_module.FUSED_MAX_DIM + 8):
+        n, C = 3, 5
+        p = {"graph.G": torch.randn(C, C, generator=g, dtype=torch.float64),
+             "rel.Wq": torch.randn(D, D, generator=g, dtype=torch.float64) / D ** 0.5,
+             "rel.Wk": torch.randn(D, D, generator=g, dtype=torch.float64) / D ** 0.5}
+        V = torch.randn(n, C, D, generator=g, dtype=torch.float64)
+        Vn, Wq, Wk = V.numpy(), p["rel.Wq"].numpy(), p["rel.Wk"].numpy()
+        spec = softmax(np.einsum("ncd,nkd->nck", Vn @ Wq, Vn @ Wk) / np.sqrt(D), 2)
+        R = (softmax(p["graph.G"].numpy(), 1)[None] + spec) / 2
+        np.testing.assert_allclose(CSC.propagate(p, V).numpy(), R @ Vn, atol=1e-10)
