@@ -1,4 +1,5 @@
-"""The ridge core's cheaper routes (issue 27) against direct references: the in-place Cholesky factor."""
+"""The ridge core's cheaper routes (issue 27) against direct references: the in-place Cholesky factor, the
+tridiagonal spectrum that GCV reads, and the identity coordinates the λ paths skip."""
 
 import threading
 import time
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 from mlcil import ridge
+from mlcil.ridge import solve
 
 
 def spd(D, n=None, seed=0):
@@ -72,3 +74,49 @@ def test_factor_releases_the_gil_while_it_factors():
         if share[-1] < 0.5:
             break
     assert min(share) < 0.5, share  # holding the GIL, the other thread would wait for the whole factorisation
+
+
+@pytest.mark.parametrize("D", [1, 2, 3, 40])
+def test_tridiagonal_spectrum_equals_eigh(D):
+    rng = np.random.default_rng(D)
+    G = spd(D, n=D + 3, seed=D)
+    B = rng.normal(size=(D, 3))
+    tri = solve.Tridiagonal(G)
+    s, V = np.linalg.eigh(G)
+    np.testing.assert_allclose(tri.s, s, rtol=1e-10, atol=1e-10 * s.max())
+    # coordinates in the eigenvectors: equal up to each eigenvector's sign; GCV reads their squares
+    np.testing.assert_allclose(np.abs(tri.rotate(B)), np.abs(V.T @ B), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(tri.unrotate(tri.rotate(B)), B, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(tri.unrotate(np.diag(tri.s) @ tri.rotate(np.eye(D))), G, rtol=1e-9,
+                               atol=1e-9 * s.max())
+    assert tri.rotate(np.zeros((D, 0))).shape == (D, 0)
+
+
+def test_primal_session_spectrum_gives_the_gcv_and_leave_one_out_of_eigh():
+    rng = np.random.default_rng(5)
+    n, D = 70, 25
+    phi = np.abs(rng.normal(size=(n, D)))
+    Y = (rng.random((n, 3)) < 0.4).astype(float)
+    G, B = phi.T @ phi, phi.T @ Y
+    sub = np.arange(0, n, 2)
+    spectrum = ridge.SessionSpectrum.primal(G, B, phi[sub])
+    assert spectrum.eig[1] is solve.identity(D)
+    lambdas = ridge.lambda_grid(G, 9)
+    yy = float((Y ** 2).sum())
+    np.testing.assert_allclose(ridge.gcv_curve(G, spectrum.B, yy, n, lambdas, max_dof=1.0, eig=spectrum.eig),
+                               ridge.gcv_curve(G, B, yy, n, lambdas, max_dof=1.0, eig=np.linalg.eigh(G)), rtol=1e-9)
+    np.testing.assert_allclose(ridge.loo_path_scores(G, spectrum.B, spectrum.phi, Y[sub], lambdas, eig=spectrum.eig),
+                               ridge.loo_path_scores(G, B, phi[sub], Y[sub], lambdas), rtol=1e-8, atol=1e-10)
+    for lam in lambdas[::3]:
+        np.testing.assert_allclose(spectrum.solve(lam), np.linalg.solve(G + lam * np.eye(D), B), rtol=1e-8)
+        # eig_solve in the eigenvectors' coordinates (V = I): VᵀW, of the same column norms as W
+        np.testing.assert_allclose(np.linalg.norm(ridge.eig_solve(spectrum.eig, spectrum.B, lam), axis=0),
+                                   np.linalg.norm(np.linalg.solve(G + lam * np.eye(D), B), axis=0), rtol=1e-8)
+
+
+def test_identity_is_shared_read_only_and_skipped():
+    I = solve.identity(7)
+    assert solve.identity(7) is I and not I.flags.writeable
+    X = np.arange(14.0).reshape(7, 2)
+    np.testing.assert_array_equal(solve._in_coordinates(I, X), X)
+    np.testing.assert_array_equal(solve._in_coordinates(np.eye(7), X), X)  # another identity: multiplied, equal

@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 import numpy as np
 import scipy.linalg
 
-from mlcil.ridge.solve import Factor, eigh, ridge_solve
+from mlcil.ridge.solve import Factor, Tridiagonal, _in_coordinates, eigh, identity, ridge_solve
 
 
 def absence_system(G_all: np.ndarray, K: np.ndarray, alpha: float, lam: float, copy: bool = True) -> np.ndarray:
@@ -57,7 +57,8 @@ def use_dual(n: int, D: int) -> bool:
 def eig_solve(eig: tuple[np.ndarray, np.ndarray], B: np.ndarray, lam: float) -> np.ndarray:
     """W = (G + λI)⁻¹B from G's eigendecomposition G = V diag(s) Vᵀ (s (D,), V D×D): D×C float64."""
     s, V = eig
-    return V @ ((V.T @ np.asarray(B, dtype=np.float64)) / (np.maximum(s, 0.0) + lam)[:, None])
+    scaled = _in_coordinates(V, B) / (np.maximum(s, 0.0) + lam)[:, None]
+    return scaled if V is identity(V.shape[0]) else V @ scaled
 
 
 class SessionSpectrum:
@@ -69,12 +70,18 @@ class SessionSpectrum:
     Attributes:
         eig: (s, V) for the ridge core's ``eig`` arguments.
         B: the session's B in the coordinates of V (with ``eig``).
-        phi: the held-out rows' φ in the same coordinates.
+        phi: the held-out rows' φ in the same coordinates (computed when first read: GCV does not need them).
     """
 
-    def __init__(self, eig: tuple[np.ndarray, np.ndarray], B: np.ndarray, phi: np.ndarray,
+    def __init__(self, eig: tuple[np.ndarray, np.ndarray], B: np.ndarray, phi: np.ndarray | Callable[[], np.ndarray],
                  solve: Callable[[float], np.ndarray]) -> None:
-        self.eig, self.B, self.phi, self._solve = eig, B, phi, solve
+        self.eig, self.B, self._phi, self._solve = eig, B, phi, solve
+
+    @property
+    def phi(self) -> np.ndarray:
+        if callable(self._phi):
+            self._phi = self._phi()
+        return self._phi
 
     def solve(self, lam: float) -> np.ndarray:
         """W = (G + λI)⁻¹B for the session's own B (D×C float64)."""
@@ -82,9 +89,15 @@ class SessionSpectrum:
 
     @classmethod
     def primal(cls, G: np.ndarray, B: np.ndarray, phi_sub: np.ndarray) -> "SessionSpectrum":
-        """From G's own eigendecomposition (O(D³)); V is G's eigenvectors, B and φ stay as they are."""
-        eig = eigh(G)
-        return cls(eig, B, phi_sub, lambda lam: eig_solve(eig, B, lam))
+        """From G's own eigendecomposition G = V diag(s) Vᵀ (O(D³)), in the coordinates of V (``eig`` is
+        (s, I)): through one tridiagonal reduction (:class:`mlcil.ridge.solve.Tridiagonal`), V itself is never
+        formed; the held-out rows are rotated only when :attr:`phi` is read."""
+        tri = Tridiagonal(G)
+        s = tri.s
+        B_rot = tri.rotate(B)
+        phi_sub = np.asarray(phi_sub, dtype=np.float64)
+        return cls((s, identity(len(s))), B_rot, lambda: tri.rotate(phi_sub.T).T,
+                   lambda lam: tri.unrotate(B_rot / (np.maximum(s, 0.0) + lam)[:, None]))
 
     @classmethod
     def dual(cls, phi: np.ndarray, Y: np.ndarray, weights: np.ndarray | None, sub: np.ndarray) -> "SessionSpectrum":
@@ -95,18 +108,25 @@ class SessionSpectrum:
         eigenvectors v = Ψᵀu/√s. In the coordinates of those v, B = Ψᵀ√w·Y is diag(√s)Uᵀ(√w·Y) and a row
         φ_i = Ψ_i/√w_i is U_i·√s/√w_i: nothing divides by √s, and G's null space, orthogonal to every row, drops
         out of every quantity (``eig`` is (s, I)). W = Ψᵀ U diag(1/(s + λ)) Uᵀ(√w·Y) (push-through identity).
+        U is never formed (:class:`mlcil.ridge.solve.Tridiagonal`): its rows ``sub`` only when :attr:`phi` is read.
         """
         Psi = np.asarray(phi, dtype=np.float64)
         root = np.ones(len(Psi)) if weights is None else np.sqrt(np.asarray(weights, dtype=np.float64))
         if weights is not None:
             Psi = Psi * root[:, None]
-        s, U = eigh(Psi @ Psi.T)
-        s = np.maximum(s, 0.0)
+        tri = Tridiagonal(Psi @ Psi.T)
+        s = np.maximum(tri.s, 0.0)
         rs = np.sqrt(s)
-        UtY = U.T @ (root[:, None] * np.asarray(Y, dtype=np.float64))
-        phi_sub = U[sub] * (rs[None, :] / root[sub][:, None])
-        return cls((s, np.eye(len(s))), UtY * rs[:, None], phi_sub,
-                   lambda lam: Psi.T @ (U @ (UtY / (s + lam)[:, None])))
+        UtY = tri.rotate(root[:, None] * np.asarray(Y, dtype=np.float64))
+        sub = np.asarray(sub)
+
+        def phi_sub() -> np.ndarray:  # U[sub] = (UᵀE)ᵀ with E the columns ``sub`` of the n×n identity
+            E = np.zeros((len(Psi), len(sub)))
+            E[sub, np.arange(len(sub))] = 1.0
+            return tri.rotate(E).T * (rs[None, :] / root[sub][:, None])
+
+        return cls((s, identity(len(s))), UtY * rs[:, None], phi_sub,
+                   lambda lam: Psi.T @ tri.unrotate(UtY / (s + lam)[:, None]))
 
 
 def simulated_loo(parts: Sequence[tuple], G_all: np.ndarray, n_parts_of_row: np.ndarray, alpha: float, lam: float,
