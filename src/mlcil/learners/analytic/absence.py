@@ -63,11 +63,14 @@ def choose_alpha(features: Callable[[Any], np.ndarray], X, Y: np.ndarray, weight
                 K, groups, n_all, alpha, lam, loo, Ys, ws))) for alpha in ALPHA_GRID]
             continue
         parts = []
-        for cols, member in groups:
-            wphi = phi * (ws * member)[:, None]
-            parts.append((wphi.T @ phi, wphi.T @ Ys[:, cols].astype(np.float64), cols, member[loo]))
+        for cols, member in groups:  # G_p = Ψ_pᵀΨ_p over the group's rows alone, Ψ_p = √w φ: one symmetric product
+            inside = np.flatnonzero(member)
+            root = np.sqrt(ws[inside])[:, None]
+            psi = phi[inside] * root
+            parts.append((psi.T @ psi, psi.T @ (root * Ys[inside][:, cols]), cols, member[loo]))
         if memory:
-            G_all = (phi * ws[:, None]).T @ phi
+            psi = phi * np.sqrt(ws)[:, None]
+            G_all = psi.T @ psi
         else:
             G_all = sum(p[0] for p in parts[1:]) + parts[0][0]
         scores += [np.nanmean(average_precision(Ys[loo], ridge_absence.simulated_loo(
