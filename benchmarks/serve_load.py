@@ -206,6 +206,25 @@ def drop_schema(url: str, schema: str) -> None:
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
+def route_seconds(metrics: str, route: str) -> dict:
+    """Server-side time of one route over every run (the ``mlcil_request_seconds`` histogram): count, mean ms, and
+    the bucket bound at or under which 50, 90, 99 % of its requests finished (ms; inf above the last bucket)."""
+    pattern = r'^mlcil_request_seconds_(bucket|sum|count)\{(?:le="([^"]+)",)?route="%s"(?:,le="([^"]+)")?\} (\S+)$'
+    buckets, total, count = [], 0.0, 0.0
+    for kind, le1, le2, value in re.findall(pattern % re.escape(route), metrics, re.M):
+        if kind == "bucket":
+            buckets.append((float(le1 or le2), float(value)))
+        elif kind == "sum":
+            total = float(value)
+        else:
+            count = float(value)
+    out = {"count": int(count), "mean_ms": 1e3 * total / count if count else float("nan")}
+    for q in (50, 90, 99):
+        out[f"p{q}_le_ms"] = next((1e3 * le for le, c in sorted(buckets) if count and c >= q / 100 * count),
+                                  float("nan"))
+    return out
+
+
 def summary(rows: list, kind: str, teach: float) -> dict:
     """Rates and latencies of one server over the rounds: predict-only and mixed."""
     def total(tag: str, key: str) -> float:
@@ -346,6 +365,8 @@ def main() -> None:
         batch_sum = re.search(r"^mlcil_predict_batch_rows_sum (\S+)$", m, re.M)
         batch_count = re.search(r"^mlcil_predict_batch_rows_count (\S+)$", m, re.M)
         out["rows_per_batch"] = float(batch_sum.group(1)) / max(float(batch_count.group(1)), 1) if batch_sum else None
+        out["server_teach"] = route_seconds(m, "/v1/teach")
+        out["server_predict"] = route_seconds(m, "/v1/predict")
         out["examples_after"] = health[kind]["examples"]
         out["served_version"], out["db_version"] = health[kind]["version"], health[kind]["db_version"]
         result["servers"][kind] = {"what": what, **out}
@@ -376,6 +397,14 @@ def main() -> None:
                      f"examples stored after the runs {out['examples_after']} (preload {args.preload}); served "
                      f"version {out['served_version']} of {out['db_version']}; non-2xx {out['non2xx']}"
                      for out in result["servers"].values()]
+    lines += ["", "Time inside each server (its request-latency histogram, every run together; pN: the bucket bound "
+                  "under which N % finished):", "",
+              "| server | route | requests | mean ms | p50 ≤ ms | p90 ≤ ms | p99 ≤ ms |", "|---|---|---|---|---|---|---|"]
+    for out in result["servers"].values():
+        for route in ("predict", "teach"):
+            r = out[f"server_{route}"]
+            lines.append(f"| {out['what']} | {route} | {r['count']} | {r['mean_ms']:.1f} | {r['p50_le_ms']:g} | "
+                         f"{r['p90_le_ms']:g} | {r['p99_le_ms']:g} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
