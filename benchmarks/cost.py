@@ -6,8 +6,10 @@ measured side by side in the same process.
     python benchmarks/cost.py --n 20000 --M 1024,2048,4096 --d 128,512,1024
 
     # each new session against scikit-learn's one-vs-rest logistic regression retrained on every row seen so far
-    # (side by side in one process, d = 384, 30 labels, 5 sessions), and a first session of 100 rows:
+    # (side by side in one process, d = 384, 30 labels, 5 sessions; wall and CPU seconds), and a first session of
+    # 100 rows; above 20,000 rows only the last session is timed (--last-only; the first four learned as one):
     python benchmarks/cost.py --retrain --rows 1000,10000,100000
+    python benchmarks/cost.py --retrain --rows 1000,10000 --M 512,1024,2048   # candidates for M
 
     # the ridge core alone, this checkout against another one's src/ side by side (fresh processes,
     # alternating, one BLAS thread each; best of --repeat):
@@ -140,10 +142,13 @@ def topic_data(n: int, d: int = 384, labels: int = 30, seed: int = 0) -> tuple[n
     return X.astype(np.float32), Y
 
 
-def retrain_one(n: int, every: bool) -> dict:
-    """Seconds of each session of the default ``Analytic()`` on n rows (5 sessions of 6 of 30 labels, the
-    field's protocol) and of scikit-learn's one-vs-rest logistic regression retrained on every row seen so far
-    with every seen label (after each session when ``every``, else after the last only), in one process."""
+def retrain_one(n: int, every: bool, M: int = 2048, last_only: bool = False) -> dict:
+    """Seconds (wall and this process's CPU) of each session of ``Analytic(M=M)`` on n rows (5 sessions of 6 of
+    30 labels, the field's protocol) and of scikit-learn's one-vs-rest logistic regression retrained on every row
+    seen so far with every seen label (after each session when ``every``, else after the last only), in one
+    process. ``last_only``: the first four sessions are learned as one session (their union, the first session's
+    classes at once: the state the last session meets has the same size) and only the last one is timed against
+    the retrain on all n rows; a 100k-row stream then fits in minutes."""
     import warnings
 
     from sklearn.linear_model import LogisticRegression
@@ -151,52 +156,65 @@ def retrain_one(n: int, every: bool) -> dict:
 
     from mlcil.data.dataset import Dataset
     from mlcil.learners import Analytic
-    from mlcil.protocols import Protocol
+    from mlcil.protocols import Protocol, Session
 
     X, Y = topic_data(n)
     stream = Protocol("B0-C6", order="dataset", test_size=0.0001).build(
         Dataset(X, Y, [f"tag{i}" for i in range(Y.shape[1])], name="topics"))
-    learner = Analytic()
-    out = {"n": n, "sessions": [], "M": None}
-    for t, session in enumerate(stream):
-        start = time.perf_counter()
+    sessions = list(stream)
+    learner = Analytic(M=M)
+    out = {"n": n, "sessions": [], "M": None, "last_only": last_only}
+    if last_only:  # the union of the first four sessions, their classes at once (rows in several kept once)
+        head = stream.joint_session(len(sessions) - 2)
+        learner.learn(Session(head.X, head.Y, head.classes, head.index))
+        sessions = sessions[-1:]
+    for session in sessions:
+        t = session.t
+        wall, cpu = time.perf_counter(), time.process_time()
         learner.learn(session)
-        learn_s = time.perf_counter() - start
-        cell = {"rows": int(session.n), "learn_s": learn_s}
+        cell = {"t": int(t), "rows": int(session.n), "learn_s": time.perf_counter() - wall,
+                "learn_cpu": time.process_time() - cpu}
         if every or t == len(stream) - 1:
             joint = stream.joint_session(t)
-            start = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 OneVsRestClassifier(LogisticRegression(max_iter=100)).fit(joint.X, joint.Y)
-            cell.update(seen=int(joint.n), retrain_s=time.perf_counter() - start)
+            cell.update(seen=int(joint.n), retrain_s=time.perf_counter() - wall, retrain_cpu=time.process_time() - cpu)
         out["sessions"].append(cell)
     out["M"] = int(learner.R_.shape[1])
+    out["D"] = int(learner.feature_map.D)
     X1, Y1 = topic_data(100, seed=1)
-    first = Analytic()
-    from mlcil.protocols import Session
-
-    start = time.perf_counter()
+    first = Analytic(M=M)
+    wall, cpu = time.perf_counter(), time.process_time()
     first.learn(Session(X1, Y1[:, :6], np.arange(6), np.arange(100)))
-    out["first100_s"] = time.perf_counter() - start
+    out["first100_s"], out["first100_cpu"] = time.perf_counter() - wall, time.process_time() - cpu
     return out
 
 
 def retrain_table(args) -> None:
     rows = []
-    for n in map(int, args.rows.split(",")):
-        proc = subprocess.run([sys.executable, __file__, "--retrain-one", str(n), "1" if n <= 20000 else "0"],
-                              capture_output=True, text=True, check=True)
-        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-        print(f"done n={n}", file=sys.stderr, flush=True)
-    print("\n| rows | M | session | rows in session | `analytic` learn s | rows seen | LR one-vs-rest retrain s | ratio |")
-    print("|---|---|---|---|---|---|---|---|")
+    for M in map(int, args.M.split(",")):
+        for n in map(int, args.rows.split(",")):
+            last = args.last_only or n > 20000
+            proc = subprocess.run([sys.executable, __file__, "--retrain-one", str(n), "1" if n <= 20000 else "0",
+                                   "--M", str(M)] + (["--last-only"] if last else []),
+                                  capture_output=True, text=True, check=True)
+            rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            print(f"done M={M} n={n}", file=sys.stderr, flush=True)
+    print(f"\nload average before the table: {os.getloadavg()[0]:.1f} (1 min)")
+    print("\n| rows | M | D | session | rows in session | `analytic` learn s (CPU s) | rows seen | "
+          "LR one-vs-rest retrain s (CPU s) | ratio, wall (CPU) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        for t, c in enumerate(r["sessions"]):
+        for c in r["sessions"]:
             if "retrain_s" in c:
-                print(f"| {r['n']:,} | {r['M']} | {t + 1} | {c['rows']:,} | {c['learn_s']:.2f} | {c['seen']:,} | "
-                      f"{c['retrain_s']:.2f} | {c['retrain_s'] / c['learn_s']:.1f}× |")
-    print("\nfirst session of 100 rows (6 labels): " + ", ".join(f"{r['first100_s']:.2f} s" for r in rows))
+                print(f"| {r['n']:,} | {r['M']} | {r['D']} | {c['t'] + 1}{' (last only)' if r['last_only'] else ''} | "
+                      f"{c['rows']:,} | {c['learn_s']:.2f} ({c['learn_cpu']:.2f}) | {c['seen']:,} | "
+                      f"{c['retrain_s']:.2f} ({c['retrain_cpu']:.2f}) | {c['retrain_s'] / c['learn_s']:.2f}× "
+                      f"({c['retrain_cpu'] / c['learn_cpu']:.2f}×) |")
+    print("\nfirst session of 100 rows (6 labels), wall (CPU): " + ", ".join(
+        f"M = {r['M']}: {r['first100_s']:.2f} s ({r['first100_cpu']:.2f} s)" for r in rows))
 
 
 CORE_STAGES = ("projection", "features", "accumulate", "accumulate_w", "solve", "eigh")
@@ -255,11 +273,17 @@ def main() -> None:
     parser.add_argument("--core-one", nargs=4, metavar=("N", "D", "M", "PRECISION"), help=argparse.SUPPRESS)
     parser.add_argument("--retrain", action="store_true", help="each session against a logistic retrain")
     parser.add_argument("--rows", default="1000,10000,100000", help="with --retrain: stream sizes")
+    parser.add_argument("--last-only", action="store_true",
+                        help="with --retrain: time the last session only (the first four learned as one session); "
+                             "always on above 20,000 rows")
     parser.add_argument("--retrain-one", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.retrain_one:
-        print(json.dumps(retrain_one(int(args.retrain_one[0]), args.retrain_one[1] == "1")))
+        print(json.dumps(retrain_one(int(args.retrain_one[0]), args.retrain_one[1] == "1", int(args.M),
+                                     args.last_only)))
         return
+    if args.retrain and args.M == parser.get_default("M"):
+        args.M = "2048"  # --retrain: the default Analytic's M unless --M says otherwise
     if args.retrain:
         retrain_table(args)
         return
