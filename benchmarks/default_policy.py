@@ -370,9 +370,9 @@ def merge(paths: list[Path]) -> None:
         proto = next((merged[f"{name} {l}"]["protocol"] for l in learners if f"{name} {l}" in merged), "")
         lines.append(f"| {name} | {info['n']:,} | {info['d']} | {info['L']} | {proto} | " + " | ".join(cells) + " |")
     lines += ["", "¹ `analytic` with the defaults before issue 27 (`lambda_search='first'`, `clip=None`): not "
-              "re-measured with the new default in issue 27's time (the shared machine ran at load 10–12, and the "
-              "embedded text sets are not on it). Seconds of re-measured cells were taken at that load: compare "
-              "them only within one run."]
+              "re-measured with the new default (the embedded text sets and goemotions are not on the machine that "
+              "ran issue 27, and embedding them takes hours on its 2 cores). Seconds of re-measured cells were taken "
+              "on that shared machine at load 6–12: compare them only within one run."]
     (out / "sweep.md").write_text("\n".join(lines) + "\n")
 
 
