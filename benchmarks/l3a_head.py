@@ -16,7 +16,7 @@ given), against which tests/learners/test_l3a.py checks the learner. Before the 
 were drawn by torch's generator; the learner draws them with NumPy's, so a seed gives another random buffer
 than the tables made before (benchmarks/results/l3a_head.md says which rows are which).
 
-    MLCIL_DATA=../shared/data python benchmarks/l3a_head.py --seeds 3 > benchmarks/results/l3a_head.md
+    MLCIL_DATA=/path/to/data python benchmarks/l3a_head.py --seeds 3 > benchmarks/results/l3a_head.md
 
 Prints, per dataset, last mAP (mean ± std over seeds) of every head setting and of `analytic`.
 """
