@@ -382,8 +382,6 @@ MODEL_COLUMNS = ("version", "base_version", "base_seq", "next_label_id", "next_s
                  "calibrated_version")
 #: rows per ``IN (...)`` list
 IN_CHUNK = 500
-#: rows per PostgreSQL array parameter of a batched insert (``unnest``)
-ARRAY_CHUNK = 2000
 
 
 def _marks(values: Sequence[Any]) -> str:
@@ -690,19 +688,8 @@ class Tx:
         return out_seqs, ids, vectors, known
 
     def insert_examples(self, rows: Sequence[tuple[int, str, bytes]], known: Sequence[tuple[int, int, int]]) -> None:
-        """New examples (seq, external id, vector bytes) and their known labels (seq, label id, value)."""
-        if self.store.dialect == "postgresql":  # one statement per table over arrays (not one per row), in chunks
-            for start in range(0, len(rows), ARRAY_CHUNK):
-                part = rows[start:start + ARRAY_CHUNK]
-                self.run("INSERT INTO examples (seq, ext_id, vector) SELECT * FROM "
-                         "unnest(?::bigint[], ?::text[], ?::bytea[])",
-                         ([int(r[0]) for r in part], [r[1] for r in part], [bytes(r[2]) for r in part]))
-            for start in range(0, len(known), ARRAY_CHUNK):
-                part = known[start:start + ARRAY_CHUNK]
-                self.run("INSERT INTO known (seq, label_id, value) SELECT * FROM "
-                         "unnest(?::bigint[], ?::bigint[], ?::integer[])",
-                         ([int(r[0]) for r in part], [int(r[1]) for r in part], [int(r[2]) for r in part]))
-            return
+        """New examples (seq, external id, vector bytes) and their known labels (seq, label id, value), one
+        ``executemany`` per table (PostgreSQL teaches write them with the rest: :meth:`write_teach`)."""
         self.many("INSERT INTO examples (seq, ext_id, vector) VALUES (?, ?, ?)", rows)
         self.many("INSERT INTO known (seq, label_id, value) VALUES (?, ?, ?)", known)
 
