@@ -77,3 +77,43 @@ def test_session_gcv_equals_an_explicit_hat_matrix():
     np.testing.assert_allclose(lambdas.session_gcv(G, B, Y, None, grid), want, rtol=1e-9)
     # with the eigendecomposition given (as the learner passes it), the same curve
     np.testing.assert_allclose(lambdas.session_gcv(G, B, Y, None, grid, eig=np.linalg.eigh(G)), want, rtol=1e-9)
+
+
+def test_floored_argmax_is_the_brute_force_best_at_or_above_the_floor():
+    rng = np.random.default_rng(4)
+    grid = np.logspace(-2, 2, 9)
+    for _ in range(20):
+        evidence = rng.integers(0, 4, size=9).astype(float)  # ties included
+        floor = float(grid[rng.integers(0, 9)]) * rng.choice([1.0, 1.3])
+        allowed = [i for i in range(9) if grid[i] >= floor * (1 - 1e-12)]
+        best = max(allowed, key=lambda i: (evidence[i], i)) if allowed else 8  # ties: the larger λ
+        assert lambdas.floored_argmax(grid, evidence, floor) == grid[best]
+    evidence = rng.random(9)
+    assert lambdas.floored_argmax(grid, evidence, None) == lambdas.grid_argmax(grid, evidence)
+    assert lambdas.floored_argmax(grid, evidence, 1e3) == grid[-1]  # a floor above the grid: its largest λ
+
+
+def test_lambda_floor_is_the_brute_force_leave_one_out_map_choice_and_only_for_large_first_sessions(monkeypatch):
+    from sklearn.metrics import average_precision_score
+
+    rng = np.random.default_rng(5)
+    phi = rng.normal(size=(40, 4))
+    Y = (phi @ rng.normal(size=(4, 2)) + rng.normal(scale=1.5, size=(40, 2)) > 0.8).astype(float)
+    G, B = phi.T @ phi, phi.T @ Y
+    grid = ridge.lambda_grid(G, lambdas.N_LAMBDAS)
+    maps = []
+    for lam in grid:  # leave each row out, refit, score it
+        S = np.array([phi[i] @ np.linalg.solve(G - np.outer(phi[i], phi[i]) + lam * np.eye(4), B - np.outer(phi[i], Y[i]))
+                      for i in range(40)])
+        maps.append(np.mean([average_precision_score(Y[:, c], S[:, c]) for c in range(2)]))
+    want = float(grid[int(np.argmax(maps))])
+
+    class Selector(lambdas.LambdaSelection):
+        pass
+
+    sel = Selector()
+    monkeypatch.setattr(lambdas, "LOO_FLOOR_ROWS", 40)
+    sel._set_lambda_floor(40, G, B, phi, Y, None)
+    assert sel.lambda_floor_ == pytest.approx(want, rel=1e-12)
+    sel._set_lambda_floor(39, G, B, phi, Y, None)  # fewer rows than the threshold: no floor
+    assert sel.lambda_floor_ is None
