@@ -4,7 +4,8 @@ It follows the database (woken by this process's commits, and polling every ``po
 processes'), and when the database is ahead of the published model it asks the service to catch up
 and publish — at most once per max(``refresh_interval``, :data:`REFRESH_SHARE` × the last refresh's
 duration), so refreshing takes at most 1/(1 + REFRESH_SHARE) of a core while writes keep coming.
-Between refreshes it recalibrates when due (at most every ``calib_min_interval``) and snapshots.
+Between refreshes it recalibrates when due — at most once per max(``calib_min_interval``,
+:data:`CALIBRATION_SHARE` × the last calibration's duration) — and snapshots.
 The thread runs at a lower CPU priority (:data:`NICE`): predictions and teaches get the cores first.
 Failures are counted and logged, never raised: the thread survives anything.
 """
@@ -23,6 +24,17 @@ log = logging.getLogger("mlcil.serve")
 
 #: the refresher waits at least this many times its last refresh's duration before the next one
 REFRESH_SHARE = 4.0
+#: and this many times its last calibration's before the next one (≤ 1/20 of a core): a calibration's
+#: leave-one-out pass over the stored examples took a quarter of the server's CPU at 40 teaches/s with the
+#: 10 s minimum alone, and predictions paid for it (benchmarks/serve_load.py)
+CALIBRATION_SHARE = 19.0
+
+
+def next_start(last_start: float, took: float, minimum: float, share: float) -> float:
+    """When a background job that last started at ``last_start`` and ran ``took`` seconds may start again:
+    after max(``minimum``, ``share`` × ``took``) seconds from its start, so that it takes at most
+    1/(1 + ``share``) of a core however slow it runs (monotonic seconds)."""
+    return last_start + max(minimum, share * took)
 
 
 #: the refresher thread runs at this niceness above the process's (Linux: per thread), so that on a busy
@@ -65,6 +77,7 @@ class Refresher:
         self._last_refresh = 0.0
         self._refresh_took = 0.0
         self._last_calibration = 0.0
+        self._calibration_took = 0.0
 
     @property
     def running(self) -> bool:
@@ -115,10 +128,14 @@ class Refresher:
                     if wait > 0 and self._stop.wait(wait):
                         return
                     self._refresh()
-                if p.calibrate and time.monotonic() - self._last_calibration >= p.calib_min_interval:
+                if p.calibrate and time.monotonic() >= next_start(
+                        self._last_calibration, self._calibration_took, p.calib_min_interval, CALIBRATION_SHARE):
                     self._last_calibration = time.monotonic()
                     if self.service.calibration_due():
-                        self.service.calibrate()
+                        try:
+                            self.service.calibrate()
+                        finally:
+                            self._calibration_took = time.monotonic() - self._last_calibration
                 self.service.maybe_snapshot()
             except Exception as exc:  # noqa: BLE001 - the thread must survive any failure; counted and logged
                 self.service.background_failed(exc)
