@@ -12,6 +12,7 @@ from mlcil.cli import main
 from mlcil.data.dataset import Dataset
 from mlcil.data.npz import write_npz
 from mlcil.learners import attention as A
+from tests.learners.conftest import token_dataset
 
 LEARNERS = "l3a:hidden=32,krt:dim=8,heads=2,epochs=1,csc:dim=8,heads=2,epochs=1,analytic"
 NAMES = ["l3a:hidden=32", "krt:dim=8,heads=2,epochs=1", "csc:dim=8,heads=2,epochs=1", "analytic"]
@@ -20,16 +21,7 @@ NAMES = ["l3a:hidden=32", "krt:dim=8,heads=2,epochs=1", "csc:dim=8,heads=2,epoch
 @pytest.fixture
 def token_folder(tmp_path):
     """<tmp>/data/tok@t5/tok@t5.npz with its tokens beside it (n=80, t=5, d=6, 4 classes)."""
-    rng = np.random.default_rng(0)
-    n, t, d, L = 80, 5, 6, 4
-    T = rng.normal(size=(n, t, d)).astype(np.float16)
-    mask = np.ones((n, t), bool)
-    mask[:, 3:] = rng.random((n, 2)) < 0.5
-    X = T.astype(np.float32).mean(1)
-    Y = (X[:, :L] + rng.normal(scale=0.3, size=(n, L)) > 0.2).astype(np.uint8)
-    Y[Y.sum(1) == 0, 0] = 1
-    ds = Dataset(X, Y, [f"c{i}" for i in range(L)], np.where(np.arange(n) < 60, "train", "test"), "tok@t5",
-                 T=T, mask=mask)
+    ds = token_dataset(80, 60, "tok@t5")
     write_npz(ds, tmp_path / "data" / "tok@t5" / "tok@t5.npz")
     return tmp_path / "data"
 

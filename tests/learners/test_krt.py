@@ -13,19 +13,13 @@ from mlcil.learners import make_learner
 from mlcil.learners.krt import KRT
 from mlcil.protocols import Protocol
 
+from .conftest import token_dataset
+
 FAST = dict(dim=8, heads=2, epochs=2, batch_size=32)
 
 
 def token_stream(n=120, t=5, d=6, L=4, seed=0):
-    rng = np.random.default_rng(seed)
-    T = rng.normal(size=(n, t, d)).astype(np.float16)
-    mask = np.ones((n, t), bool)
-    mask[:, 3:] = rng.random((n, 2)) < 0.5
-    X = T.astype(np.float32).mean(1)
-    Y = (X[:, :L] + rng.normal(scale=0.3, size=(n, L)) > 0.2).astype(np.uint8)
-    Y[Y.sum(1) == 0, 0] = 1
-    ds = Dataset(X, Y, [f"c{i}" for i in range(L)], np.where(np.arange(n) < 90, "train", "test"), "tok", T=T,
-                 mask=mask)
+    ds = token_dataset(n, 90, "tok", t, d, L, seed)
     return ds, Protocol("B2-C2", order="dataset").build(ds)
 
 
