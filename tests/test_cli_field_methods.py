@@ -9,7 +9,6 @@ import pytest
 from click.testing import CliRunner
 
 from mlcil.cli import main
-from mlcil.data.dataset import Dataset
 from mlcil.data.npz import write_npz
 from mlcil.learners import attention as A
 from tests.learners.conftest import token_dataset
