@@ -65,9 +65,13 @@ def test_a_label_created_with_a_description_predicts_at_once(db_url, minilm):
 def test_teaching_refines_and_forget_removes_the_name_example(db_url, minilm):
     c = client(db_url, minilm)
     assert c.post("/v1/labels", json={"name": "sports", "description": LABELS["sports"]}).status_code == 201
-    assert c.post("/v1/labels", json={"name": "cooking"}).status_code == 201  # the name alone
+    r = c.post("/v1/labels", json={"name": "cooking"})  # the name alone
+    assert r.status_code == 201
     probe = TEXTS["sports"][:1]
-    before = c.post("/v1/predict", json={"inputs": probe}).json()["predictions"][0]["scores"]["sports"]
+    # (min_version: a prediction without it reads the model published so far, which the refresher may not have
+    # caught up yet — a race this test lost once in CI)
+    before = c.post("/v1/predict", json={"inputs": probe, "min_version": r.json()["version"]}).json()
+    before = before["predictions"][0]["scores"]["sports"]
     examples = [{"input": t, "labels": {"sports": 1, "cooking": 0}} for t in TEXTS["sports"]]
     examples += [{"input": t, "labels": {"sports": 0, "cooking": 1}} for t in TEXTS["cooking"]]
     v = c.post("/v1/teach", json={"examples": examples}).json()["version"]
@@ -85,14 +89,15 @@ def test_the_name_example_equals_teaching_the_name_as_an_example(db_url, minilm,
     """The prior is exactly one stored example: a service that was taught the embedded name by hand
     serves the same scores."""
     a = client(db_url, minilm)
-    a.post("/v1/labels", json={"name": "finance", "description": LABELS["finance"]})
+    va = a.post("/v1/labels", json={"name": "finance", "description": LABELS["finance"]}).json()["version"]
     b = TestClient(create_app(f"sqlite:///{tmp_path / 'b.db'}", options=Options(M=64, seed=0, lam=1.0),
                               policy=FAST, encoder=minilm.encode))
     b.post("/v1/labels", json={"name": "finance"})
     v = b.post("/v1/teach", json={"examples": [{"input": "finance: " + LABELS["finance"],
                                                 "labels": {"finance": 1}}]}).json()["version"]
     probe = TEXTS["finance"] + TEXTS["cooking"]
-    sa = [p["scores"]["finance"] for p in a.post("/v1/predict", json={"inputs": probe}).json()["predictions"]]
+    sa = [p["scores"]["finance"] for p in
+          a.post("/v1/predict", json={"inputs": probe, "min_version": va}).json()["predictions"]]
     sb = [p["scores"]["finance"] for p in
           b.post("/v1/predict", json={"inputs": probe, "min_version": v}).json()["predictions"]]
     np.testing.assert_allclose(sa, sb, rtol=1e-5, atol=1e-6)
