@@ -78,3 +78,70 @@ def test_session_gcv_equals_an_explicit_hat_matrix():
     # with the eigendecomposition given (as the learner passes it), the same curve
     np.testing.assert_allclose(lambdas.session_gcv(G, B, Y, None, grid, eig=np.linalg.eigh(G)), want, rtol=1e-9)
 
+
+def test_floored_argmax_is_the_brute_force_best_at_or_above_the_floor():
+    rng = np.random.default_rng(4)
+    grid = np.logspace(-2, 2, 9)
+    for _ in range(20):
+        evidence = rng.integers(0, 4, size=9).astype(float)  # ties included
+        floor = float(grid[rng.integers(0, 9)]) * rng.choice([1.0, 1.3])
+        allowed = [i for i in range(9) if grid[i] >= floor * (1 - 1e-12)]
+        best = max(allowed, key=lambda i: (evidence[i], i)) if allowed else 8  # ties: the larger λ
+        assert lambdas.floored_argmax(grid, evidence, floor) == grid[best]
+    evidence = rng.random(9)
+    assert lambdas.floored_argmax(grid, evidence, None) == lambdas.grid_argmax(grid, evidence)
+    assert lambdas.floored_argmax(grid, evidence, 1e3) == grid[-1]  # a floor above the grid: its largest λ
+
+
+def test_lambda_floor_is_the_brute_force_leave_one_out_map_choice_and_only_for_large_first_sessions(monkeypatch):
+    from sklearn.metrics import average_precision_score
+
+    rng = np.random.default_rng(5)
+    phi = rng.normal(size=(40, 4))
+    Y = (phi @ rng.normal(size=(4, 2)) + rng.normal(scale=1.5, size=(40, 2)) > 0.8).astype(float)
+    G, B = phi.T @ phi, phi.T @ Y
+    grid = ridge.lambda_grid(G, lambdas.N_LAMBDAS)
+    maps = []
+    for lam in grid:  # leave each row out, refit, score it
+        S = np.array([phi[i] @ np.linalg.solve(G - np.outer(phi[i], phi[i]) + lam * np.eye(4), B - np.outer(phi[i], Y[i]))
+                      for i in range(40)])
+        maps.append(np.mean([average_precision_score(Y[:, c], S[:, c]) for c in range(2)]))
+    want = float(grid[int(np.argmax(maps))])
+
+    class Selector(lambdas.LambdaSelection):
+        pass
+
+    sel = Selector()
+    monkeypatch.setattr(lambdas, "LOO_FLOOR_ROWS", 40)
+    sel._set_lambda_floor(40, G, B, phi, Y, None)
+    assert sel.lambda_floor_ == pytest.approx(want, rel=1e-12)
+    sel._set_lambda_floor(39, G, B, phi, Y, None)  # fewer rows than the threshold: no floor
+    assert sel.lambda_floor_ is None
+
+
+def test_the_learner_floors_gcv_at_the_first_sessions_leave_one_out_choice_from_enough_rows(monkeypatch):
+    """Analytic(): with a first session of at least LOO_FLOOR_ROWS rows, λ is never below the λ that
+    lambda_search='first' picks on the same session (same frame and grid); with fewer rows there is no floor.
+    The floor is kept through save/load and holds in later sessions."""
+    from mlcil import Analytic, Learner
+
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(240, 10)).astype(np.float32)
+    Y = (X[:, :4] + rng.normal(scale=1.0, size=(240, 4)) > 0.9).astype(np.uint8)
+    first = Analytic(M=32, scaling="standardize", strategy="negative", lambda_search="first").learn(X, Y[:, :2])
+    monkeypatch.setattr(lambdas, "LOO_FLOOR_ROWS", 200)
+    model = Analytic(M=32, scaling="standardize", strategy="negative").learn(X, Y[:, :2])
+    assert model.lambda_floor_ == pytest.approx(first.lambda_, rel=1e-12)
+    assert model.lambda_ >= first.lambda_ * (1 - 1e-12)
+    assert model.lambda_ == lambdas.floored_argmax(model.lambda_grid_, model.lambda_evidence_, first.lambda_)
+    model.learn(X[:120], Y[:120, 2:])
+    assert model.lambda_ >= first.lambda_ * (1 - 1e-12)
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        back = Learner.load(model.save(Path(tmp) / "m.npz"))
+    assert back.lambda_floor_ == pytest.approx(model.lambda_floor_)
+    monkeypatch.setattr(lambdas, "LOO_FLOOR_ROWS", 241)
+    small = Analytic(M=32, scaling="standardize", strategy="negative").learn(X, Y[:, :2])
+    assert small.lambda_floor_ is None

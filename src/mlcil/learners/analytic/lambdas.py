@@ -23,6 +23,10 @@ from mlcil.learners import label_memory
 LAMBDA_SEARCHES = ("first", "sessions", "gcv")
 #: points of the leave-one-out λ grid ('first', 'sessions', the scaling search): 10⁻⁴..10² × the mean eigenvalue.
 N_LAMBDAS = 13
+#: ``lambda_search='gcv'``: a first session with at least this many rows floors λ at its own leave-one-out mAP
+#: choice (:meth:`LambdaSelection._set_lambda_floor`, :func:`floored_argmax`): from that many rows the ranking
+#: estimate is trusted over GCV's squared error, which picks a smaller λ on the wide word counts (rcv1).
+LOO_FLOOR_ROWS = 1000
 #: the λ grid of ``lambda_search='gcv'``: (points, log10 low, log10 high) × the first session's mean
 #: eigenvalue. Wider and finer than the leave-one-out grid: a GCV curve costs no mAP per point.
 GCV_GRID = (25, -5.0, 3.0)
@@ -69,6 +73,18 @@ def grid_argmax(grid: np.ndarray, evidence: np.ndarray) -> float:
     return float(grid[len(evidence) - 1 - int(np.argmax(evidence[::-1]))])
 
 
+def floored_argmax(grid: np.ndarray, evidence: np.ndarray, floor: float | None) -> float:
+    """:func:`grid_argmax` among the ``grid`` λ ≥ ``floor`` (None: no floor; a floor above the whole grid gives
+    the grid's largest λ)."""
+    grid = np.asarray(grid, dtype=np.float64)
+    if floor is None:
+        return grid_argmax(grid, evidence)
+    keep = grid >= float(floor) * (1.0 - 1e-12)
+    if not keep.any():
+        return float(grid[-1])
+    return grid_argmax(grid[keep], np.asarray(evidence)[keep])
+
+
 def add_session_evidence(grid: np.ndarray, maps: np.ndarray, evidence: np.ndarray, lam: float,
                          n_classes: int) -> tuple[float, np.ndarray]:
     """'sessions': add one session's leave-one-out mAP curve ``maps`` (one per ``grid`` λ, NaN where
@@ -91,6 +107,14 @@ class LambdaSelection:
         self.lambda_map_ = maps.tolist()
         self.lambda_grid_ = np.asarray(lambdas)
         return lam
+
+    def _set_lambda_floor(self, rows: int, G, B, phi_sub, Y_sub: np.ndarray, w_sub, eig=None) -> None:
+        """``lambda_floor_``: the first session's leave-one-out mAP λ (as 'first' chooses it, same grid and
+        arguments as :meth:`_choose_lambda`) when it has at least :data:`LOO_FLOOR_ROWS` ``rows``, else None."""
+        self.lambda_floor_ = None
+        if rows >= LOO_FLOOR_ROWS:
+            self.lambda_floor_, _ = ridge.choose_lambda(G, B, phi_sub, Y_sub, ridge.lambda_grid(G, N_LAMBDAS), w_sub,
+                                                        eig)
 
     @staticmethod
     def _target_sums(Y: np.ndarray, weights) -> tuple[float, float]:
@@ -121,8 +145,9 @@ class LambdaSelection:
             self.lambda_evidence_ = -curve
 
     def _gcv_lambda(self, evidence: np.ndarray) -> float:
-        """The grid λ with the most evidence; ties (a flat curve: no evidence yet) go to the larger λ."""
-        return grid_argmax(self.lambda_grid_, evidence)
+        """The grid λ with the most evidence; ties (a flat curve: no evidence yet) go to the larger λ. Not below
+        ``lambda_floor_`` when the learner has one (:func:`floored_argmax`; a learner saved without it has none)."""
+        return floored_argmax(self.lambda_grid_, evidence, getattr(self, "lambda_floor_", None))
 
     def _reselect_lambda(self, base: np.ndarray, B_new: np.ndarray, phi_sub: np.ndarray, Y_sub: np.ndarray,
                          w_sub, evidence: np.ndarray, lam: float, eig=None) -> tuple[float, np.ndarray]:

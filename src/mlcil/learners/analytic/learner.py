@@ -97,7 +97,10 @@ class Analytic(Frame, LambdaSelection, LabelAbsence, NamePrior, LabelMemory, Lat
             Σw: no row is kept; one eigendecomposition per session; :func:`mlcil.ridge.gcv_curve`), summed
             over the sessions, on a 25-point grid (10⁻⁵..10³ × the first session's mean eigenvalue)
             restricted to the λ whose effective degrees of freedom stay at most half the session's rows
-            (:data:`mlcil.ridge.GCV_MAX_DOF`; GCV rewards interpolation beyond). With ``memory='labels'``
+            (:data:`mlcil.ridge.GCV_MAX_DOF`; GCV rewards interpolation beyond), and, when the first session
+            has at least :data:`~mlcil.learners.analytic.lambdas.LOO_FLOOR_ROWS` rows, not below that session's
+            leave-one-out mAP choice ('first' below; ``lambda_floor_``): from that many rows the ranking
+            estimate is trusted over GCV's squared error, which picks too small a λ on wide word counts. With ``memory='labels'``
             and one system for every class ('negative', or 'weighted' with α = 1) the learner solves
             ``joint``'s problem on the rows seen, so λ minimises the GCV of that union
             instead (G_all, B, the memory's label bits and example count), over a continuous λ (the grid
@@ -311,6 +314,7 @@ class Analytic(Frame, LambdaSelection, LabelAbsence, NamePrior, LabelMemory, Lat
         if gcv and not union:  # evidence = −Σ_s GCV_s of each session's own rows and labels (higher is better)
             if frame_new:
                 self.lambda_grid_ = ridge.lambda_grid(G_new, *GCV_GRID)
+                self._set_lambda_floor(X.shape[0], G_new, own().B, own().phi, Y[sub], w_sub, own().eig)
             curve = self._session_gcv(G_new, own().B, Y, weights, own().eig)
             evidence = -curve if frame_new else evidence - curve
         if frame_new:
