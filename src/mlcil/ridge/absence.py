@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 import numpy as np
 import scipy.linalg
 
-from mlcil.ridge.solve import Factor, Tridiagonal, _in_coordinates, eigh, identity, ridge_solve
+from mlcil.ridge.solve import Factor, Tridiagonal, _in_coordinates, identity, is_identity, ridge_solve
 
 
 def absence_system(G_all: np.ndarray, K: np.ndarray, alpha: float, lam: float, copy: bool = True) -> np.ndarray:
@@ -58,7 +58,7 @@ def eig_solve(eig: tuple[np.ndarray, np.ndarray], B: np.ndarray, lam: float) -> 
     """W = (G + λI)⁻¹B from G's eigendecomposition G = V diag(s) Vᵀ (s (D,), V D×D): D×C float64."""
     s, V = eig
     scaled = _in_coordinates(V, B) / (np.maximum(s, 0.0) + lam)[:, None]
-    return scaled if V is identity(V.shape[0]) else V @ scaled
+    return scaled if is_identity(V) else V @ scaled
 
 
 class SessionSpectrum:

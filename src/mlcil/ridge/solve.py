@@ -229,10 +229,15 @@ def identity(n: int) -> np.ndarray:
     return I
 
 
+def is_identity(V: np.ndarray) -> bool:
+    """Whether V is :func:`identity`'s object (a lookup: never allocates one to compare)."""
+    return V is _IDENTITIES.get(V.shape[0])
+
+
 def _in_coordinates(V: np.ndarray, X: np.ndarray, left: bool = True) -> np.ndarray:
     """VᵀX (``left``) or X V, skipped when V is :func:`identity`'s object."""
     X = np.asarray(X, dtype=np.float64)
-    if V is _IDENTITIES.get(V.shape[0]):  # (the identity: no product)
+    if is_identity(V):  # (the identity: no product)
         return X
     return V.T @ X if left else X @ V
 
