@@ -9,8 +9,8 @@ from mlcil.serve.refresher import CALIBRATION_SHARE, Refresher, next_start
 
 
 def test_next_start_waits_the_minimum_or_share_times_the_duration():
-    assert next_start(100.0, 0.1, 10.0, 19.0) == 110.0  # a fast job: the minimum interval
-    assert next_start(100.0, 2.0, 10.0, 19.0) == 138.0  # a slow one: 19 × 2 s, so ≤ 1/20 of a core
+    assert next_start(100.0, 0.1, 10.0, 19.0) == 110.0  # a fast job: the minimum interval after its end
+    assert next_start(100.0, 2.0, 10.0, 19.0) == 138.0  # a slow one: 19 × 2 s after its 2 s, ≤ 1/20 of a core
     assert next_start(0.0, 0.0, 0.0, 19.0) == 0.0
 
 

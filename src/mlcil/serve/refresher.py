@@ -30,11 +30,11 @@ REFRESH_SHARE = 4.0
 CALIBRATION_SHARE = 19.0
 
 
-def next_start(last_start: float, took: float, minimum: float, share: float) -> float:
-    """When a background job that last started at ``last_start`` and ran ``took`` seconds may start again:
-    after max(``minimum``, ``share`` × ``took``) seconds from its start, so that it takes at most
-    1/(1 + ``share``) of a core however slow it runs (monotonic seconds)."""
-    return last_start + max(minimum, share * took)
+def next_start(last_end: float, took: float, minimum: float, share: float) -> float:
+    """When a background job whose last run ended at ``last_end`` and took ``took`` seconds may start again:
+    max(``minimum``, ``share`` × ``took``) seconds after that end, so that it takes at most 1/(1 + ``share``) of a
+    core however slow it runs (monotonic seconds). The refreshes' rule and the calibrations'."""
+    return last_end + max(minimum, share * took)
 
 
 #: the refresher thread runs at this niceness above the process's (Linux: per thread), so that on a busy
@@ -123,8 +123,8 @@ class Refresher:
                 # (another process's writes)
                 if self.service.known_version() > served or self.service.latest_version() > served:
                     # at most one refresh per interval, and never more than a fifth of a core on refreshing
-                    interval = max(p.refresh_interval, REFRESH_SHARE * self._refresh_took)
-                    wait = self._last_refresh + interval - time.monotonic()
+                    wait = next_start(self._last_refresh, self._refresh_took, p.refresh_interval,
+                                      REFRESH_SHARE) - time.monotonic()
                     if wait > 0 and self._stop.wait(wait):
                         return
                     self._refresh()
@@ -135,7 +135,8 @@ class Refresher:
                         try:
                             self.service.calibrate()
                         finally:
-                            self._calibration_took = time.monotonic() - self._last_calibration
+                            end = time.monotonic()
+                            self._calibration_took, self._last_calibration = end - self._last_calibration, end
                 self.service.maybe_snapshot()
             except Exception as exc:  # noqa: BLE001 - the thread must survive any failure; counted and logged
                 self.service.background_failed(exc)
