@@ -388,6 +388,18 @@ def _marks(values: Sequence[Any]) -> str:
     return ",".join("?" * len(values))
 
 
+#: PostgreSQL: add (positives, negatives) to the labels' counts, one statement over three arrays (ids, positives,
+#: negatives: :func:`_count_arrays`), alone (:meth:`Tx.add_label_counts`) or as a CTE of a teach (:meth:`Tx.write_teach`)
+PG_ADD_LABEL_COUNTS = ("UPDATE labels SET positives = labels.positives + v.p, negatives = labels.negatives + v.n "
+                       "FROM unnest(?::bigint[], ?::bigint[], ?::bigint[]) AS v(id, p, n) WHERE labels.id = v.id")
+
+
+def _count_arrays(counts: dict[int, Sequence[int]]) -> tuple[list[int], list[int], list[int]]:
+    """{label id: (positives, negatives)} as :data:`PG_ADD_LABEL_COUNTS`'s three arrays, by label id."""
+    lids = sorted(counts)
+    return [int(lid) for lid in lids], [int(counts[lid][0]) for lid in lids], [int(counts[lid][1]) for lid in lids]
+
+
 class Tx:
     """One transaction: named reads and writes of the service's tables (and ``one``/``all``/``run``/``many``)."""
 
@@ -575,11 +587,7 @@ class Tx:
         if not counts:
             return
         if self.store.dialect == "postgresql":  # one statement over arrays, not one per label
-            lids = sorted(counts)
-            self.run("UPDATE labels SET positives = labels.positives + v.p, negatives = labels.negatives + v.n "
-                     "FROM unnest(?::bigint[], ?::bigint[], ?::bigint[]) AS v(id, p, n) WHERE labels.id = v.id",
-                     ([int(lid) for lid in lids], [int(counts[lid][0]) for lid in lids],
-                      [int(counts[lid][1]) for lid in lids]))
+            self.run(PG_ADD_LABEL_COUNTS, _count_arrays(counts))
             return
         self.many("UPDATE labels SET positives = positives + ?, negatives = negatives + ? WHERE id = ?",
                   [(int(counts[lid][0]), int(counts[lid][1]), lid) for lid in sorted(counts)])  # one round trip
@@ -704,19 +712,16 @@ class Tx:
             self.add_label_counts(counts)
             self.append_event(version, "teach", detail, next_seq=next_seq)
             return
-        lids = sorted(counts)
         self.run("WITH ex AS (INSERT INTO examples (seq, ext_id, vector) "
                  "SELECT * FROM unnest(?::bigint[], ?::text[], ?::bytea[])), "
                  "kn AS (INSERT INTO known (seq, label_id, value) SELECT * FROM unnest(?::bigint[], ?::bigint[], "
                  "?::integer[])), "
-                 "lc AS (UPDATE labels SET positives = labels.positives + v.p, negatives = labels.negatives + v.n "
-                 "FROM unnest(?::bigint[], ?::bigint[], ?::bigint[]) AS v(id, p, n) WHERE labels.id = v.id), "
+                 f"lc AS ({PG_ADD_LABEL_COUNTS}), "
                  "ev AS (INSERT INTO events (version, kind, detail) VALUES (?, 'teach', ?)) "
                  "UPDATE model SET version = ?, next_seq = ? WHERE id = 1",
                  ([int(r[0]) for r in rows], [r[1] for r in rows], [bytes(r[2]) for r in rows],
                   [int(r[0]) for r in known], [int(r[1]) for r in known], [int(r[2]) for r in known],
-                  [int(lid) for lid in lids], [int(counts[lid][0]) for lid in lids],
-                  [int(counts[lid][1]) for lid in lids], version, json.dumps(detail), version, next_seq))
+                  *_count_arrays(counts), version, json.dumps(detail), version, next_seq))
         self._noted({"version": version, "next_seq": next_seq})
 
     def set_known(self, seq: int, label_id: int, before: int | None, after: int | None) -> None:
