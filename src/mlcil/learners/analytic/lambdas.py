@@ -99,22 +99,25 @@ def add_session_evidence(grid: np.ndarray, maps: np.ndarray, evidence: np.ndarra
 class LambdaSelection:
     """The learner's λ methods (mixed into :class:`~mlcil.learners.analytic.Analytic`)."""
 
-    def _choose_lambda(self, G, B, phi_sub, Y_sub: np.ndarray, w_sub, eig=None) -> float:
-        """λ maximising leave-one-out mAP on the first session (one eigendecomposition of G for the grid,
-        ``eig`` when already computed)."""
-        lambdas = ridge.lambda_grid(G, self.n_lambdas)
+    n_lambdas = N_LAMBDAS  # points of the leave-one-out grid (a parameter of Joint, fixed in Analytic)
+
+    def _loo_choice(self, G, B, phi_sub, Y_sub: np.ndarray, w_sub, eig=None) -> tuple[float, np.ndarray, np.ndarray]:
+        """(λ, mAP per grid λ, grid): the λ maximising leave-one-out mAP on the first session's rows, on the
+        leave-one-out grid (one eigendecomposition of G for the grid, ``eig`` when already computed)."""
+        lambdas = np.asarray(ridge.lambda_grid(G, self.n_lambdas))
         lam, maps = ridge.choose_lambda(G, B, phi_sub, Y_sub, lambdas, w_sub, eig)
+        return lam, maps, lambdas
+
+    def _choose_lambda(self, G, B, phi_sub, Y_sub: np.ndarray, w_sub, eig=None) -> float:
+        """'first': :meth:`_loo_choice`, kept with its curve and grid."""
+        lam, maps, self.lambda_grid_ = self._loo_choice(G, B, phi_sub, Y_sub, w_sub, eig)
         self.lambda_map_ = maps.tolist()
-        self.lambda_grid_ = np.asarray(lambdas)
         return lam
 
     def _set_lambda_floor(self, rows: int, G, B, phi_sub, Y_sub: np.ndarray, w_sub, eig=None) -> None:
-        """``lambda_floor_``: the first session's leave-one-out mAP λ (as 'first' chooses it, same grid and
-        arguments as :meth:`_choose_lambda`) when it has at least :data:`LOO_FLOOR_ROWS` ``rows``, else None."""
-        self.lambda_floor_ = None
-        if rows >= LOO_FLOOR_ROWS:
-            self.lambda_floor_, _ = ridge.choose_lambda(G, B, phi_sub, Y_sub, ridge.lambda_grid(G, N_LAMBDAS), w_sub,
-                                                        eig)
+        """``lambda_floor_``: the λ 'first' would choose (:meth:`_loo_choice`) when the first session has at least
+        :data:`LOO_FLOOR_ROWS` ``rows``, else None."""
+        self.lambda_floor_ = self._loo_choice(G, B, phi_sub, Y_sub, w_sub, eig)[0] if rows >= LOO_FLOOR_ROWS else None
 
     @staticmethod
     def _target_sums(Y: np.ndarray, weights) -> tuple[float, float]:
