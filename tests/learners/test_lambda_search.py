@@ -67,14 +67,18 @@ def test_first_keeps_the_first_lambda(search):
         assert learner.lambda_evidence_.shape == learner.lambda_grid_.shape
 
 
-def explicit_gcv(Phi, Y, grid, max_dof=0.5):
-    """GCV of the rows Phi alone for each λ by the hat matrix H = Φ(ΦᵀΦ + λI)⁻¹Φᵀ;
-    +inf where tr H > max_dof·n."""
+def explicit_gcv(Phi, Y, grid, max_dof=0.5, per_label=False):
+    """GCV of the rows Phi alone for each λ by the hat matrix H = Φ(ΦᵀΦ + λI)⁻¹Φᵀ: ‖Y − HY‖²/n / (1 − tr H/n)²,
+    or with ``per_label`` every label counted equally, Σ_c ‖y_c − Hy_c‖² / ‖y_c‖² / (1 − tr H/n)² over the
+    labels with a positive (a session's evidence); +inf where tr H > max_dof·n."""
     n, out = len(Phi), []
+    has = (Y ** 2).sum(axis=0) > 0
     for lam in grid:
         H = Phi @ np.linalg.solve(Phi.T @ Phi + lam * np.eye(Phi.shape[1]), Phi.T)
         dof = np.trace(H)
-        out.append(np.inf if dof > max_dof * n else np.sum((Y - H @ Y) ** 2) / n / (1 - dof / n) ** 2)
+        rss = ((Y - H @ Y) ** 2).sum(axis=0)
+        err = (rss[has] / (Y ** 2).sum(axis=0)[has]).sum() if per_label else rss.sum() / n
+        out.append(np.inf if dof > max_dof * n else err / (1 - dof / n) ** 2)
     return np.array(out)
 
 
@@ -91,7 +95,7 @@ def test_gcv_lambda_is_the_argmin_of_the_summed_session_curves(memory, strategy)
         learner.learn(session)
         grid = learner.lambda_grid_
         assert len(grid) == 25
-        curve = explicit_gcv(phi(session.X), session.Y.astype(float), grid)
+        curve = explicit_gcv(phi(session.X), session.Y.astype(float), grid, per_label=True)
         total = curve if total is None else total + curve
         np.testing.assert_allclose(learner.lambda_evidence_, -total, rtol=1e-6)
         assert learner.lambda_ == grid[int(np.argmin(total))]
@@ -298,3 +302,26 @@ def test_fit_frame_on_sparse_rows_fits_the_scale():
     learner = Analytic(M=16, scaling="scale").fit_frame(sp.csr_matrix(pool)).learn(session)
     np.testing.assert_allclose(learner.scale_, np.sqrt((pool.astype(np.float64) ** 2).mean(0)), rtol=1e-5)
     assert learner.frame_rows_ == 200
+
+
+@pytest.mark.parametrize("strategy", ["negative", "weighted"])
+def test_gcv_forgetting_classes_rechooses_lambda_as_if_never_taught(strategy):
+    """Each class's GCV curve is kept (``lambda_curves_``, summing to −``lambda_evidence_``), so forgetting a
+    class takes its curve out of the evidence: λ, the evidence and W equal a learner never taught it. (On this
+    stream the forgotten class moves λ, so keeping λ as it was would fail.)"""
+    stream = Protocol("B0-C2", order="dataset").build(make_dataset(n=300, d=6, L=6, seed=5))
+    learner = Analytic(M=16, strategy=strategy)
+    for s in stream:
+        learner.learn(s)
+    np.testing.assert_allclose(learner.lambda_curves_.sum(axis=0), -learner.lambda_evidence_, rtol=1e-12)
+    before = learner.lambda_
+    drop = int(stream.sessions[1].classes[0])
+    reference = learner.spawn()
+    for s in stream:
+        keep = s.classes != drop
+        reference.learn(Session(s.X, s.Y[:, keep], s.classes[keep], s.index, s.t))
+    learner.forget([drop])
+    assert learner.lambda_ != before
+    assert learner.lambda_ == reference.lambda_
+    np.testing.assert_allclose(learner.lambda_evidence_, reference.lambda_evidence_, rtol=1e-10)
+    np.testing.assert_allclose(learner.W_, reference.W_, rtol=1e-8, atol=1e-10)

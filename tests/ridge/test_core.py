@@ -209,6 +209,29 @@ def test_gcv_curve_equals_the_explicit_hat_matrix(weighted):
     np.testing.assert_allclose(curve, expected, rtol=1e-9)
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_gcv_column_curves_are_each_columns_explicit_gcv_and_share_the_cap(weighted):
+    rng = np.random.default_rng(5)
+    n, D, C = 30, 24, 4
+    Phi = rng.normal(size=(n, D))
+    Y = (rng.random((n, C)) < [0.5, 0.2, 0.1, 0.3]).astype(float)
+    w = rng.uniform(0.5, 2.0, n) if weighted else np.ones(n)
+    G, B = Phi.T @ (w[:, None] * Phi), Phi.T @ (w[:, None] * Y)
+    lambdas = np.logspace(-3, 3, 9)
+    curves = ridge.gcv_column_curves(G, B, w @ Y ** 2, float(w.sum()), lambdas)
+    assert curves.shape == (C, len(lambdas))
+    for j, lam in enumerate(lambdas):
+        dof = direct_gcv(Phi, Y, w, lam)[1]
+        for c in range(C):
+            if dof > ridge.GCV_MAX_DOF * w.sum():
+                assert np.isinf(curves[c, j])
+            else:
+                assert curves[c, j] == pytest.approx(direct_gcv(Phi, Y[:, [c]], w, lam)[0], rel=1e-9)
+    assert np.isinf(curves).any() and np.isfinite(curves).any()  # (both sides of the cap are exercised)
+    total = ridge.gcv_curve(G, B, float(w @ (Y ** 2).sum(1)), float(w.sum()), lambdas)
+    np.testing.assert_allclose(curves.sum(axis=0), total, rtol=1e-9)
+
+
 def test_gcv_curve_refuses_lambdas_whose_degrees_of_freedom_exceed_the_cap():
     rng = np.random.default_rng(4)
     n, D = 20, 60  # more features than rows: at small λ tr H → n and GCV would reward interpolation

@@ -318,6 +318,27 @@ def gcv_curve(G: np.ndarray, B: np.ndarray, yy: float, n: float, lambdas, max_do
     return _gcv_values(gcv_spectrum(G, B, eig), yy, n, lambdas, max_dof)
 
 
+def gcv_column_curves(G: np.ndarray, B: np.ndarray, yy: np.ndarray, n: float, lambdas,
+                      max_dof: float = GCV_MAX_DOF, eig=None) -> np.ndarray:
+    """GCV of every column of B on its own: a C × len(lambdas) array whose column sums are :func:`gcv_curve`
+    (up to its clamp of the summed RSS at 0). ``yy``: Σ w y_c² per column (C,); G, ``n``, ``max_dof`` as in
+    :func:`gcv_curve` (the degrees of freedom, and so the cap, are shared by every column)."""
+    s, V = eigh(G) if eig is None else eig
+    s = np.maximum(s, 0)
+    Q2 = _in_coordinates(V, B) ** 2  # D × C
+    lambdas = np.asarray(lambdas, dtype=np.float64)
+    out = np.full((Q2.shape[1], len(lambdas)), np.inf)
+    if n <= 0:
+        return out
+    for j, lam in enumerate(lambdas):
+        dof = float(np.sum(s / (s + lam)))
+        if dof > max_dof * n:
+            continue
+        rss = np.maximum(np.asarray(yy, dtype=np.float64) - ((s + 2 * lam) / (s + lam) ** 2) @ Q2, 0.0)
+        out[:, j] = rss / n / (1.0 - dof / n) ** 2
+    return out
+
+
 def gcv_spectrum(G: np.ndarray, B: np.ndarray, eig=None) -> tuple[np.ndarray, np.ndarray]:
     """(s, q²): eigenvalues of G (clamped at 0) and Σ_c (vᵢᵀb_c)² per eigenvector: all GCV needs from G, B."""
     s, V = eigh(G) if eig is None else eig

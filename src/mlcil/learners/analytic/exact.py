@@ -38,6 +38,8 @@ class ExactOperations:
         if hasattr(self, "lambda_grid_"):  # the grid λ is re-chosen on (lambda_search='sessions'); no evidence yet
             twin.lambda_grid_ = self.lambda_grid_
             twin.lambda_evidence_ = np.zeros(len(self.lambda_grid_))
+            if hasattr(self, "lambda_curves_"):
+                twin.lambda_curves_ = np.zeros((0, len(self.lambda_grid_)))
         return twin
 
     def merge(self, other: Self) -> Self:
@@ -83,6 +85,11 @@ class ExactOperations:
         elif searched and hasattr(other, "lambda_evidence_"):
             # each learner chose λ on its own rows: λ from their pooled evidence (the statistics add exactly)
             self.lambda_evidence_ = getattr(self, "lambda_evidence_", 0.0) + other.lambda_evidence_
+            mine, theirs = getattr(self, "lambda_curves_", None), getattr(other, "lambda_curves_", None)
+            if mine is not None and theirs is not None and mine.shape == theirs.shape:
+                self.lambda_curves_ = mine + theirs  # (per class, as the evidence: forget stays consistent)
+            elif mine is not None:
+                del self.lambda_curves_
             if not np.array_equal(self.lambda_evidence_, other.lambda_evidence_) or self.lambda_ != other.lambda_:
                 self.lambda_ = (self._gcv_lambda(self.lambda_evidence_) if self.lambda_search == "gcv" else
                                 float(self.lambda_grid_[int(np.argmax(self.lambda_evidence_))]))
@@ -127,6 +134,7 @@ class ExactOperations:
                 data.append({"scores": d["scores"][:, mask], "labels": d["labels"][:, mask], "weights": d["weights"]})
                 col += k
             self.calib_data_ = data
+        self._forget_label_curves(keep)
         self._reselect_union_lambda()
         self._solve()
 

@@ -4,7 +4,8 @@
   (:func:`mlcil.ridge.lambda_grid`, :func:`mlcil.ridge.choose_lambda`).
 - 'sessions': after every later session, its own leave-one-out mAP curve is added to the evidence of the
   sessions before, weighted by its number of classes (:func:`add_session_evidence`).
-- 'gcv': each session's generalised cross-validation from its statistics alone (:func:`session_gcv`), summed;
+- 'gcv': each session's generalised cross-validation from its statistics alone, every label counted equally
+  (:func:`session_gcv`), summed;
   with a label memory and one system for every class, the GCV of the union instead (:func:`union_counts`,
   :func:`mlcil.ridge.gcv_minimum`), re-chosen after merge and forgetting too.
 
@@ -40,16 +41,42 @@ def target_sums(Y: np.ndarray, weights: np.ndarray | None) -> tuple[float, float
     return float(w @ (Yf ** 2).sum(axis=1)), float(w.sum())
 
 
+def label_scales(Y: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, float]:
+    """(columns with a nonzero target, √(n / Σ w y_c²) of each, n = Σ w): the scale that makes each label's
+    squared error relative to predicting 0 everywhere (1 for that prediction, whatever the label's frequency)."""
+    Yf = np.asarray(Y, dtype=np.float64)
+    w = np.ones(Yf.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
+    yy = w @ Yf ** 2
+    keep = np.flatnonzero(yy > 0)
+    n = float(w.sum())
+    return keep, np.sqrt(n / yy[keep]), n
+
+
+def label_gcv(G: np.ndarray, B: np.ndarray, Y: np.ndarray, weights: np.ndarray | None, grid: np.ndarray,
+              eig: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Each label's GCV curve (C × len(grid), :func:`mlcil.ridge.gcv_column_curves`) on one session's rows, divided
+    by the label's mean squared target (its positive rate for 0/1 labels): its squared error relative to
+    predicting 0 everywhere, so that every label counts equally, as mAP averages labels whatever their
+    frequency. Unweighted, the frequent labels' squared error decides λ and the rare ones, most of a real
+    tag set, get the λ that suits the frequent ones. The session alone (G_s D×D, B_s D×C, rows of other
+    sessions not read as negatives); finite only where the effective degrees of freedom stay at most half its
+    rows. A label without a positive gives zeros, and so does every label of a session too small for any λ
+    of the grid (under about 7 rows): no evidence, rather than ruling every λ out for the whole stream."""
+    keep, scale, n = label_scales(Y, weights)
+    out = np.zeros((np.asarray(Y).shape[1], len(grid)))
+    if len(keep) == 0:
+        return out
+    # GCV is quadratic in a column of B and its target: scaling column c by r_c scales its GCV by r_c²
+    curves = ridge.gcv_column_curves(G, np.asarray(B)[:, keep] * scale, np.full(len(keep), n), n, grid, eig=eig)
+    if np.isfinite(curves).any():
+        out[keep] = curves
+    return out
+
+
 def session_gcv(G: np.ndarray, B: np.ndarray, Y: np.ndarray, weights: np.ndarray | None, grid: np.ndarray,
                 eig: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
-    """GCV curve (:func:`mlcil.ridge.gcv_curve`) of one session's rows and given labels on the λ ``grid``:
-    the session alone (G_s D×D, B_s D×C, Σ w‖y‖², Σ w), rows of other sessions not read as negatives; finite
-    only where the effective degrees of freedom stay at most half its rows. Summed over the classes.
-    A session too small for any λ of the grid (under about 7 rows) gives zeros: no evidence, rather than
-    ruling every λ out for the whole stream."""
-    yy, n = target_sums(Y, weights)
-    curve = ridge.gcv_curve(G, B, yy, n, grid, eig=eig)
-    return curve if np.isfinite(curve).any() else np.zeros(len(curve))
+    """One session's GCV evidence against λ: :func:`label_gcv` summed over its labels, Σ_c GCV_c(λ) / (Σ w y_c² / n)."""
+    return label_gcv(G, B, Y, weights, grid, eig).sum(axis=0)
 
 
 def union_counts(Y: np.ndarray | None, weights: np.ndarray | None, memory: dict | None,
@@ -123,9 +150,31 @@ class LambdaSelection:
     def _target_sums(Y: np.ndarray, weights) -> tuple[float, float]:
         return target_sums(Y, weights)
 
-    def _session_gcv(self, G: np.ndarray, B: np.ndarray, Y: np.ndarray, weights, eig=None) -> np.ndarray:
-        """:func:`session_gcv` on the learner's λ grid."""
-        return session_gcv(G, B, Y, weights, self.lambda_grid_, eig)
+    def _label_gcv(self, G: np.ndarray, B: np.ndarray, Y: np.ndarray, weights, eig=None) -> np.ndarray:
+        """:func:`label_gcv` on the learner's λ grid."""
+        return label_gcv(G, B, Y, weights, self.lambda_grid_, eig)
+
+    def _stack_label_curves(self, first: bool, curves: np.ndarray) -> np.ndarray | None:
+        """``lambda_curves_`` after a session: one GCV curve per class, in the order of ``classes_``, so that
+        ``lambda_evidence_`` = −their sum. None when the classes before have none (a learner saved before they
+        were kept, or sessions learned from the union's GCV): forgetting then keeps λ as it is."""
+        before = None if first else getattr(self, "lambda_curves_", None)
+        if first:
+            return curves
+        if before is None or len(before) != sum(len(c) for c in getattr(self, "session_classes_", [])):
+            return None
+        return np.vstack([before, curves])
+
+    def _forget_label_curves(self, keep: np.ndarray) -> None:
+        """After forgetting classes (``keep``: the classes that stay, over ``classes_``): λ re-chosen from the
+        GCV evidence of the classes that stay, as a learner never taught the others would have chosen it (the λ
+        floor, from the first session's rows, stays as it is)."""
+        curves = getattr(self, "lambda_curves_", None)
+        if self.lambda_search != "gcv" or self._union_gcv() or curves is None or len(curves) != len(keep):
+            return
+        self.lambda_curves_ = curves[keep]
+        self.lambda_evidence_ = -self.lambda_curves_.sum(axis=0)
+        self.lambda_ = self._gcv_lambda(self.lambda_evidence_)
 
     def _union_gcv(self, alpha: float | None = None) -> bool:
         """Whether λ minimises the GCV of the union of the sessions (``lambda_search='gcv'``, a label memory,

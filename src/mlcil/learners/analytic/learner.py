@@ -309,13 +309,15 @@ class Analytic(Frame, LambdaSelection, LabelAbsence, NamePrior, LabelMemory, Lat
             return spectrum[0]
 
         evidence = getattr(self, "lambda_evidence_", None)
+        label_curves = None  # 'gcv': this session's GCV curve of each of its classes (kept, so forget re-chooses λ)
         gcv = self.lambda_search == "gcv"
         union = not frame_new and self._union_gcv()  # λ from the union's statistics, after they are summed below
         if gcv and not union:  # evidence = −Σ_s GCV_s of each session's own rows and labels (higher is better)
             if frame_new:
                 self.lambda_grid_ = ridge.lambda_grid(G_new, *GCV_GRID)
                 self._set_lambda_floor(X.shape[0], G_new, own().B, own().phi, Y[sub], w_sub, own().eig)
-            curve = self._session_gcv(G_new, own().B, Y, weights, own().eig)
+            label_curves = self._label_gcv(G_new, own().B, Y, weights, own().eig)
+            curve = label_curves.sum(axis=0)
             evidence = -curve if frame_new else evidence - curve
         if frame_new:
             lam = self._gcv_lambda(evidence) if gcv else self._choose_lambda(G_new, own().B, own().phi, Y[sub], w_sub,
@@ -387,6 +389,8 @@ class Analytic(Frame, LambdaSelection, LabelAbsence, NamePrior, LabelMemory, Lat
         self.lambda_, self.alpha_ = lam, alpha
         if evidence is not None:
             self.lambda_evidence_ = evidence
+        if label_curves is not None:
+            self.lambda_curves_ = self._stack_label_curves(frame_new, label_curves)
         self.G_, self.B_ = G_list, B_list
         if self.memory:
             self.memory_ = recall[0]
