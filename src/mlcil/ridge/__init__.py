@@ -32,8 +32,8 @@ from mlcil.ridge.features import (INCLUDE_X_MAX_FEATURES, L2_SAFE_RANGE, SCALING
 from mlcil.ridge.memory import check_budget, format_bytes, memory_budget
 from mlcil.ridge.model import DEFAULT_PLATT, DEFAULT_THRESHOLD, RidgeModel
 from mlcil.ridge.solve import (GCV_MAX_DOF, Factor, NotPositiveDefinite, choose_lambda, eigh, gcv_at,
-                               gcv_column_curves, gcv_curve, gcv_minimum, gcv_spectrum, lambda_grid, leverage, loo_correct, loo_path_scores,
-                               loo_scores, ridge_solve)
+                               gcv_column_curves, gcv_curve, gcv_minimum, gcv_spectrum, lambda_grid, leverage,
+                               loo_correct, loo_path_scores, loo_scores, ridge_solve)
 from mlcil.ridge.stats import Stats, imbalance_weights, partial_statistics, statistics, tree_sum
 
 __all__ = [
@@ -41,7 +41,8 @@ __all__ = [
     "Factor", "FeatureMap", "NotPositiveDefinite", "RidgeModel", "SessionSpectrum", "Stats",
     "absence_system", "eig_solve", "simulated_loo", "simulated_loo_dual", "use_dual", "weighted_solve",
     "check_budget", "check_clip", "choose_lambda", "collision_probability", "id_digests", "occurrence", "row_digests",
-    "eigh", "fit_scaling", "format_bytes", "gaussian_projection", "gcv_at", "gcv_column_curves", "gcv_curve", "gcv_minimum", "gcv_spectrum",
+    "eigh", "fit_scaling", "format_bytes", "gaussian_projection", "gcv_at", "gcv_column_curves", "gcv_curve",
+    "gcv_minimum", "gcv_spectrum",
     "imbalance_weights", "lambda_grid", "leverage", "loo_correct", "loo_path_scores", "loo_scores", "memory_budget",
     "partial_statistics", "resolve_device", "ridge_solve", "rows_per_chunk", "statistics", "tree_sum",
 ]

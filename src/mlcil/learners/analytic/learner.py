@@ -93,9 +93,10 @@ class Analytic(Frame, LambdaSelection, LabelAbsence, NamePrior, LabelMemory, Lat
             leave-one-out scores of the class's own session (on the Platt probability); 'soft'
             for the ridge output clipped to [0, 1] as a soft target.
         lambda_search: 'gcv' (default): λ re-chosen after every session by generalised cross-validation of each
-            session's own rows and given labels, computed from that session's statistics alone (G_s, B_s, Σw‖y‖²,
-            Σw: no row is kept; one eigendecomposition per session; :func:`mlcil.ridge.gcv_curve`), summed
-            over the sessions, on a 25-point grid (10⁻⁵..10³ × the first session's mean eigenvalue)
+            session's own rows and given labels, computed from that session's statistics alone (G_s, B_s, Σw y_c²
+            per label, Σw: no row is kept; one eigendecomposition per session; :func:`mlcil.ridge.gcv_column_curves`),
+            every label counted equally (its GCV divided by its mean squared target, as mAP averages labels
+            whatever their frequency), summed over the labels and sessions, on a 25-point grid (10⁻⁵..10³ × the first session's mean eigenvalue)
             restricted to the λ whose effective degrees of freedom stay at most half the session's rows
             (:data:`mlcil.ridge.GCV_MAX_DOF`; GCV rewards interpolation beyond), and, when the first session
             has at least :data:`~mlcil.learners.analytic.lambdas.LOO_FLOOR_ROWS` rows, not below that session's
