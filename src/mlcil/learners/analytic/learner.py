@@ -94,15 +94,16 @@ class Analytic(Frame, LambdaSelection, LabelAbsence, NamePrior, LabelMemory, Lat
             for the ridge output clipped to [0, 1] as a soft target.
         lambda_search: 'gcv' (default): λ re-chosen after every session by generalised cross-validation of each
             session's own rows and given labels, computed from that session's statistics alone (G_s, B_s, Σw y_c²
-            per label, Σw: no row is kept; one eigendecomposition per session; :func:`mlcil.ridge.gcv_column_curves`),
-            every label counted equally (its GCV divided by its mean squared target, as mAP averages labels
-            whatever their frequency), summed over the labels and sessions, on a 25-point grid (10⁻⁵..10³ × the first session's mean eigenvalue)
+            per label, Σw: no row is kept; one eigendecomposition per session;
+            :func:`mlcil.ridge.gcv_column_curves`), every label counted equally (its GCV divided by its mean
+            squared target, as mAP averages labels whatever their frequency), summed over the labels and
+            sessions, on a 25-point grid (10⁻⁵..10³ × the first session's mean eigenvalue)
             restricted to the λ whose effective degrees of freedom stay at most half the session's rows
             (:data:`mlcil.ridge.GCV_MAX_DOF`; GCV rewards interpolation beyond), and, when the first session
             has at least :data:`~mlcil.learners.analytic.lambdas.LOO_FLOOR_ROWS` rows, not below that session's
             leave-one-out mAP choice ('first' below; ``lambda_floor_``): from that many rows the ranking
-            estimate is trusted over GCV's squared error, which picks too small a λ on wide word counts. With ``memory='labels'``
-            and one system for every class ('negative', or 'weighted' with α = 1) the learner solves
+            estimate is trusted over GCV's squared error, which picks too small a λ on wide word counts. With
+            ``memory='labels'`` and one system for every class ('negative', or 'weighted' with α = 1) the learner solves
             ``joint``'s problem on the rows seen, so λ minimises the GCV of that union
             instead (G_all, B, the memory's label bits and example count), over a continuous λ (the grid
             brackets it, golden section refines it: :func:`mlcil.ridge.gcv_minimum`), re-chosen after merge
