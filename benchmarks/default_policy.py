@@ -37,20 +37,21 @@ import numpy as np
 from mlcil import ridge
 from mlcil.data import load_dataset
 from mlcil.learners.analytic.absence import choose_alpha
+from mlcil.learners.analytic.lambdas import GCV_GRID, LOO_FLOOR_ROWS
 from mlcil.metrics import get_convention
 from mlcil.protocols import Protocol
 from mlcil.ridge.absence import weighted_solve
 
-GRID = (25, -5.0, 3.0)
+GRID = GCV_GRID  # the learner's own GCV grid (points, log10 low, log10 high)
 RULES = ("loo_first", "gcv_sessions", "gcv_s80", "gcv_s95", "gcv_union", "gcv_label", "gcv_label_own")
 #: the second screen (issue 27, λ rules that keep rcv1's choice): rules computable from what an exemplar-free
 #: learner keeps, plus ``loo_union`` (``joint``'s leave-one-out mAP on all rows: an oracle, not exemplar-free)
 RULES2 = ("loo_first", "gcv_sessions", "gcv_ge_loo", "geo_loo_gcv", "loo_sessions", "loo_gcv_sessions",
           "gcv_mean", "gcv_rows", "gcv_norm", "gcv_cap_small", "gcv_s80", "loo_cumulative", "loo_union",
           "gcv_ge_loo_1000")
-#: ``gcv_ge_loo_1000`` (derived in the report, a threshold chosen after seeing the screen): ``gcv_ge_loo`` where the
-#: first session has at least this many rows, ``gcv_sessions`` elsewhere
-FLOOR_MIN_ROWS = 1000
+#: ``gcv_ge_loo_1000`` is derived in the report: ``gcv_ge_loo`` where the first session has at least
+#: :data:`~mlcil.learners.analytic.lambdas.LOO_FLOOR_ROWS` rows (the learner's λ floor), ``gcv_sessions`` elsewhere
+
 #: sessions with at least this many rows give their own leave-one-out λ in ``loo_gcv_sessions``; smaller ones
 #: their GCV minimum
 LOO_MIN_ROWS = 200
@@ -291,7 +292,7 @@ def report() -> None:
     if (RESULTS / "screen2.json").exists():
         second = json.loads((RESULTS / "screen2.json").read_text())
         for cell in second.values():  # derived: the LOO floor only where the first session's LOO has ≥ 1,000 rows
-            big = cell["n_first"] >= FLOOR_MIN_ROWS
+            big = cell["n_first"] >= LOO_FLOOR_ROWS  # (the learner's floor threshold)
             for part in ("", "_lambda", "_alpha"):
                 cell["gcv_ge_loo_1000" + part] = cell[("gcv_ge_loo" if big else "gcv_sessions") + part]
         print("\n## Second screen: λ rules that keep rcv1's choice, last mAP (the real learner's frame and α, seed 0)\n")

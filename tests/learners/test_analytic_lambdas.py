@@ -18,7 +18,7 @@ def test_target_sums_are_the_weighted_squared_targets_and_row_count():
     assert n == pytest.approx(w.sum(), rel=1e-12)
 
 
-def test_session_gcv_is_the_cores_curve_of_rescaled_labels_and_no_evidence_when_too_small():
+def test_label_gcv_summed_is_the_cores_curve_of_rescaled_labels_and_no_evidence_when_too_small():
     rng = np.random.default_rng(1)
     phi, Y = rng.normal(size=(60, 5)), (rng.random((60, 2)) < [0.4, 0.1]).astype(float)
     assert Y.sum(axis=0).min() > 0
@@ -26,26 +26,26 @@ def test_session_gcv_is_the_cores_curve_of_rescaled_labels_and_no_evidence_when_
     grid = ridge.lambda_grid(G, 7)
     p = Y.mean(axis=0)  # each label's mean squared target: its GCV in units of "predict 0 everywhere"
     want = sum(ridge.gcv_curve(G, B[:, [c]], float((Y[:, c] ** 2).sum()), 60.0, grid) / p[c] for c in range(2))
-    np.testing.assert_allclose(lambdas.session_gcv(G, B, Y, None, grid), want, rtol=1e-10)
+    np.testing.assert_allclose(lambdas.label_gcv(G, B, Y, None, grid).sum(axis=0), want, rtol=1e-10)
     tiny, Y2 = phi[:2], np.array([[1.0, 0.0], [0.0, 1.0]])
     small = ridge.lambda_grid(tiny.T @ tiny, 7)[:3]  # two rows, small λ: degrees of freedom above half the rows
     assert not np.isfinite(ridge.gcv_curve(tiny.T @ tiny, tiny.T @ Y2, 2.0, 2.0, small)).any()
-    curve = lambdas.session_gcv(tiny.T @ tiny, tiny.T @ Y2, Y2, None, small)
+    curve = lambdas.label_gcv(tiny.T @ tiny, tiny.T @ Y2, Y2, None, small).sum(axis=0)
     assert np.array_equal(curve, np.zeros(len(small)))  # no evidence rather than every λ ruled out
     empty = np.zeros((60, 2))  # no positive at all: no evidence either
-    assert np.array_equal(lambdas.session_gcv(G, phi.T @ empty, empty, None, grid), np.zeros(len(grid)))
+    assert np.array_equal(lambdas.label_gcv(G, phi.T @ empty, empty, None, grid).sum(axis=0), np.zeros(len(grid)))
 
 
-def test_session_gcv_counts_a_rare_label_as_much_as_a_frequent_one():
+def test_label_gcv_counts_a_rare_label_as_much_as_a_frequent_one():
     """Scaling one label's targets by any factor leaves the curve unchanged: only relative errors count."""
     rng = np.random.default_rng(2)
     phi = rng.normal(size=(80, 6))
     Y = (rng.random((80, 3)) < [0.5, 0.1, 0.03]).astype(float)
     grid = np.logspace(-2, 3, 8)
     G = phi.T @ phi
-    base = lambdas.session_gcv(G, phi.T @ Y, Y, None, grid)
+    base = lambdas.label_gcv(G, phi.T @ Y, Y, None, grid).sum(axis=0)
     Y2 = Y * [1.0, 7.0, 0.2]
-    np.testing.assert_allclose(lambdas.session_gcv(G, phi.T @ Y2, Y2, None, grid), base, rtol=1e-10)
+    np.testing.assert_allclose(lambdas.label_gcv(G, phi.T @ Y2, Y2, None, grid).sum(axis=0), base, rtol=1e-10)
 
 
 def test_grid_argmax_breaks_ties_towards_the_larger_lambda():
@@ -78,7 +78,7 @@ def test_union_counts_from_the_label_memory_count_examples_once():
     assert lambdas.union_counts(Y0, None, None, None) == lambdas.target_sums(Y0, None)
 
 
-def test_session_gcv_equals_an_explicit_hat_matrix():
+def test_label_gcv_summed_equals_an_explicit_hat_matrix():
     """GCV from the statistics (G, B, Y) against the definition on the rows: H = Φ(ΦᵀΦ + λI)⁻¹Φᵀ,
     Σ_c ‖y_c − Hy_c‖² / ‖y_c‖² / (1 − tr H/n)² (each label's GCV over its mean square), +inf where tr H exceeds
     half the rows; with row weights w, the same on √w·Φ and √w·Y with n = Σ w."""
@@ -95,9 +95,10 @@ def test_session_gcv_equals_an_explicit_hat_matrix():
             dof = np.trace(H)
             rel = (((T - H @ T) ** 2).sum(axis=0) / (T ** 2).sum(axis=0)).sum()
             want.append(np.inf if dof > 0.5 * n else float(rel) / (1 - dof / n) ** 2)
-        np.testing.assert_allclose(lambdas.session_gcv(G, B, Y, w, grid), want, rtol=1e-9)
+        np.testing.assert_allclose(lambdas.label_gcv(G, B, Y, w, grid).sum(axis=0), want, rtol=1e-9)
         # with the eigendecomposition given (as the learner passes it), the same curve
-        np.testing.assert_allclose(lambdas.session_gcv(G, B, Y, w, grid, eig=np.linalg.eigh(G)), want, rtol=1e-9)
+        np.testing.assert_allclose(lambdas.label_gcv(G, B, Y, w, grid, eig=np.linalg.eigh(G)).sum(axis=0), want,
+                                   rtol=1e-9)
 
 
 def test_floored_argmax_is_the_brute_force_best_at_or_above_the_floor():

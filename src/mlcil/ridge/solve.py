@@ -328,14 +328,11 @@ def gcv_column_curves(G: np.ndarray, B: np.ndarray, yy: np.ndarray, n: float, la
     Q2 = _in_coordinates(V, B) ** 2  # D × C
     lambdas = np.asarray(lambdas, dtype=np.float64)
     out = np.full((Q2.shape[1], len(lambdas)), np.inf)
-    if n <= 0:
-        return out
     for j, lam in enumerate(lambdas):
-        dof = float(np.sum(s / (s + lam)))
-        if dof > max_dof * n:
-            continue
-        rss = np.maximum(np.asarray(yy, dtype=np.float64) - ((s + 2 * lam) / (s + lam) ** 2) @ Q2, 0.0)
-        out[:, j] = rss / n / (1.0 - dof / n) ** 2
+        denominator = _gcv_denominator(s, n, float(lam), max_dof)
+        if denominator is not None:
+            rss = np.maximum(np.asarray(yy, dtype=np.float64) - ((s + 2 * lam) / (s + lam) ** 2) @ Q2, 0.0)
+            out[:, j] = rss / n / denominator
     return out
 
 
@@ -350,11 +347,20 @@ def gcv_at(spectrum: tuple[np.ndarray, np.ndarray], yy: float, n: float, lam: fl
            max_dof: float = GCV_MAX_DOF) -> float:
     """GCV at one λ from :func:`gcv_spectrum` (+inf beyond the degrees-of-freedom cap)."""
     s, q2 = spectrum
-    dof = float(np.sum(s / (s + lam)))
-    if n <= 0 or dof > max_dof * n:
+    denominator = _gcv_denominator(s, n, lam, max_dof)
+    if denominator is None:
         return float("inf")
     rss = max(float(yy) - float(np.sum(q2 * (s + 2 * lam) / (s + lam) ** 2)), 0.0)
-    return rss / n / (1.0 - dof / n) ** 2
+    return rss / n / denominator
+
+
+def _gcv_denominator(s: np.ndarray, n: float, lam: float, max_dof: float) -> float | None:
+    """GCV's (1 − tr H/n)² at λ, tr H = Σ s/(s + λ) (s: G's eigenvalues clamped at 0); None where no row is
+    counted (n ≤ 0) or tr H exceeds ``max_dof``·n (GCV then rewards interpolation)."""
+    dof = float(np.sum(s / (s + lam)))
+    if n <= 0 or dof > max_dof * n:
+        return None
+    return (1.0 - dof / n) ** 2
 
 
 def _gcv_values(spectrum, yy: float, n: float, lambdas, max_dof: float) -> np.ndarray:

@@ -5,7 +5,7 @@
 - 'sessions': after every later session, its own leave-one-out mAP curve is added to the evidence of the
   sessions before, weighted by its number of classes (:func:`add_session_evidence`).
 - 'gcv': each session's generalised cross-validation from its statistics alone, every label counted equally
-  (:func:`session_gcv`), summed;
+  (:func:`label_gcv`), summed over labels and sessions;
   with a label memory and one system for every class, the GCV of the union instead (:func:`union_counts`,
   :func:`mlcil.ridge.gcv_minimum`), re-chosen after merge and forgetting too.
 
@@ -71,12 +71,6 @@ def label_gcv(G: np.ndarray, B: np.ndarray, Y: np.ndarray, weights: np.ndarray |
     if np.isfinite(curves).any():
         out[keep] = curves
     return out
-
-
-def session_gcv(G: np.ndarray, B: np.ndarray, Y: np.ndarray, weights: np.ndarray | None, grid: np.ndarray,
-                eig: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
-    """One session's GCV evidence against λ: :func:`label_gcv` summed over its labels, Σ_c GCV_c(λ) / (Σ w y_c² / n)."""
-    return label_gcv(G, B, Y, weights, grid, eig).sum(axis=0)
 
 
 def union_counts(Y: np.ndarray | None, weights: np.ndarray | None, memory: dict | None,
@@ -158,9 +152,9 @@ class LambdaSelection:
         """``lambda_curves_`` after a session: one GCV curve per class, in the order of ``classes_``, so that
         ``lambda_evidence_`` = −their sum. None when the classes before have none (a learner saved before they
         were kept, or sessions learned from the union's GCV): forgetting then keeps λ as it is."""
-        before = None if first else getattr(self, "lambda_curves_", None)
         if first:
             return curves
+        before = getattr(self, "lambda_curves_", None)
         if before is None or len(before) != sum(len(c) for c in getattr(self, "session_classes_", [])):
             return None
         return np.vstack([before, curves])
